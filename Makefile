@@ -1,0 +1,66 @@
+# Noise2Noise reproduction: `make all` runs the study, `make test` the tests. See README.md.
+SHELL := /bin/bash
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ENV_STAMP := $(VENV)/.installed
+PROFILE ?= cpu
+# the cpu profile writes reports/ and checkpoints/; other profiles a subfolder named after them
+SUB := $(if $(filter cpu,$(PROFILE)),,/$(PROFILE))
+REPORTS := reports$(SUB)
+CHECKPOINTS := checkpoints$(SUB)
+PACKAGE := $(wildcard n2n_core/*.py n2n_core/*/*.py)
+NOTEBOOKS := 01_data_augmentation 02_noise2noise_resnet 03_noise2noise_unet 04_discriminative_unet
+EXECUTED := $(NOTEBOOKS:%=$(REPORTS)/%.ipynb)
+
+## help: list the targets
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  make /'
+	@echo "  variables: PROFILE=smoke|cpu|paper (default cpu), N2N_DATA_DIR=folder with train_pool/ and kodak/"
+
+## env: create the Python environment in .venv (done by every target that needs it)
+env: $(ENV_STAMP)
+
+$(ENV_STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e . \
+	  || $(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	@touch $@
+
+## all: run the four notebooks in order (papermill) into reports/, writing checkpoints/*.pth
+all: $(EXECUTED)
+	@$(PY) -m n2n_core summary --profile $(PROFILE)
+	@echo "Done: executed notebooks and figures in $(REPORTS)/, checkpoints in $(CHECKPOINTS)/, numbers in $(REPORTS)/results.json"
+
+# each notebook runs after the previous one; a failed run leaves only a .failed.ipynb to inspect
+$(REPORTS)/02_noise2noise_resnet.ipynb: $(REPORTS)/01_data_augmentation.ipynb
+$(REPORTS)/03_noise2noise_unet.ipynb: $(REPORTS)/02_noise2noise_resnet.ipynb
+$(REPORTS)/04_discriminative_unet.ipynb: $(REPORTS)/03_noise2noise_unet.ipynb
+$(REPORTS)/%.ipynb: notebooks/%.ipynb $(PACKAGE) $(ENV_STAMP)
+	@mkdir -p $(REPORTS)
+	@rm -f $(REPORTS)/$*.failed.ipynb
+	$(VENV)/bin/papermill --cwd notebooks -k python3 -p profile $(PROFILE) $< $(REPORTS)/$*.failed.ipynb
+	@mv $(REPORTS)/$*.failed.ipynb $@
+
+## test: unit tests and every notebook under nbval in the smoke profile
+test: $(ENV_STAMP)
+	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --nbval-lax notebooks
+
+## lab: JupyterLab on the repository
+lab: $(ENV_STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=.
+
+## clean: delete reports/, checkpoints/ and prepared patch sets (keeps downloads and .venv)
+clean:
+	rm -rf reports checkpoints data/patches_*.pt
+
+## distclean: clean, and delete downloads and the environment
+distclean: clean
+	rm -rf data/downloads $(VENV)
+
+.PHONY: help env all test lab clean distclean

@@ -1,0 +1,87 @@
+"""Self-describing checkpoints: model arguments, state dicts, run config, step, history, seed and
+library versions, in one dict that ``torch.load(weights_only=True)`` reads. Writes are atomic
+(temporary file, then rename), so an interrupted save never destroys the previous checkpoint."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+FORMAT = "n2n_core.checkpoint/1"
+
+
+def atomic_save(obj, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def library_versions() -> dict:
+    import numpy
+
+    from . import __version__
+    return {"n2n_core": __version__, "torch": str(torch.__version__), "numpy": str(numpy.__version__),
+            "python": sys.version.split()[0], "platform": platform.platform()}
+
+
+def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_args: dict, config: dict, step: int,
+                    elapsed: float, history: dict, seed: int, optimizer: torch.optim.Optimizer | None = None,
+                    generator_state: torch.Tensor | None = None, finished: bool = False) -> Path:
+    state = {
+        "format": FORMAT,
+        "model_args": model_args,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "generator_state": generator_state,
+        "config": config,
+        "step": step,
+        "elapsed_seconds": elapsed,
+        "finished": finished,
+        "history": history,
+        "seed": seed,
+        "versions": library_versions(),
+    }
+    return atomic_save(state, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The checkpoint dict; a clear error for a missing file or a file that is not a checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint; train one first (`make all`)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}); "
+                         f"pass a .pth file written by n2n_core") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an n2n_core checkpoint (format {FORMAT!r} expected)")
+    return state
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", expect: str | None = None) -> torch.nn.Module:
+    """The trained model of a checkpoint, in eval mode on ``device``. It takes an N x 3 x H x W
+    float tensor in [0, 1] of any H and W and returns the denoised tensor of the same shape.
+    ``expect`` ('unet' or 'resnet') guards against loading a checkpoint of another architecture."""
+    from .models import build
+
+    state = load_checkpoint(path)
+    args = state["model_args"]
+    if expect is not None and args.get("name") != expect:
+        raise ValueError(f"{path}: holds a {args.get('name')!r} model, not the {expect!r} that was asked for")
+    model = build(args)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ValueError(f"{path}: weights do not fit a {args} model ({first})") from None
+    return model.to(device).eval()

@@ -1,0 +1,293 @@
+"""Images in, training pairs out.
+
+Where the images come from, in order (``find_data``):
+  1. a folder the user names (argument or ``N2N_DATA_DIR``), laid out as ``train_pool/`` (clean
+     training images, searched recursively) and test sets ``kodak/``, ``bsd300/``, ``set14/``;
+  2. the official addresses (../PAPER.md): Kodak from r0k.us (SHA-256 checked) and the BSDS300
+     archive (its train split is the training pool), cached under ``data/downloads``;
+  3. the photographs that ship inside scikit-image, offline. Numbers are then not comparable
+     with the paper, and every report says so.
+
+The Noise2Noise dataset yields (noisy input, target, clean): the target is a second, independent
+noisy draw of the same clean crop, or the clean crop itself; one setting (``target``) picks it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from . import augment, paths
+from .config import DataConfig
+from .noise import GaussianNoise, seeded_generator
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
+TEST_SET_NAMES = ("kodak", "bsd300", "set14")
+
+KODAK_URL = "http://r0k.us/graphics/kodak/kodak/"
+BSDS300_URL = "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz"
+DOWNLOAD_TIMEOUT_S = 10
+# SHA-256 of the 24 PNG files served at KODAK_URL
+KODAK_SHA256 = dict(zip([f"kodim{i:02d}.png" for i in range(1, 25)], """
+a56e27cbf5f843c048b6af1d6e090760e9c92fadba88b7dee0205918a37523bd
+4f4b74a79237e311d72cad958237b5f7088d8bce1c82305ebefe1a70e3022dfd
+e25ca1ff2f0c0cb5fdfd5f9b0a0bb21ac4c3de3c84a67f35b09a85d3306249db
+e3b946107c5d3441c022f678d0c3caf1e224d81b1604ba840a4f88e562de61aa
+10349e963c5c813d327852f82c1795fa4148d69fedffc4c589bee458e3ac3d53
+363510303b715d4cbc384e1ce227e466b613a09e1b71ae985882bf8e7fbd9b18
+b77d3f006f42414bb242222e0482e750c0fb9e5ee8d4bed2f6f11c5605fe54a4
+ba23983c76b4832ee0e8af0592664756841a16779acd69f792e268fb6d13d6e7
+6a4361c2fc194feb4edaa9f9a4a0620fb9943e460ac7fdf037fb0f6dd6607a7d
+9dfb70f5867c29ff9ed6313683f19b3d867849e40fbc0c4c54a4a89df341cf23
+7936814b58b5387fce2e4e2488b4ec830dadd95fa9520f358ddb30990b50f2b6
+d78c37c2f04f23761ed2367dd77e2db584ddd4c3950833fecf89f199a8126980
+bc34a3ce58dea09dce1704c997171602de90cb34d0c8503a988b77f473d39b08
+55a94550ff18f3246c4074fd32b77b0c74447c26b6ad274d564d999c0450ba6e
+7538cbb80cb9103606c48b806eae57d56c885c7f90b9b3be70a41160f9cbb683
+a89c7268ccd4718ba424a99fc4643c572cf692ca6eae887185ceb4e9f11d2e54
+37afcc89fbdcb76d9518e04b2fc011027e2f4cd14b3b2f83cefd721641a47c5b
+1a9258c365988961d87a0598725b609139c303ad48a5aad6c503c3b1a87849aa
+b7450b264b1b0a411390d8931b112c27905a992520fc90569dc4b920aa32bbdc
+3b46c71e3b92a563820ba32936be8330c586c41f938efd94be938386aae4328a
+ac958597c82073f6bb65129c68f72b651db5b9efd82e11547d07350214bc268b
+1cee58eb1f2d9c7ebb254d208a03c783ce6cf2c4d8c2cf45e235dd23b4ce1b29
+e3111a2fd4da24af15d6459ef9eacfe54106b38e27b4a21821b75c3f5d2d5baf
+1071c68372cc5a01435c2c225a5cf7d4bb803846ec08bb6b3d6721b156d7cb96
+""".split()))
+
+# scikit-image ships these photographs in its wheel: no network needed.
+EMBEDDED_TRAIN = ("rocket.jpg", "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "motorcycle_left.png",
+                  "motorcycle_right.png", "camera.png", "brick.png", "grass.png", "gravel.png",
+                  "moon.png", "coins.png")
+EMBEDDED_TEST = ("astronaut.png", "coffee.png", "chelsea.png")
+
+
+# ---------------------------------------------------------------------------------------- images
+def load_image(path: str | Path) -> torch.Tensor:
+    """A 3 x H x W float32 tensor in [0, 1]. Grey images become three equal channels, alpha is
+    dropped, 16-bit images keep their precision, EXIF orientation is applied."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            img.load()
+            array = _to_float_rgb(img)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable image ({err}); remove or replace the file") from None
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def _to_float_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = np.asarray(img, dtype=np.float32)
+        scale = 65535.0 if img.mode != "I" or grey.max() > 255 else 255.0
+        return np.repeat((grey / scale)[..., None], 3, axis=2)
+    if img.mode == "F":
+        return np.repeat(np.clip(np.asarray(img, dtype=np.float32), 0, 1)[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    return (image.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """The image files below ``folder``, sorted; a clear error when there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) found")
+    return files
+
+
+# ------------------------------------------------------------------------------ where data comes from
+@dataclass
+class DataSources:
+    train: list[Path]
+    test_sets: dict[str, list[Path]]
+    origin: str  # "folder", "download" or "embedded"
+    description: str
+    comparable: bool = True  # are the test numbers comparable with the paper's?
+
+    @property
+    def main_test_set(self) -> str:
+        return next(iter(self.test_sets))
+
+    def summary(self) -> str:
+        sets = ", ".join(f"{k} ({len(v)})" for k, v in self.test_sets.items())
+        line = f"Data: {self.description}; training pool: {len(self.train)} images; test sets: {sets}."
+        if not self.comparable:
+            line += ("\nNOTE: these are the embedded scikit-image photographs, not the paper's data:"
+                     " PSNRs are NOT comparable with the paper's Table 1. Set N2N_DATA_DIR to a"
+                     " folder with train_pool/ and kodak/ for comparable numbers.")
+        return line
+
+
+def find_data(data_dir: str | Path | None = None, download: bool | None = None) -> DataSources:
+    """Resolve the training pool and test sets (see the module docstring for the order)."""
+    data_dir = Path(data_dir).expanduser() if data_dir else paths.user_data_dir()
+    if data_dir is not None:
+        return _from_folder(data_dir)
+    if download is None:
+        download = os.environ.get("N2N_OFFLINE", "") in ("", "0")
+    cache = paths.data_cache_dir() / "downloads"
+    if download or _downloads_complete(cache):
+        try:
+            return _from_downloads(cache)
+        except Exception as err:  # network down, server moved, checksum mismatch: fall back
+            print(f"Download of the paper's data failed ({type(err).__name__}: {err}).")
+    else:
+        print("Downloads disabled (N2N_OFFLINE).")
+    return _embedded()
+
+
+def _from_folder(root: Path) -> DataSources:
+    if not root.is_dir():
+        raise FileNotFoundError(f"data folder {root} does not exist (from N2N_DATA_DIR or data_dir)")
+    pool = root / "train_pool"
+    if not pool.is_dir():
+        raise FileNotFoundError(f"{root} has no train_pool/ folder; expected train_pool/ (clean training "
+                                f"images) and test sets such as kodak/")
+    tests = {name: list_images(root / name, recursive=False) for name in TEST_SET_NAMES if (root / name).is_dir()}
+    if not tests:
+        raise FileNotFoundError(f"{root} has no test set folder; expected one of {', '.join(TEST_SET_NAMES)}")
+    return DataSources(list_images(pool), tests, "folder", f"folder {root}")
+
+
+def _downloads_complete(cache: Path) -> bool:
+    return (cache / "kodak" / "kodim24.png").is_file() and (cache / "BSDS300" / "images" / "train").is_dir()
+
+
+def _from_downloads(cache: Path) -> DataSources:
+    import pooch  # a dependency of scikit-image; imported here so that offline use never needs it
+
+    downloader = pooch.HTTPDownloader(progressbar=True, timeout=DOWNLOAD_TIMEOUT_S)
+    kodak_url = os.environ.get("N2N_KODAK_URL", KODAK_URL)
+    kodak = [Path(pooch.retrieve(kodak_url + name, known_hash=sha and f"sha256:{sha}", fname=name,
+                                 path=cache / "kodak", downloader=downloader))
+             for name, sha in KODAK_SHA256.items()]
+    train_dir = cache / "BSDS300" / "images" / "train"
+    if not train_dir.is_dir():
+        archive = pooch.retrieve(os.environ.get("N2N_BSDS300_URL", BSDS300_URL), known_hash=None,
+                                 fname="BSDS300-images.tgz", path=cache, downloader=downloader)
+        shutil.unpack_archive(archive, cache, filter="data")
+    return DataSources(list_images(train_dir), {"kodak": kodak}, "download", f"downloaded to {cache}")
+
+
+def _embedded() -> DataSources:
+    import skimage.data
+
+    folder = Path(skimage.data.__file__).parent
+    print("Falling back to the photographs embedded in scikit-image (offline default).")
+    return DataSources([folder / n for n in EMBEDDED_TRAIN], {"skimage": [folder / n for n in EMBEDDED_TEST]},
+                       "embedded", "scikit-image's embedded photographs", comparable=False)
+
+
+# ---------------------------------------------------------------------------------- patch sets
+@dataclass
+class PatchSets:
+    """Clean uint8 patches (N x 3 x P x P) for training and validation, and how they were made."""
+    train: torch.Tensor
+    val: torch.Tensor
+    meta: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        from .checkpoint import atomic_save
+        return atomic_save({"train": self.train, "val": self.val, "meta": self.meta}, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PatchSets":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no patch set; run notebooks/01_data_augmentation.ipynb "
+                                    f"(or `make all`) first")
+        blob = torch.load(path, weights_only=True)
+        return cls(blob["train"], blob["val"], blob["meta"])
+
+
+def patch_set_path(profile: str, seed: int) -> Path:
+    return paths.data_cache_dir() / f"patches_{profile}_seed{seed}.pt"
+
+
+def split_pool(files: list[Path], every: int) -> tuple[list[Path], list[Path]]:
+    """Hold out every n-th image of the pool for validation (at least one)."""
+    if len(files) < 2:
+        raise ValueError(f"the training pool needs at least 2 images (one is held out), got {len(files)}")
+    every = max(2, min(every, len(files)))
+    val = files[every - 1::every]
+    train = [f for f in files if f not in set(val)]
+    return train, val
+
+
+def cut_patches(files: list[Path], count: int, size: int, generator: torch.Generator,
+                augment_patches: bool = True) -> torch.Tensor:
+    """``count`` random size x size patches, images drawn in proportion to their area, each
+    patch randomly flipped/rotated. Images smaller than the patch are skipped, with a message."""
+    images = [to_uint8(load_image(f)) for f in files]
+    usable = [img for img in images if min(img.shape[-2:]) >= size]
+    if len(usable) < len(images):
+        print(f"skipped {len(images) - len(usable)} of {len(images)} images smaller than {size}x{size} px")
+    if not usable:
+        raise ValueError(f"every image is smaller than the {size}x{size} patch; use a smaller patch_size")
+    weights = torch.tensor([float(img.shape[-1] * img.shape[-2]) for img in usable])
+    which = torch.multinomial(weights, count, replacement=True, generator=generator)
+    patches = torch.empty(count, 3, size, size, dtype=torch.uint8)
+    for i, k in enumerate(which.tolist()):
+        patch = augment.random_crop(usable[k], size, generator)
+        patches[i] = augment.random_dihedral(patch, generator) if augment_patches else patch
+    return patches
+
+
+def build_patch_sets(sources: DataSources, config: DataConfig, seed: int) -> PatchSets:
+    train_files, val_files = split_pool(sources.train, config.val_image_every)
+    gen = torch.Generator().manual_seed(seed)
+    train = cut_patches(train_files, config.train_patches, config.patch_size, gen)
+    val = cut_patches(val_files, config.val_patches, config.patch_size, gen, augment_patches=False)
+    meta = {"origin": sources.origin, "description": sources.description, "comparable": sources.comparable,
+            "train_images": len(train_files), "val_images": len(val_files), "seed": seed,
+            "data_config": dataclasses.asdict(config)}
+    return PatchSets(train, val, meta)
+
+
+# ------------------------------------------------------------------------- training pairs
+class PairSampler:
+    """Batches of (noisy input, target, clean) crops from a uint8 patch set.
+
+    target="noisy": the target is a second, independent noisy draw (Noise2Noise);
+    target="clean": the target is the clean crop (the discriminative baseline).
+    All randomness comes from one generator, whose state a checkpoint saves.
+    """
+
+    def __init__(self, patches: torch.Tensor, crop: int, batch_size: int, noise: GaussianNoise,
+                 target: str, generator: torch.Generator):
+        if target not in ("noisy", "clean"):
+            raise ValueError(f"unknown target {target!r}; choose 'noisy' or 'clean'")
+        if patches.shape[-1] < crop or patches.shape[-2] < crop:
+            raise ValueError(f"patches of {patches.shape[-1]} px are smaller than the {crop} px crop")
+        self.patches, self.crop, self.batch_size = patches, crop, batch_size
+        self.noise, self.target, self.generator = noise, target, generator
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = torch.randint(0, len(self.patches), (self.batch_size,), generator=self.generator)
+        clean = augment.random_crops(self.patches[idx], self.crop, self.generator).float() / 255.0
+        noisy_input = self.noise(clean, self.generator)
+        target = self.noise(clean, self.generator) if self.target == "noisy" else clean
+        return noisy_input, target, clean
+
+
+def validation_pairs(val_patches: torch.Tensor, noise: GaussianNoise, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed (noisy, clean) validation pairs: noise is a function of (seed, patch index)."""
+    clean = val_patches.float() / 255.0
+    noisy = torch.stack([noise(c, seeded_generator(seed, 1_000_000 + i)) for i, c in enumerate(clean)])
+    return noisy, clean

@@ -1,0 +1,217 @@
+"""What the notebooks call: one function per step of the study, each a few lines over the modules.
+
+A run is named ``<model>_<n2n|clean>_<noise>`` (e.g. ``unet_n2n_gaussian``); its checkpoint is
+``checkpoints/<name>.pth`` in the cpu profile and ``checkpoints/<profile>/<name>.pth`` otherwise.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import models, paths
+from .checkpoint import load_model
+from .config import ModelConfig, Profile, get_profile
+from .data import (DataSources, PairSampler, PatchSets, build_patch_sets, find_data, patch_set_path,
+                   validation_pairs)
+from .metrics import Evaluation, evaluate
+from .noise import test_noise, training_noise
+from .train import History, fit, resolve_device
+
+DEFAULT_PROFILE = "cpu"
+
+
+@functools.lru_cache(maxsize=8)
+def _find_data_cached(data_dir: str | None, env: tuple) -> DataSources:
+    sources = find_data(data_dir)
+    print(sources.summary())
+    return sources
+
+
+def data_sources(data_dir: str | None = None) -> DataSources:
+    """``find_data``, resolved once per process and settings (a failed download is not retried
+    by every cell)."""
+    env = tuple(os.environ.get(k) for k in ("N2N_DATA_DIR", "N2N_OUTPUT_DIR", "N2N_OFFLINE"))
+    return _find_data_cached(None if data_dir is None else str(data_dir), env)
+
+
+def profile_subdir(base: Path, profile: str) -> Path:
+    return base if profile == DEFAULT_PROFILE else base / profile
+
+
+def run_name(model: str, target: str, noise: str = "gaussian") -> str:
+    return f"{model}_{'n2n' if target == 'noisy' else 'clean'}_{noise}"
+
+
+def checkpoint_path(profile: str, name: str) -> Path:
+    return profile_subdir(paths.checkpoint_dir(), profile) / f"{name}.pth"
+
+
+def report_path(profile: str, filename: str) -> Path:
+    path = profile_subdir(paths.report_dir(), profile) / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ------------------------------------------------------------------------------------- data
+def prepare_patches(profile: Profile, seed: int = 0, data_dir: str | None = None,
+                    rebuild: bool = False) -> tuple[PatchSets, Path]:
+    """Cut (or load, when already cut with the same settings) the training/validation patch sets."""
+    path = patch_set_path(profile.name, seed)
+    if path.is_file() and not rebuild:
+        sets = PatchSets.load(path)
+        print(f"Loaded {path}: {len(sets.train)} training and {len(sets.val)} validation patches "
+              f"({sets.meta['description']})")
+        return sets, path
+    sources = data_sources(data_dir)
+    sets = build_patch_sets(sources, profile.data, seed)
+    sets.save(path)
+    print(f"Wrote {path}: {len(sets.train)} training and {len(sets.val)} validation patches")
+    return sets, path
+
+
+def load_patches(profile: Profile, seed: int = 0) -> PatchSets:
+    return PatchSets.load(patch_set_path(profile.name, seed))
+
+
+# --------------------------------------------------------------------------------- training
+@dataclass
+class TrainedRun:
+    name: str
+    model: torch.nn.Module
+    history: History
+    checkpoint: Path
+    config: dict
+
+
+def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float | None = None,
+          max_steps: int | None = None, max_seconds: float | None = None, device: str = "auto",
+          progress: bool = True) -> TrainedRun:
+    """Train (or resume, or reload when finished) one denoiser of the study on the patch sets of
+    notebook 01. Budget overrides replace the profile's."""
+    noise_cfg = profile.noise if sigma is None else dataclasses.replace(profile.noise, sigma=float(sigma))
+    train_cfg = dataclasses.replace(profile.train, target=target, seed=seed)
+    if max_steps is not None or max_seconds is not None:
+        train_cfg = dataclasses.replace(train_cfg, max_steps=max_steps, max_seconds=max_seconds)
+    model_cfg: ModelConfig = profile.model(model)
+    patches = load_patches(profile, seed)
+    name = run_name(model_cfg.name, target, noise_cfg.kind)
+    run_config = {"profile": profile.name, "model": dataclasses.asdict(model_cfg),
+                  "noise": dataclasses.asdict(noise_cfg), "train": dataclasses.asdict(train_cfg),
+                  "data": patches.meta}
+    run_config = json.loads(json.dumps(run_config))  # tuples -> lists, as a checkpoint round trip gives
+    net = models.build(model_cfg, seed=seed)
+    sampler = PairSampler(patches.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise_cfg),
+                          target, torch.Generator().manual_seed(seed))
+    val = validation_pairs(patches.val, test_noise(noise_cfg), seed)
+    path = checkpoint_path(profile.name, name)
+    history = fit(net, train_cfg, sampler, val, path, models.model_args(model_cfg), run_config,
+                  device=device, progress=progress)
+    return TrainedRun(name, net.eval(), history, path, run_config)
+
+
+# ------------------------------------------------------------------------------- evaluation
+def evaluate_run(model: torch.nn.Module | None, profile: Profile, seed: int = 0, sigma: float | None = None,
+                 data_dir: str | None = None, device: str = "auto", sources: DataSources | None = None
+                 ) -> dict[str, Evaluation]:
+    """PSNR/SSIM on every available test set, with the paper's protocol and fixed noise seeds.
+    ``model=None`` measures the noisy input."""
+    sources = sources or data_sources(data_dir)
+    noise_cfg = profile.noise if sigma is None else dataclasses.replace(profile.noise, sigma=float(sigma))
+    device = resolve_device(device)
+    if model is not None:
+        model = model.to(device).eval()
+    wanted = profile.data.test_sets
+    sets = {k: v for k, v in sources.test_sets.items() if wanted is None or k in wanted}
+    sets = sets or {sources.main_test_set: sources.test_sets[sources.main_test_set]}
+    results = {}
+    for name, files in sets.items():
+        files = files[:profile.data.test_limit] if profile.data.test_limit else files
+        ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=profile.data.test_crop)
+        ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin)
+        results[name] = ev
+        print(f"{name}: {ev.psnr:.2f} dB (noisy input {ev.psnr_input:.2f} dB, SSIM {ev.ssim:.4f}) "
+              f"over {len(files)} images")
+    return results
+
+
+def record_results(profile: Profile, run: str, results: dict[str, Evaluation], extra: dict | None = None) -> Path:
+    """Merge one run's numbers into ``reports/results.json`` (atomically)."""
+    path = report_path(profile.name, "results.json")
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.setdefault("profile", profile.name)
+    entry = {name: ev.as_dict() for name, ev in results.items()}
+    if extra:
+        entry.update(extra)
+    data.setdefault("runs", {})[run] = entry
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_results(profile: Profile) -> dict:
+    path = report_path(profile.name, "results.json")
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+__all__ = ["get_profile", "prepare_patches", "train", "evaluate_run", "record_results", "read_results",
+           "checkpoint_path", "report_path", "run_name", "load_model"]
+
+
+# --------------------------------------------------------------------------------- figures
+@torch.inference_mode()
+def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, path: str | Path, seed: int = 0,
+                 sigma: float | None = None, data_dir: str | None = None, device: str = "auto",
+                 image_index: int = 0, crop: int = 256) -> Path:
+    """Clean, noisy and denoised versions of one test image (the whole image is denoised; a
+    centre crop is shown), with each PSNR (full image, 8-bit protocol) in the titles."""
+    from .data import load_image
+    from .metrics import center_crop, psnr
+    from .noise import seeded_generator
+    from .plots import image_grid
+
+    sources = data_sources(data_dir)
+    files = sources.test_sets[sources.main_test_set]
+    clean = center_crop(load_image(files[image_index]), profile.data.test_crop)
+    noise_cfg = profile.noise if sigma is None else dataclasses.replace(profile.noise, sigma=float(sigma))
+    noisy = test_noise(noise_cfg)(clean, seeded_generator(seed, image_index))
+    device = resolve_device(device)
+    row = [("clean", center_crop(clean, crop)), (f"noisy: {float(psnr(noisy, clean)):.2f} dB", center_crop(noisy, crop))]
+    for label, model in models_by_label.items():
+        out = model.to(device).eval()(noisy[None].to(device))[0].float().cpu()
+        row.append((f"{label}: {float(psnr(out, clean)):.2f} dB", center_crop(out, crop)))
+    return image_grid([row], path)
+
+
+def summary_table(profile: Profile) -> str:
+    """A Markdown table of every PSNR in results.json next to the paper's (written to summary.md)."""
+    from .paper import reference
+
+    data = read_results(profile)
+    lines = ["| run | test set | PSNR (dB) | noisy input (dB) | SSIM | paper (dB) |", "|---|---|---|---|---|---|"]
+    for run, sets in sorted(data.get("runs", {}).items()):
+        for test_set, r in sets.items():
+            if not isinstance(r, dict) or "psnr" not in r:
+                continue
+            ref = reference(run, test_set)
+            ref = f"{ref:.2f}" if ref is not None and r.get("comparable_with_paper", True) else "n/a"
+            lines.append(f"| {run} | {test_set} ({r['images']}) | {r['psnr']:.2f} | {r['psnr_input']:.2f} | "
+                         f"{r['ssim']:.4f} | {ref} |")
+    table = "\n".join(lines) + "\n"
+    path = report_path(profile.name, "summary.md")
+    path.write_text(f"# Results of the {profile.name} profile\n\n{table}")
+    return table
+
+
+def paper_references(test_set: str) -> dict[str, float]:
+    """The paper's PSNR for each run name of this study that it reports, on ``test_set``."""
+    from .paper import reference
+
+    runs = [run_name(m, t) for m in ("resnet", "unet") for t in ("noisy", "clean")]
+    return {run: ref for run in runs if (ref := reference(run, test_set)) is not None}

@@ -1,0 +1,35 @@
+"""Every path of the project, derived from one root.
+
+Environment overrides:
+  N2N_DATA_DIR    a folder laid out like ``<dir>/kodak``, ``<dir>/train_pool`` (read only).
+  N2N_OUTPUT_DIR  where data caches, checkpoints and reports are written (default: the repo root);
+                  the tests point it at a temporary folder so they never touch a user's results.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def output_root() -> Path:
+    return Path(os.environ.get("N2N_OUTPUT_DIR") or PROJECT_ROOT)
+
+
+def data_cache_dir() -> Path:
+    """Downloads and prepared patch sets (``data/``, never committed)."""
+    return output_root() / "data"
+
+
+def checkpoint_dir() -> Path:
+    return output_root() / "checkpoints"
+
+
+def report_dir() -> Path:
+    return output_root() / "reports"
+
+
+def user_data_dir() -> Path | None:
+    value = os.environ.get("N2N_DATA_DIR")
+    return Path(value).expanduser().resolve() if value else None

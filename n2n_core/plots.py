@@ -1,0 +1,71 @@
+"""Figures, saved as PNG (headless: the Agg backend unless a notebook backend is active)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "inline"):
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from .train import History  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    tmp.replace(path)
+    return path
+
+
+def psnr_curves(histories: dict[str, History], path: str | Path, title: str = "Validation PSNR") -> Path:
+    """Validation PSNR (against clean patches) and training loss against steps, one line per run."""
+    fig, (ax_psnr, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, h in histories.items():
+        ax_psnr.plot(h.val_step, h.val_psnr, marker=".", label=label)
+        ax_loss.plot(h.step, h.train_loss, label=label)
+    inputs = {h.val_psnr_input for h in histories.values() if h.val_psnr_input is not None}
+    for value in inputs:
+        ax_psnr.axhline(value, color="grey", ls=":", lw=1)
+    if inputs:
+        ax_psnr.text(0.99, 0.02, "dotted: noisy input", transform=ax_psnr.transAxes, ha="right", color="grey")
+    ax_psnr.set(xlabel="step", ylabel="PSNR (dB)", title=title)
+    ax_loss.set(xlabel="step", ylabel="training loss", yscale="log", title="Training loss (vs. its own target)")
+    for ax in (ax_psnr, ax_loss):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+def image_grid(rows: list[list[tuple[str, torch.Tensor]]], path: str | Path, scale: float = 3.0) -> Path:
+    """A grid of titled 3 x H x W images in [0, 1] (clipped for display)."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(scale * n_cols, scale * n_rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, row in enumerate(rows):
+        for c, (title, image) in enumerate(row):
+            axes[r][c].imshow(image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+            axes[r][c].set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def psnr_bars(values: dict[str, float], path: str | Path, title: str, reference: dict[str, float] | None = None) -> Path:
+    """One bar per run (ours); paper numbers, when given, as black ticks."""
+    fig, ax = plt.subplots(figsize=(1.6 * len(values) + 2, 4))
+    names = list(values)
+    bars = ax.bar(names, [values[n] for n in names], color="tab:blue", label="this run")
+    ax.bar_label(bars, fmt="%.2f")
+    if reference:
+        xs = [i for i, n in enumerate(names) if n in reference]
+        ax.scatter(xs, [reference[names[i]] for i in xs], marker="_", s=900, color="k", label="paper", zorder=3)
+    low = min(list(values.values()) + list((reference or {}).values()))
+    ax.set(ylabel="PSNR (dB)", title=title, ylim=(low - 2, None))
+    ax.legend(loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)

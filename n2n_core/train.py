@@ -1,0 +1,173 @@
+"""Training: Adam (0.9, 0.99, 1e-8), the paper's learning-rate ramp-down, a budget in steps and/or
+seconds, validation PSNR against the clean image (never the noisy target), periodic atomic
+checkpoints, and resume from the last checkpoint."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import PairSampler
+from .losses import get_loss
+from .metrics import psnr
+
+
+@dataclass
+class History:
+    step: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)  # mean loss since the previous entry
+    lr: list[float] = field(default_factory=list)
+    val_step: list[int] = field(default_factory=list)
+    val_psnr: list[float] = field(default_factory=list)
+    val_psnr_input: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(**d)
+
+
+def learning_rate(base: float, progress: float, rampdown: float) -> float:
+    """Constant, then the paper's smooth ramp-down to zero over the last ``rampdown`` fraction:
+    base * (0.5 + cos(pi t) / 2)^2 with t going from 0 to 1."""
+    start = 1.0 - rampdown
+    if progress <= start or rampdown <= 0:
+        return base
+    t = min(1.0, (progress - start) / rampdown)
+    return base * (0.5 + math.cos(math.pi * t) / 2) ** 2
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} was asked for, but CUDA is not available; use device='cpu' or 'auto'")
+    return device
+
+
+def _progress(cfg: TrainConfig, step: int, elapsed: float) -> float:
+    parts = []
+    if cfg.max_steps is not None:
+        parts.append(step / cfg.max_steps)
+    if cfg.max_seconds is not None:
+        parts.append(elapsed / cfg.max_seconds)
+    return max(parts)
+
+
+@torch.inference_mode()
+def validate(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, device: torch.device,
+             batch: int = 16) -> float:
+    """Mean PSNR (8-bit protocol) of the model's output against the clean patches."""
+    was_training = model.training
+    model.eval()
+    values = []
+    for i in range(0, len(noisy), batch):
+        out = model(noisy[i:i + batch].to(device).contiguous(memory_format=torch.channels_last)).float().cpu()
+        values.append(psnr(out, clean[i:i + batch]))
+    model.train(was_training)
+    return float(torch.cat(values).mean())
+
+
+def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pairs: tuple[torch.Tensor, torch.Tensor],
+        checkpoint_path: str | Path, model_args: dict, run_config: dict, device: str = "auto",
+        progress: bool = True) -> History:
+    """Train ``model`` in place and return its History; the checkpoint at ``checkpoint_path`` is
+    written every ``cfg.checkpoint_every_seconds`` and at the end. If it exists, training resumes
+    from it (same ``run_config`` required), and a finished run returns at once."""
+    device = resolve_device(device)
+    checkpoint_path = Path(checkpoint_path)
+    model.to(device).to(memory_format=torch.channels_last).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
+    loss_fn = get_loss(cfg.loss)
+    history, step, elapsed_before = History(), 0, 0.0
+    val_noisy, val_clean = val_pairs
+
+    if checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path)
+        if state["config"] != run_config or state["model_args"] != model_args:
+            diff = sorted(k for k in set(state["config"]) | set(run_config)
+                          if state["config"].get(k) != run_config.get(k))
+            raise ValueError(f"{checkpoint_path} was trained with another configuration (differs in: "
+                             f"{', '.join(diff) or 'model_args'}); delete it to retrain, or choose another path")
+        model.load_state_dict(state["model"])
+        if state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        if state["generator_state"] is not None:
+            sampler.generator.set_state(state["generator_state"])
+        history = History.from_dict(state["history"])
+        step, elapsed_before = state["step"], state["elapsed_seconds"]
+        if state["finished"]:
+            print(f"{checkpoint_path.name}: already trained ({step} steps); loaded it")
+            return history
+        print(f"{checkpoint_path.name}: resuming at step {step}")
+
+    if history.val_psnr_input is None:
+        history.val_psnr_input = float(psnr(val_noisy, val_clean).mean())
+
+    use_amp = device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    def save(finished: bool) -> None:
+        save_checkpoint(checkpoint_path, model=model, model_args=model_args, config=run_config, step=step,
+                        elapsed=elapsed_before + time.monotonic() - start, history=history.to_dict(),
+                        seed=cfg.seed, optimizer=optimizer, generator_state=sampler.generator.get_state(),
+                        finished=finished)
+
+    start = last_save = time.monotonic()
+    total = cfg.max_steps if cfg.max_seconds is None else None
+    bar = tqdm(total=total, initial=step, desc=checkpoint_path.stem, disable=not progress, unit="step")
+    loss_sum, loss_count = 0.0, 0
+    while (p := _progress(cfg, step, elapsed_before + time.monotonic() - start)) < 1.0:
+        lr = learning_rate(cfg.lr, p, cfg.rampdown)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        noisy, target, _ = sampler.sample()
+        noisy = noisy.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        target = target.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            output = model(noisy)
+        loss = loss_fn(output.float(), target)  # the loss in float32
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        step += 1
+        loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
+        bar.update(1)
+        if step % cfg.val_every == 0:
+            _log(history, step, elapsed_before + time.monotonic() - start, loss_sum / loss_count, lr)
+            loss_sum, loss_count = 0.0, 0
+            history.val_step.append(step)
+            history.val_psnr.append(validate(model, val_noisy, val_clean, device))
+            bar.set_postfix(loss=f"{history.train_loss[-1]:.4g}", val_psnr=f"{history.val_psnr[-1]:.2f}")
+        if time.monotonic() - last_save > cfg.checkpoint_every_seconds:
+            save(finished=False)
+            last_save = time.monotonic()
+    bar.close()
+    if loss_count:
+        _log(history, step, elapsed_before + time.monotonic() - start, loss_sum / loss_count, lr)
+    if not history.val_step or history.val_step[-1] != step:
+        history.val_step.append(step)
+        history.val_psnr.append(validate(model, val_noisy, val_clean, device))
+    save(finished=True)
+    print(f"{checkpoint_path.name}: {step} steps in {elapsed_before + time.monotonic() - start:.0f} s, "
+          f"validation PSNR {history.val_psnr[-1]:.2f} dB (noisy input {history.val_psnr_input:.2f} dB)")
+    return history
+
+
+def _log(history: History, step: int, seconds: float, loss: float, lr: float) -> None:
+    history.step.append(step)
+    history.seconds.append(round(seconds, 3))
+    history.train_loss.append(loss)
+    history.lr.append(lr)
