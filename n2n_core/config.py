@@ -66,6 +66,10 @@ class TrainConfig:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.max_steps is None and self.max_seconds is None:
             raise ValueError("give a training budget: max_steps, max_seconds or both")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
         for name in ("crop", "batch_size", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -82,6 +86,15 @@ class DataConfig:
     test_limit: int | None = None  # evaluate on the first n test images only (smoke)
     test_crop: int | None = None  # centre-crop test images to this side (smoke)
     test_sets: tuple[str, ...] | None = None  # which available test sets to evaluate (None: all)
+
+    def __post_init__(self):
+        for name in ("patch_size", "train_patches", "val_patches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.val_image_every < 2:
+            raise ValueError(f"val_image_every must be >= 2, got {self.val_image_every}")
+        if self.test_crop is not None and self.test_crop < 11:
+            raise ValueError(f"test_crop must be >= 11 px (the SSIM window), got {self.test_crop}")
 
 
 @dataclass(frozen=True)

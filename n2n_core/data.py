@@ -71,7 +71,8 @@ EMBEDDED_TEST = ("astronaut.png", "coffee.png", "chelsea.png")
 # ---------------------------------------------------------------------------------------- images
 def load_image(path: str | Path) -> torch.Tensor:
     """A 3 x H x W float32 tensor in [0, 1]. Grey images become three equal channels, alpha is
-    dropped, 16-bit images keep their precision, EXIF orientation is applied."""
+    dropped, EXIF orientation is applied. 16-bit grey images keep their precision; Pillow reads
+    16-bit colour PNGs as 8 bit (a known limitation, see tests/test_data.py)."""
     path = Path(path)
     try:
         with Image.open(path) as img:

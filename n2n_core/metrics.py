@@ -40,6 +40,8 @@ def ssim(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     the 8-bit quantised values, averaged over channels and the valid window positions."""
     if output.shape != reference.shape:
         raise ValueError(f"SSIM needs images of one shape, got {tuple(output.shape)} and {tuple(reference.shape)}")
+    if min(output.shape[-2:]) < 11:
+        raise ValueError(f"SSIM needs images of at least 11x11 px (its window), got {tuple(output.shape[-2:])}")
     single = output.dim() == 3
     x, y = quantize(output), quantize(reference)
     if single:

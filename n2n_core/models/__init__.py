@@ -23,9 +23,9 @@ def build(config: ModelConfig | dict, seed: int | None = None) -> nn.Module:
     (the global random state is left untouched)."""
     if isinstance(config, dict):
         config = ModelConfig(**config)
+    make = (lambda: UNet()) if config.name == "unet" else (lambda: REDNet(depth=config.depth, width=config.width))
+    if seed is None:
+        return make()
     with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        if config.name == "unet":
-            return UNet()
-        return REDNet(depth=config.depth, width=config.width)
+        torch.manual_seed(seed)
+        return make()

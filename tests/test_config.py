@@ -1,0 +1,130 @@
+"""Run configuration: validation of every field and the profiles."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from n2n_core import get_profile
+from n2n_core.config import PROFILES, ModelConfig, NoiseConfig, Profile, TrainConfig, to_dict
+
+
+@pytest.mark.parametrize("kind", ["poisson", "Gaussian", ""])
+def test_unknown_noise_kind_is_named(kind):
+    with pytest.raises(ValueError, match=repr(kind)):
+        NoiseConfig(kind=kind)
+
+
+@pytest.mark.parametrize("sigma", [-1.0, -25.0])
+def test_negative_sigma_is_named(sigma):
+    with pytest.raises(ValueError, match=str(sigma)):
+        NoiseConfig(sigma=sigma)
+
+
+@pytest.mark.parametrize("bad", [(-1.0, 10.0), (30.0, 20.0)])
+def test_bad_training_sigma_range_is_named(bad):
+    with pytest.raises(ValueError, match="train_sigma_range"):
+        NoiseConfig(train_sigma_range=bad)
+
+
+def test_unknown_model_is_named():
+    with pytest.raises(ValueError, match="'vgg'"):
+        ModelConfig(name="vgg")
+
+
+def test_unknown_target_and_loss_are_named():
+    with pytest.raises(ValueError, match="'median'") as info:
+        TrainConfig(target="median", max_steps=1)
+    assert "noisy" in str(info.value) and "clean" in str(info.value)  # the choices
+    with pytest.raises(ValueError, match="'l0'"):
+        TrainConfig(loss="l0", max_steps=1)
+
+
+def test_train_config_needs_a_budget():
+    with pytest.raises(ValueError, match="budget"):
+        TrainConfig()
+    assert TrainConfig(max_steps=5).max_steps == 5
+    assert TrainConfig(max_seconds=1.5).max_seconds == 1.5
+
+
+@pytest.mark.parametrize("budget", [{"max_steps": 0}, {"max_steps": -5}, {"max_seconds": 0.0},
+                                    {"max_seconds": -1.0}])
+def test_train_config_rejects_a_non_positive_budget(budget):
+    # 0 would divide by zero in fit(), a negative budget would never end
+    with pytest.raises(ValueError, match=next(iter(budget))):
+        TrainConfig(**budget)
+
+
+@pytest.mark.parametrize("field,value", [("crop", 0), ("batch_size", -2), ("val_every", 0), ("lr", 0.0), ("lr", -1e-3)])
+def test_train_config_rejects_non_positive_values(field, value):
+    with pytest.raises(ValueError, match=field if field != "lr" else "learning rate"):
+        TrainConfig(max_steps=1, **{field: value})
+
+
+def test_configs_are_frozen():
+    cfg = TrainConfig(max_steps=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 1.0  # type: ignore[misc]
+    assert dataclasses.replace(cfg, lr=0.5).lr == 0.5 and cfg.lr == 1e-3
+
+
+def test_get_profile_returns_the_named_profile():
+    assert get_profile("smoke") is PROFILES["smoke"]
+    assert get_profile("cpu").name == "cpu"
+
+
+def test_get_profile_respects_the_environment_override(monkeypatch, capsys):
+    monkeypatch.setenv("N2N_PROFILE", "smoke")
+    assert get_profile("paper").name == "smoke"
+    assert "N2N_PROFILE=smoke" in capsys.readouterr().out
+    monkeypatch.setenv("N2N_PROFILE", "nonsense")
+    with pytest.raises(ValueError, match="nonsense"):
+        get_profile("cpu")
+
+
+def test_get_profile_unknown_name_lists_the_choices():
+    with pytest.raises(ValueError) as info:
+        get_profile("gpu")
+    assert "gpu" in str(info.value) and all(name in str(info.value) for name in PROFILES)
+
+
+def test_profile_model_lookup():
+    profile = get_profile("cpu")
+    assert profile.model("unet").name == "unet" and profile.model("resnet").name == "resnet"
+    with pytest.raises(ValueError, match="'vgg'"):
+        profile.model("vgg")
+
+
+def test_every_profile_is_valid_and_has_a_budget():
+    for name, profile in PROFILES.items():
+        assert isinstance(profile, Profile) and profile.name == name
+        assert profile.train.max_steps is not None or profile.train.max_seconds is not None
+        assert profile.train.crop <= profile.data.patch_size  # training crops are cut from the patches
+        assert profile.noise.sigma == 25.0  # the test-time sigma of Table 1
+
+
+def test_paper_profile_follows_the_papers_recipe():
+    # PAPER.md, "Training recipe" (released code): 256x256 crops, batch 4, lr 0.0003, 300k iterations,
+    # ramp-down over the last 30 %, blind sigma ~ U(0, 50); RED30: 30 layers of 128 feature maps
+    paper = PROFILES["paper"]
+    assert (paper.train.crop, paper.train.batch_size, paper.train.lr) == (256, 4, 3e-4)
+    assert paper.train.max_steps == 300_000 and paper.train.rampdown == 0.3
+    assert paper.noise.train_sigma_range == (0.0, 50.0)
+    assert (paper.resnet.depth, paper.resnet.width) == (30, 128)
+    assert paper.train.target == "noisy" and paper.train.loss == "l2"  # L2 for Gaussian noise
+
+
+def test_to_dict_is_plain_data():
+    d = to_dict(PROFILES["smoke"])
+    assert d["train"]["max_steps"] == PROFILES["smoke"].train.max_steps
+    assert d["data"] == dataclasses.asdict(PROFILES["smoke"].data)
+    assert d["noise"] == {"kind": "gaussian", "sigma": 25.0, "train_sigma_range": None}
+
+
+@pytest.mark.parametrize("field,value", [("val_patches", 0), ("train_patches", -1), ("patch_size", 0),
+                                         ("val_image_every", 1), ("test_crop", 5)])
+def test_data_config_rejects_bad_values(field, value):
+    from n2n_core.config import DataConfig
+
+    with pytest.raises(ValueError, match=field):
+        DataConfig(**{field: value})

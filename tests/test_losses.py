@@ -1,0 +1,64 @@
+"""Training losses: L2 (the mean, Noise2Noise's default for zero-mean noise) and L1 (the median)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from n2n_core.losses import LOSSES, get_loss, l1, l2
+
+
+def test_l2_by_hand():
+    output = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    target = torch.tensor([[1.0, 1.0], [-1.0, 1.0]])
+    # squared errors 1, 0, 9, 4 -> mean 3.5
+    assert l2(output, target).item() == pytest.approx(3.5)
+
+
+def test_l1_by_hand():
+    output = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    target = torch.tensor([[1.0, 1.0], [-1.0, 1.0]])
+    # absolute errors 1, 0, 3, 2 -> mean 1.5
+    assert l1(output, target).item() == pytest.approx(1.5)
+
+
+def test_losses_are_zero_for_a_perfect_output_and_symmetric(generator):
+    a, b = torch.rand(2, 3, 5, 7, generator=generator), torch.rand(2, 3, 5, 7, generator=generator)
+    for loss in (l1, l2):
+        assert loss(a, a).item() == 0
+        assert loss(a, b).item() == pytest.approx(loss(b, a).item())
+        assert loss(a, b).dim() == 0
+
+
+def test_l2_is_minimised_by_the_mean_and_l1_by_the_median():
+    # the statistical argument of the paper: fit one constant to the targets 0, 0, 1, 10
+    targets = torch.tensor([0.0, 0.0, 1.0, 10.0])
+    for loss, expected in ((l2, targets.mean().item()), (l1, None)):
+        c = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([c], lr=0.05)
+        for _ in range(500):
+            opt.zero_grad()
+            loss(c.expand(4), targets).backward()
+            opt.step()
+        if expected is not None:
+            assert c.item() == pytest.approx(expected, abs=1e-3)
+        else:
+            assert 0.0 - 0.05 <= c.item() <= 1.0 + 0.05  # any median of {0, 0, 1, 10}
+
+
+def test_l2_gradient_by_hand():
+    output = torch.tensor([1.0, 3.0], requires_grad=True)
+    l2(output, torch.tensor([0.0, 0.0])).backward()
+    # d/dx mean(x^2) = 2x / n
+    assert output.grad.tolist() == pytest.approx([1.0, 3.0])
+
+
+def test_get_loss():
+    assert get_loss("l2") is l2 and get_loss("l1") is l1
+    assert set(LOSSES) == {"l1", "l2"}
+
+
+def test_get_loss_unknown_name_lists_the_choices():
+    with pytest.raises(ValueError) as info:
+        get_loss("nope")
+    message = str(info.value)
+    assert "nope" in message and "l2" in message and "l1" in message

@@ -1,0 +1,138 @@
+"""Gaussian noise: zero mean, sigma/255 standard deviation, added in float, seeded by a generator."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from n2n_core.config import NoiseConfig
+from n2n_core import noise as noise_module
+from n2n_core.noise import GaussianNoise, seeded_generator
+
+
+def _grey(value: float, n: int = 1, h: int = 128, w: int = 96) -> torch.Tensor:
+    return torch.full((n, 3, h, w), value)
+
+
+@pytest.mark.parametrize("sigma", [25.0, 50.0, 5.0])
+def test_gaussian_noise_is_zero_mean_with_std_sigma_over_255(generator, sigma):
+    clean = _grey(0.5, n=2)
+    noise = GaussianNoise(sigma)(clean, generator) - clean
+    n = noise.numel()  # 73,728 samples
+    std = sigma / 255.0
+    # the sample mean has standard error std / sqrt(n); allow 5 of them
+    assert abs(noise.mean().item()) < 5 * std / math.sqrt(n)
+    # the sample std has relative standard error about 1 / sqrt(2n) (0.26 %): allow 2 %
+    assert noise.std().item() == pytest.approx(std, rel=0.02)
+
+
+def test_noise_is_neither_clipped_nor_quantised(generator):
+    noise = GaussianNoise(25)
+    dark = noise(_grey(0.0), generator)
+    bright = noise(_grey(1.0), generator)
+    # about half the pixels of a black (white) image must go below 0 (above 1)
+    assert (dark < 0).float().mean().item() == pytest.approx(0.5, abs=0.02)
+    assert (bright > 1).float().mean().item() == pytest.approx(0.5, abs=0.02)
+    assert dark.min() < -2 * 25 / 255 and bright.max() > 1 + 2 * 25 / 255
+    # not rounded to 8-bit levels: almost no value lies on a multiple of 1/255
+    levels = dark * 255
+    assert (levels - levels.round()).abs().lt(1e-4).float().mean().item() < 0.01
+
+
+def test_noise_does_not_modify_its_input_and_keeps_shape_and_dtype(generator):
+    clean = torch.rand(2, 3, 37, 31, generator=generator)
+    copy = clean.clone()
+    noisy = GaussianNoise(25)(clean, generator)
+    assert torch.equal(clean, copy)
+    assert noisy.shape == clean.shape and noisy.dtype == clean.dtype
+    single = GaussianNoise(25)(clean[0], generator)  # a C x H x W image works too
+    assert single.shape == clean[0].shape
+
+
+def test_sigma_zero_adds_nothing(generator):
+    clean = torch.rand(1, 3, 37, 31, generator=generator)
+    assert torch.equal(GaussianNoise(0)(clean, generator), clean)
+
+
+def test_same_seed_same_noise_other_seed_other_noise():
+    clean = _grey(0.5, h=37, w=31)
+    noise = GaussianNoise(25)
+    a = noise(clean, torch.Generator().manual_seed(5))
+    b = noise(clean, torch.Generator().manual_seed(5))
+    c = noise(clean, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_noise_does_not_use_the_global_random_state(generator):
+    clean = _grey(0.5, h=37, w=31)
+    state = torch.get_rng_state()
+    a = GaussianNoise(25)(clean, torch.Generator().manual_seed(1))
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(999)  # changing the global state changes nothing
+    assert torch.equal(GaussianNoise(25)(clean, torch.Generator().manual_seed(1)), a)
+
+
+def test_two_draws_from_one_generator_are_independent(generator):
+    # the Noise2Noise target is a second draw: it must not repeat (or correlate with) the first
+    clean = _grey(0.5, n=2)
+    noise = GaussianNoise(25)
+    first = (noise(clean, generator) - clean).flatten()
+    second = (noise(clean, generator) - clean).flatten()
+    corr = torch.corrcoef(torch.stack([first, second]))[0, 1].item()
+    assert abs(corr) < 5 / math.sqrt(first.numel())
+
+
+def test_blind_noise_gives_each_image_its_own_sigma_within_the_range(generator):
+    lo, hi = 5.0, 50.0
+    clean = _grey(0.5, n=24, h=64, w=64)
+    noisy = GaussianNoise(25, sigma_range=(lo, hi))(clean, generator)
+    stds = (noisy - clean).flatten(1).std(dim=1) * 255  # per image, on the 0..255 scale
+    # 12,288 samples per image: the std estimate is within ~2 % of the true sigma
+    assert stds.min() > lo * 0.95 and stds.max() < hi * 1.05
+    assert stds.max() - stds.min() > 0.5 * (hi - lo)  # really spread over the range
+    assert len(set(stds.tolist())) == len(stds)  # every image has its own draw
+
+
+def test_blind_noise_is_reproducible_from_the_seed():
+    clean = _grey(0.5, n=4, h=16, w=16)
+    noise = GaussianNoise(sigma_range=(0.0, 50.0))
+    a = noise(clean, torch.Generator().manual_seed(3))
+    b = noise(clean, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("sigma", [-1.0, -0.5])
+def test_negative_sigma_raises(sigma):
+    with pytest.raises(ValueError, match=str(sigma)):
+        GaussianNoise(sigma)
+
+
+@pytest.mark.parametrize("bad_range", [(-1.0, 5.0), (10.0, 5.0)])
+def test_bad_sigma_range_raises(bad_range):
+    with pytest.raises(ValueError, match="sigma_range"):
+        GaussianNoise(25, sigma_range=bad_range)
+
+
+def test_seeded_generator_is_a_function_of_seed_and_index():
+    def draw(*args):
+        return torch.randn(8, generator=seeded_generator(*args))
+
+    assert torch.equal(draw(0, 1), draw(0, 1))
+    assert not torch.equal(draw(0, 1), draw(0, 2))  # other index
+    assert not torch.equal(draw(0, 1), draw(1, 1))  # other seed
+    assert not torch.equal(draw(0, 1), draw(1, 0))  # (seed, index) is not a symmetric function
+    draws = [draw(3, i) for i in range(50)]
+    assert len({tuple(d.tolist()) for d in draws}) == 50
+
+
+def test_training_and_test_noise_from_config():
+    blind = NoiseConfig(sigma=25, train_sigma_range=(0.0, 50.0))
+    # (imported through the module: pytest would collect a bare ``test_noise`` as a test)
+    training_noise, test_noise = noise_module.training_noise, noise_module.test_noise
+    assert training_noise(blind).sigma_range == (0.0, 50.0)
+    assert test_noise(blind).sigma_range is None and test_noise(blind).sigma == 25.0  # fixed at test time
+    fixed = NoiseConfig(sigma=15)
+    assert training_noise(fixed).sigma_range is None and training_noise(fixed).sigma == 15.0
+    assert "25" in repr(test_noise(blind))

@@ -1,0 +1,241 @@
+"""Training: the learning-rate ramp-down, fit(), validation against clean images, checkpoints and resume."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from n2n_core import models
+from n2n_core import train as train_module
+from n2n_core.checkpoint import load_checkpoint
+from n2n_core.config import ModelConfig, TrainConfig
+from n2n_core.data import PairSampler, validation_pairs
+from n2n_core.metrics import psnr
+from n2n_core.noise import GaussianNoise
+from n2n_core.train import History, fit, learning_rate, resolve_device, validate
+
+TINY = ModelConfig("resnet", depth=4, width=8)
+RUN_CONFIG = {"experiment": "unit-test", "lr": 1e-3, "sigma": 25.0}
+
+
+# ---------------------------------------------------------------------------------- learning rate
+@pytest.mark.parametrize("progress", [0.0, 0.1, 0.5, 0.69, 0.7])
+def test_learning_rate_is_constant_for_the_first_70_percent(progress):
+    assert learning_rate(1e-3, progress, 0.3) == pytest.approx(1e-3, rel=1e-9)
+
+
+@pytest.mark.parametrize("progress", [0.7 + 0.3 * t for t in (0.1, 0.25, 0.5, 0.75, 0.9)])
+def test_learning_rate_follows_the_papers_cosine_ramp(progress):
+    t = (progress - 0.7) / 0.3
+    expected = 2e-3 * (0.5 + math.cos(math.pi * t) / 2) ** 2  # PAPER.md, training recipe
+    assert learning_rate(2e-3, progress, 0.3) == pytest.approx(expected, rel=1e-9)
+
+
+def test_learning_rate_hand_values():
+    assert learning_rate(1.0, 0.85, 0.3) == pytest.approx(0.25)  # t = 1/2: (1/2)^2
+    assert learning_rate(1.0, 0.8, 0.3) == pytest.approx(0.5625)  # t = 1/3: (3/4)^2
+    assert learning_rate(1.0, 0.9, 0.3) == pytest.approx(0.0625)  # t = 2/3: (1/4)^2
+
+
+def test_learning_rate_reaches_zero_at_the_end_and_decreases():
+    assert learning_rate(1e-3, 1.0, 0.3) == pytest.approx(0.0, abs=1e-15)
+    assert learning_rate(1e-3, 1.5, 0.3) == pytest.approx(0.0, abs=1e-15)  # past the end: stays 0
+    values = [learning_rate(1e-3, 0.7 + 0.3 * i / 50, 0.3) for i in range(51)]
+    assert all(a > b for a, b in zip(values, values[1:]))
+
+
+def test_learning_rate_without_rampdown_is_constant():
+    assert learning_rate(1e-3, 0.99, 0.0) == 1e-3
+
+
+# ---------------------------------------------------------------------------------------- helpers
+@pytest.fixture
+def val_pairs(smooth_patches):
+    return validation_pairs(smooth_patches[:6], GaussianNoise(25), seed=0)
+
+
+def _sampler(patches, cls=PairSampler, seed=0, crop=16, batch=4, target="noisy", **kwargs):
+    return cls(patches, crop, batch, GaussianNoise(25), target, torch.Generator().manual_seed(seed), **kwargs)
+
+
+class CountingSampler(PairSampler):
+    """Counts its batches; raises ``error`` at call number ``fail_at`` (None: never)."""
+
+    def __init__(self, *args, fail_at=None, error=KeyboardInterrupt, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls, self.fail_at, self.error = 0, fail_at, error
+
+    def sample(self):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise self.error("stop")
+        return super().sample()
+
+
+def _fit(model, cfg, sampler, val, path, run_config=RUN_CONFIG, model_config=TINY):
+    return fit(model, cfg, sampler, val, path, models.model_args(model_config), run_config,
+               device="cpu", progress=False)
+
+
+def _states_close(a: torch.nn.Module, b: torch.nn.Module, **tol) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return all(torch.allclose(sa[k], sb[k], **tol) for k in sa)
+
+
+# -------------------------------------------------------------------------------------------- fit
+def test_fit_improves_validation_psnr_over_the_noisy_input(tmp_path, smooth_patches, val_pairs):
+    # (over seeds 0..7 these settings gain 2.2 to 5.2 dB; seed 1 gains about 5)
+    model = models.build(TINY, seed=1)
+    cfg = TrainConfig(crop=16, batch_size=8, lr=2e-3, max_steps=150, val_every=75, seed=1)
+    history = _fit(model, cfg, _sampler(smooth_patches[6:], seed=1, batch=8), val_pairs, tmp_path / "improve.pth")
+    assert history.val_step == [75, 150]
+    noisy_psnr = history.val_psnr_input
+    assert noisy_psnr == pytest.approx(20 * math.log10(255 / 25), abs=0.3)
+    assert history.val_psnr[0] > noisy_psnr
+    assert history.val_psnr[-1] > noisy_psnr + 1.5, history.val_psnr
+
+
+def test_fit_validates_against_the_clean_images(tmp_path, smooth_patches, val_pairs):
+    noisy, clean = val_pairs
+    model = models.build(TINY, seed=0)
+    cfg = TrainConfig(crop=16, batch_size=2, max_steps=1, val_every=1)
+    history = _fit(model, cfg, _sampler(smooth_patches, batch=2), val_pairs, tmp_path / "v.pth")
+    assert history.val_psnr_input == pytest.approx(psnr(noisy, clean).mean().item())
+    assert history.val_psnr == [pytest.approx(validate(model, noisy, clean, torch.device("cpu")))]
+
+
+def test_validate_is_the_mean_of_per_image_psnr_and_keeps_the_mode():
+    clean = torch.full((2, 3, 12, 12), 100 / 255)
+    noisy = clean + torch.tensor([1.0, 4.0]).view(2, 1, 1, 1) / 255  # 1 and 4 levels off
+    model = models.build(TINY, seed=0).train()  # REDNet starts as the identity
+    value = validate(model, noisy, clean, torch.device("cpu"), batch=1)
+    assert value == pytest.approx((20 * math.log10(255) + 20 * math.log10(255 / 4)) / 2, abs=1e-3)
+    assert model.training
+
+
+def test_fit_logs_the_learning_rate_schedule_and_uses_adam_of_the_paper(tmp_path, smooth_patches, val_pairs):
+    cfg = TrainConfig(crop=16, batch_size=2, lr=1e-3, max_steps=10, val_every=1, rampdown=0.3)
+    path = tmp_path / "lr.pth"
+    history = _fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path)
+    assert history.step == list(range(1, 11))
+    # step s trains at the progress (s - 1) / 10 it starts from
+    expected = [learning_rate(1e-3, (s - 1) / 10, 0.3) for s in range(1, 11)]
+    assert history.lr == pytest.approx(expected, rel=1e-9)
+    assert history.lr[-2] == pytest.approx(1e-3 * 0.5625) and history.lr[-1] == pytest.approx(1e-3 * 0.0625)
+    group = load_checkpoint(path)["optimizer"]["param_groups"][0]
+    assert tuple(group["betas"]) == (0.9, 0.99) and group["eps"] == 1e-8  # PAPER.md, training recipe
+    assert all(math.isfinite(v) and v > 0 for v in history.train_loss)
+
+
+def test_fit_writes_a_finished_self_describing_checkpoint(tmp_path, smooth_patches, val_pairs):
+    path = tmp_path / "ckpt" / "run.pth"
+    cfg = TrainConfig(crop=16, batch_size=2, max_steps=3, val_every=2, seed=4)
+    model = models.build(TINY, seed=0)
+    history = _fit(model, cfg, _sampler(smooth_patches, batch=2), val_pairs, path)
+    state = load_checkpoint(path)
+    assert state["finished"] and state["step"] == 3 and state["seed"] == 4
+    assert state["config"] == RUN_CONFIG and state["model_args"] == models.model_args(TINY)
+    assert History.from_dict(state["history"]) == history
+    assert history.val_step == [2, 3]  # the last step is always validated
+    assert [p.name for p in path.parent.iterdir()] == ["run.pth"]  # no temporary files left
+
+
+class _FakeClock:
+    """Stands in for the time module of n2n_core.train: every reading is 10 ms after the previous one,
+    so a wall-clock budget gives the same run however busy the machine is."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        self.now += 0.01
+        return self.now
+
+
+def test_fit_stops_at_a_wall_clock_budget(tmp_path, smooth_patches, val_pairs, monkeypatch):
+    monkeypatch.setattr(train_module, "time", _FakeClock())
+    cfg = TrainConfig(crop=16, batch_size=2, lr=1e-3, max_seconds=0.5, val_every=10_000)
+    history = _fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs,
+                   tmp_path / "time.pth")
+    state = load_checkpoint(tmp_path / "time.pth")
+    assert state["finished"] and state["elapsed_seconds"] >= 0.5
+    assert 5 <= state["step"] < 50  # at least one clock reading per step: at most 50 steps in 0.5 s
+    assert history.lr[-1] < 0.1e-3  # the ramp-down follows the time budget: near 0 at the end
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, smooth_patches, val_pairs, capsys):
+    cfg = TrainConfig(crop=16, batch_size=4, lr=1e-2, max_steps=6, val_every=2, checkpoint_every_seconds=0.0)
+    initial = models.build(TINY, seed=0)
+
+    reference = models.build(TINY, seed=0)
+    ref_history = _fit(reference, cfg, _sampler(smooth_patches), val_pairs, tmp_path / "reference.pth")
+    assert not _states_close(reference, initial)  # training changed the weights
+
+    path = tmp_path / "interrupted.pth"
+    with pytest.raises(KeyboardInterrupt):
+        _fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, CountingSampler, fail_at=4), val_pairs, path)
+    state = load_checkpoint(path)
+    assert state["step"] == 3 and not state["finished"]
+    capsys.readouterr()
+
+    # a fresh process: other initial weights and another sampler seed; both must come from the checkpoint
+    resumed = models.build(TINY, seed=99)
+    sampler = _sampler(smooth_patches, CountingSampler, seed=12345)
+    history = _fit(resumed, cfg, sampler, val_pairs, path)
+    assert "resuming at step 3" in capsys.readouterr().out
+    assert sampler.calls == 3  # steps 4, 5 and 6 only
+    final = load_checkpoint(path)
+    assert final["step"] == 6 and final["finished"]
+    assert history.val_step == ref_history.val_step == [2, 4, 6]
+    assert history.val_psnr == pytest.approx(ref_history.val_psnr, abs=1e-4)
+    assert _states_close(resumed, reference, rtol=1e-5, atol=1e-7)
+
+
+def test_a_finished_checkpoint_returns_at_once(tmp_path, smooth_patches, val_pairs, capsys):
+    cfg = TrainConfig(crop=16, batch_size=2, max_steps=4, val_every=2)
+    path = tmp_path / "done.pth"
+    trained = models.build(TINY, seed=0)
+    first = _fit(trained, cfg, _sampler(smooth_patches, batch=2), val_pairs, path)
+    modified = path.stat().st_mtime_ns
+
+    again = models.build(TINY, seed=7)
+    sampler = _sampler(smooth_patches, CountingSampler, batch=2, fail_at=1, error=AssertionError)
+    second = _fit(again, cfg, sampler, val_pairs, path)
+    assert sampler.calls == 0  # no training step at all
+    assert second == first and "already trained" in capsys.readouterr().out
+    assert _states_close(again, trained, rtol=0, atol=0)  # the trained weights were loaded
+    assert path.stat().st_mtime_ns == modified  # and the checkpoint was not rewritten
+
+
+def test_a_checkpoint_of_another_configuration_is_refused(tmp_path, smooth_patches, val_pairs):
+    cfg = TrainConfig(crop=16, batch_size=2, max_steps=2, val_every=2)
+    path = tmp_path / "other.pth"
+    _fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path)
+    with pytest.raises(ValueError, match=r"differs in: sigma\)"):
+        _fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path,
+             run_config={**RUN_CONFIG, "sigma": 50.0})
+    with pytest.raises(ValueError, match=r"differs in: extra\)"):
+        _fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path,
+             run_config={**RUN_CONFIG, "extra": 1})
+    bigger = ModelConfig("resnet", depth=6, width=8)
+    with pytest.raises(ValueError, match="model_args"):
+        _fit(models.build(bigger, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path,
+             model_config=bigger)
+
+
+def test_fit_with_clean_targets_trains_too(tmp_path, smooth_patches, val_pairs):
+    model = models.build(TINY, seed=1)
+    cfg = TrainConfig(target="clean", crop=16, batch_size=8, lr=2e-3, max_steps=100, val_every=100)
+    history = _fit(model, cfg, _sampler(smooth_patches[6:], seed=1, batch=8, target="clean"), val_pairs,
+                   tmp_path / "clean.pth")
+    assert history.val_psnr[-1] > history.val_psnr_input + 1.5, history.val_psnr
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
