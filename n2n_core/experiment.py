@@ -95,7 +95,7 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     """Train (or resume, or reload when finished) one denoiser of the study on the patch sets of
     notebook 01. Budget overrides replace the profile's."""
     noise_cfg = profile.noise if sigma is None else dataclasses.replace(profile.noise, sigma=float(sigma))
-    train_cfg = dataclasses.replace(profile.train, target=target, seed=seed)
+    train_cfg = dataclasses.replace(profile.train_config(model), target=target, seed=seed)
     if max_steps is not None or max_seconds is not None:
         train_cfg = dataclasses.replace(train_cfg, max_steps=max_steps, max_seconds=max_seconds)
     model_cfg: ModelConfig = profile.model(model)

@@ -95,6 +95,22 @@ def test_profile_model_lookup():
         profile.model("vgg")
 
 
+def test_per_model_budget_replaces_the_profiles_seconds():
+    base = PROFILES["smoke"]
+    profile = dataclasses.replace(base, model_seconds=(("unet", 30.0),))
+    assert profile.train_config("unet").max_seconds == 30.0
+    assert profile.train_config("unet").max_steps == base.train.max_steps  # the other settings stay
+    assert profile.train_config("resnet") == base.train
+    with pytest.raises(ValueError, match="'vgg'"):
+        profile.train_config("vgg")
+
+
+@pytest.mark.parametrize("bad,match", [((("vgg", 10.0),), "'vgg'"), ((("unet", 0.0),), "unet")])
+def test_bad_per_model_budget_is_named(bad, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(PROFILES["smoke"], model_seconds=bad)
+
+
 def test_every_profile_is_valid_and_has_a_budget():
     for name, profile in PROFILES.items():
         assert isinstance(profile, Profile) and profile.name == name
