@@ -10,28 +10,64 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-NOISE_KINDS = ("gaussian",)
+NOISE_KINDS = ("gaussian", "poisson", "bernoulli")
 MODEL_NAMES = ("unet", "resnet")
 TARGETS = ("noisy", "clean")
 LOSSES = ("l2", "l1")
+# the authors' follow-up code measures each test set under several noise draws
+PAPER_REPEATS = (("kodak", 10), ("bsd300", 3), ("set14", 20))
 
 
 @dataclass(frozen=True)
 class NoiseConfig:
+    """One noise type and its levels. ``kind`` picks which of the three level pairs applies:
+
+    - gaussian: additive, standard deviation ``sigma`` on the 0..255 scale;
+    - poisson: y = Poisson(lam * x) / lam on [0, 1] images;
+    - bernoulli: each pixel kept with probability 1 - p, dropped pixels are 0.
+
+    The plain level is the test level (Table 1: sigma 25, lam 30, p 0.5). Training uses it too,
+    unless the matching ``train_*_range`` is set: then each image draws its own level uniformly
+    from the range, independently for the input and the noisy target (blind training).
+    """
     kind: str = "gaussian"
-    sigma: float = 25.0  # test-time standard deviation, on the 0..255 scale
-    # training: a fixed sigma (None: use ``sigma``) or blind, sigma ~ U(lo, hi) per image and draw
+    sigma: float = 25.0
+    lam: float = 30.0
+    p: float = 0.5
     train_sigma_range: tuple[float, float] | None = None
+    train_lam_range: tuple[float, float] | None = None
+    train_p_range: tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.kind not in NOISE_KINDS:
             raise ValueError(f"unknown noise type {self.kind!r}; choose one of {', '.join(NOISE_KINDS)}")
         if self.sigma < 0:
             raise ValueError(f"noise sigma must be >= 0, got {self.sigma}")
-        if self.train_sigma_range is not None:
-            lo, hi = self.train_sigma_range
-            if not 0 <= lo <= hi:
-                raise ValueError(f"train_sigma_range must satisfy 0 <= lo <= hi, got {self.train_sigma_range}")
+        if not self.lam > 0:
+            raise ValueError(f"Poisson lam must be > 0, got {self.lam}")
+        if not 0 <= self.p < 1:
+            raise ValueError(f"Bernoulli p must be in [0, 1), got {self.p}")
+        for name, low, high in (("train_sigma_range", 0, None), ("train_lam_range", 0, None),
+                                ("train_p_range", 0, 1)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            lo, hi = value
+            if not low <= lo <= hi or (high is not None and hi >= high) or (name == "train_lam_range" and lo <= 0):
+                bounds = {"train_sigma_range": "0 <= lo <= hi", "train_lam_range": "0 < lo <= hi",
+                          "train_p_range": "0 <= lo <= hi < 1"}[name]
+                raise ValueError(f"{name} must satisfy {bounds}, got {value}")
+
+    @property
+    def level(self) -> float:
+        """The test level of this kind: sigma, lam or p."""
+        return {"gaussian": self.sigma, "poisson": self.lam, "bernoulli": self.p}[self.kind]
+
+    @property
+    def label(self) -> str:
+        """A short human name, e.g. 'Gaussian sigma=25'."""
+        symbol = {"gaussian": "sigma", "poisson": "lambda", "bernoulli": "p"}[self.kind]
+        return f"{self.kind.capitalize()} {symbol}={self.level:g}"
 
 
 @dataclass(frozen=True)
@@ -86,8 +122,15 @@ class DataConfig:
     test_limit: int | None = None  # evaluate on the first n test images only (smoke)
     test_crop: int | None = None  # centre-crop test images to this side (smoke)
     test_sets: tuple[str, ...] | None = None  # which available test sets to evaluate (None: all)
+    # evaluation draws per test set, ((set, n), ...): each image measured under n noise draws
+    test_repeats: tuple[tuple[str, int], ...] = ()
+    # test sets on which the slow classical baselines (BM3D) run (None: every available set)
+    baseline_sets: tuple[str, ...] | None = None
 
     def __post_init__(self):
+        for name, n in self.test_repeats:
+            if not isinstance(n, int) or n < 1:
+                raise ValueError(f"test_repeats for {name!r} must be an integer >= 1, got {n!r}")
         for name in ("patch_size", "train_patches", "val_patches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -109,26 +152,39 @@ class Profile:
     # much better the clean-target U-Net may be than the Noise2Noise one
     min_gain_db: float = 7.0
     max_clean_gap_db: float = 0.2
-    # per-model wall-clock budgets that replace train.max_seconds, as ((model, seconds), ...)
+    # the checks of notebook 05 (Table 1): gain over the noisy input per noise type, and how far
+    # apart noisy and clean targets may be on any test set
+    table_gain_db: tuple[tuple[str, float], ...] = (("gaussian", 7.0), ("poisson", 6.0), ("bernoulli", 10.0))
+    max_table_gap_db: float = 0.3
+    # wall-clock budgets that replace train.max_seconds, as ((model, seconds), ...) and
+    # ((noise kind, seconds), ...); a noise kind's budget wins over its model's
     model_seconds: tuple[tuple[str, float], ...] = ()
+    noise_seconds: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self):
-        for name, seconds in self.model_seconds:
-            if name not in MODEL_NAMES:
-                raise ValueError(f"model_seconds names unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
-            if seconds <= 0:
-                raise ValueError(f"model_seconds for {name!r} must be > 0, got {seconds}")
+        for field_name, names in (("model_seconds", MODEL_NAMES), ("noise_seconds", NOISE_KINDS)):
+            for name, seconds in getattr(self, field_name):
+                if name not in names:
+                    raise ValueError(f"{field_name} names unknown {name!r}; choose from {', '.join(names)}")
+                if seconds <= 0:
+                    raise ValueError(f"{field_name} for {name!r} must be > 0, got {seconds}")
 
     def model(self, name: str) -> ModelConfig:
         if name not in MODEL_NAMES:
             raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
         return getattr(self, name)
 
-    def train_config(self, model: str) -> TrainConfig:
-        """The training settings of ``model``: ``train`` with the model's own budget, if any."""
+    def train_config(self, model: str, noise: str | None = None) -> TrainConfig:
+        """The training settings of ``model`` on ``noise`` (default: the profile's): ``train`` with
+        the budget that ``noise_seconds`` or ``model_seconds`` give, if any."""
         self.model(model)  # validates the name
-        seconds = dict(self.model_seconds).get(model)
+        kind = self.noise_config(noise).kind
+        seconds = dict(self.noise_seconds).get(kind, dict(self.model_seconds).get(model))
         return self.train if seconds is None else dataclasses.replace(self.train, max_seconds=seconds)
+
+    def noise_config(self, kind: str | None = None) -> NoiseConfig:
+        """The profile's noise settings with ``kind`` selected (default: the profile's own kind)."""
+        return self.noise if kind is None else dataclasses.replace(self.noise, kind=kind)
 
 
 PROFILES = {
@@ -139,6 +195,8 @@ PROFILES = {
         TrainConfig(crop=32, batch_size=4, max_steps=80, val_every=20),
         min_gain_db=-3.0,  # seconds of training: the checks only catch a broken pipeline
         max_clean_gap_db=3.0,
+        table_gain_db=(("gaussian", -3.0), ("poisson", -3.0), ("bernoulli", -3.0)),
+        max_table_gap_db=5.0,
     ),
     # the default of `make all`: a fixed wall-clock budget per model on a 2-core CPU, trained at
     # the test sigma (blind training needs a longer budget to match it). Small batches: at a fixed
@@ -147,7 +205,7 @@ PROFILES = {
     # The ResNet is cheaper per step and converges sooner: 300 s for it, 520 s for each U-Net.
     "cpu": Profile(
         "cpu",
-        DataConfig(test_sets=("kodak",)),
+        DataConfig(test_sets=("kodak",), baseline_sets=("kodak",)),
         TrainConfig(crop=64, batch_size=2, lr=5e-4, max_seconds=400, val_every=500),
         model_seconds=(("resnet", 300.0), ("unet", 520.0)),
     ),
@@ -155,10 +213,11 @@ PROFILES = {
     # blind sigma ~ U(0, 50); RED30 with 128 features. Meant for a GPU.
     "paper": Profile(
         "paper",
-        DataConfig(patch_size=288, train_patches=8000, val_patches=64),  # 2 GB of uint8 patches
+        DataConfig(patch_size=288, train_patches=8000, val_patches=64,  # 2 GB of uint8 patches
+                   test_repeats=PAPER_REPEATS),
         TrainConfig(crop=256, batch_size=4, lr=3e-4, max_steps=300_000, val_every=5000,
                     checkpoint_every_seconds=600.0),
-        NoiseConfig(train_sigma_range=(0.0, 50.0)),
+        NoiseConfig(train_sigma_range=(0.0, 50.0), train_lam_range=(0.001, 50.0), train_p_range=(0.0, 0.95)),
         ModelConfig("resnet", depth=30, width=128),
         max_clean_gap_db=0.1,
     ),

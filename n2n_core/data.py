@@ -18,6 +18,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import augment, paths
 from .config import DataConfig
-from .noise import GaussianNoise, seeded_generator
+from .noise import NoiseModel, seeded_generator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
 TEST_SET_NAMES = ("kodak", "bsd300", "set14")
@@ -183,7 +184,9 @@ def _from_downloads(cache: Path) -> DataSources:
         archive = pooch.retrieve(os.environ.get("N2N_BSDS300_URL", BSDS300_URL), known_hash=None,
                                  fname="BSDS300-images.tgz", path=cache, downloader=downloader)
         shutil.unpack_archive(archive, cache, filter="data")
-    return DataSources(list_images(train_dir), {"kodak": kodak}, "download", f"downloaded to {cache}")
+    # the archive's test split (100 images) is the paper's BSD300 test set; Set14 has no official address
+    tests = {"kodak": kodak, "bsd300": list_images(cache / "BSDS300" / "images" / "test")}
+    return DataSources(list_images(train_dir), tests, "download", f"downloaded to {cache}")
 
 
 def _embedded() -> DataSources:
@@ -262,15 +265,24 @@ def build_patch_sets(sources: DataSources, config: DataConfig, seed: int) -> Pat
 
 
 # ------------------------------------------------------------------------- training pairs
+class Batch(NamedTuple):
+    """One training batch. ``mask`` (N x 1 x H x W, or None) marks the target pixels the loss may
+    use: set for noisy Bernoulli targets, whose dropped pixels carry no information."""
+    input: torch.Tensor
+    target: torch.Tensor
+    clean: torch.Tensor
+    mask: torch.Tensor | None = None
+
+
 class PairSampler:
-    """Batches of (noisy input, target, clean) crops from a uint8 patch set.
+    """Batches of (noisy input, target, clean, mask) crops from a uint8 patch set.
 
     target="noisy": the target is a second, independent noisy draw (Noise2Noise);
     target="clean": the target is the clean crop (the discriminative baseline).
     All randomness comes from one generator, whose state a checkpoint saves.
     """
 
-    def __init__(self, patches: torch.Tensor, crop: int, batch_size: int, noise: GaussianNoise,
+    def __init__(self, patches: torch.Tensor, crop: int, batch_size: int, noise: NoiseModel,
                  target: str, generator: torch.Generator):
         if target not in ("noisy", "clean"):
             raise ValueError(f"unknown target {target!r}; choose 'noisy' or 'clean'")
@@ -279,15 +291,17 @@ class PairSampler:
         self.patches, self.crop, self.batch_size = patches, crop, batch_size
         self.noise, self.target, self.generator = noise, target, generator
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(self) -> Batch:
         idx = torch.randint(0, len(self.patches), (self.batch_size,), generator=self.generator)
         clean = augment.random_crops(self.patches[idx], self.crop, self.generator).float() / 255.0
         noisy_input = self.noise(clean, self.generator)
-        target = self.noise(clean, self.generator) if self.target == "noisy" else clean
-        return noisy_input, target, clean
+        if self.target == "noisy":
+            target, mask = self.noise.draw(clean, self.generator)
+            return Batch(noisy_input, target, clean, mask)
+        return Batch(noisy_input, clean, clean)
 
 
-def validation_pairs(val_patches: torch.Tensor, noise: GaussianNoise, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def validation_pairs(val_patches: torch.Tensor, noise: NoiseModel, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed (noisy, clean) validation pairs: noise is a function of (seed, patch index)."""
     clean = val_patches.float() / 255.0
     noisy = torch.stack([noise(c, seeded_generator(seed, 1_000_000 + i)) for i, c in enumerate(clean)])

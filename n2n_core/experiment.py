@@ -16,7 +16,7 @@ import torch
 
 from . import models, paths
 from .checkpoint import load_model
-from .config import ModelConfig, Profile, get_profile
+from .config import NOISE_KINDS, ModelConfig, NoiseConfig, Profile, get_profile
 from .data import (DataSources, PairSampler, PatchSets, build_patch_sets, find_data, patch_set_path,
                    validation_pairs)
 from .metrics import Evaluation, evaluate
@@ -89,13 +89,21 @@ class TrainedRun:
     config: dict
 
 
+def noise_settings(profile: Profile, noise: str | None = None, sigma: float | None = None) -> NoiseConfig:
+    """The profile's noise settings for ``noise`` (a kind; default the profile's), with ``sigma``
+    replacing the Gaussian level when given."""
+    config = profile.noise_config(noise)
+    return config if sigma is None else dataclasses.replace(config, sigma=float(sigma))
+
+
 def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float | None = None,
           max_steps: int | None = None, max_seconds: float | None = None, device: str = "auto",
-          progress: bool = True) -> TrainedRun:
+          progress: bool = True, noise: str | None = None) -> TrainedRun:
     """Train (or resume, or reload when finished) one denoiser of the study on the patch sets of
-    notebook 01. Budget overrides replace the profile's."""
-    noise_cfg = profile.noise if sigma is None else dataclasses.replace(profile.noise, sigma=float(sigma))
-    train_cfg = dataclasses.replace(profile.train_config(model), target=target, seed=seed)
+    notebook 01, on ``noise`` (gaussian, poisson or bernoulli; default: the profile's). Budget
+    overrides replace the profile's."""
+    noise_cfg = noise_settings(profile, noise, sigma)
+    train_cfg = dataclasses.replace(profile.train_config(model, noise_cfg.kind), target=target, seed=seed)
     if max_steps is not None or max_seconds is not None:
         train_cfg = dataclasses.replace(train_cfg, max_steps=max_steps, max_seconds=max_seconds)
     model_cfg: ModelConfig = profile.model(model)
@@ -116,27 +124,31 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
 
 
 # ------------------------------------------------------------------------------- evaluation
-def evaluate_run(model: torch.nn.Module | None, profile: Profile, seed: int = 0, sigma: float | None = None,
-                 data_dir: str | None = None, device: str = "auto", sources: DataSources | None = None
+def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = None,
+                 data_dir: str | None = None, device: str = "auto", sources: DataSources | None = None,
+                 noise: str | None = None, test_sets: tuple[str, ...] | None | str = "profile",
                  ) -> dict[str, Evaluation]:
-    """PSNR/SSIM on every available test set, with the paper's protocol and fixed noise seeds.
-    ``model=None`` measures the noisy input."""
+    """PSNR/SSIM on the profile's test sets (``test_sets``: a tuple of names, None for every
+    available set), with the paper's protocol, fixed noise seeds and the profile's repeats.
+    ``model`` is a module, a callable baseline, or None for the noisy input."""
     sources = sources or data_sources(data_dir)
-    noise_cfg = profile.noise if sigma is None else dataclasses.replace(profile.noise, sigma=float(sigma))
+    noise_cfg = noise_settings(profile, noise, sigma)
     device = resolve_device(device)
-    if model is not None:
+    if isinstance(model, torch.nn.Module):
         model = model.to(device).eval()
-    wanted = profile.data.test_sets
+    wanted = profile.data.test_sets if test_sets == "profile" else test_sets
+    repeats = dict(profile.data.test_repeats)
     sets = {k: v for k, v in sources.test_sets.items() if wanted is None or k in wanted}
     sets = sets or {sources.main_test_set: sources.test_sets[sources.main_test_set]}
     results = {}
     for name, files in sets.items():
         files = files[:profile.data.test_limit] if profile.data.test_limit else files
-        ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=profile.data.test_crop)
+        ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=profile.data.test_crop,
+                      repeats=repeats.get(name, 1))
         ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin)
         results[name] = ev
         print(f"{name}: {ev.psnr:.2f} dB (noisy input {ev.psnr_input:.2f} dB, SSIM {ev.ssim:.4f}) "
-              f"over {len(files)} images")
+              f"over {len(files)} images" + (f" x {ev.repeats} noise draws" if ev.repeats > 1 else ""))
     return results
 
 
@@ -160,15 +172,51 @@ def read_results(profile: Profile) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+# ---------------------------------------------------------------------------------- Table 1
+def train_table_models(profile: Profile, seed: int = 0, device: str = "auto", noises: tuple[str, ...] | None = None,
+                       progress: bool = True) -> dict[tuple[str, str], TrainedRun]:
+    """Train, resume or reload the U-Nets of Table 1: clean and noisy targets for every noise type
+    (the Gaussian pair is the one notebooks 03 and 04 train, reused when present)."""
+    noises = NOISE_KINDS if noises is None else tuple(noises)
+    runs = {}
+    for noise in noises:
+        for target in ("noisy", "clean"):
+            print(f"--- U-Net, {noise} noise, {target} targets")
+            runs[(noise, target)] = train("unet", target, profile, seed=seed, device=device, noise=noise,
+                                          progress=progress)
+    return runs
+
+
+def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | None = None, device: str = "auto",
+                run_baselines: bool = True):
+    """Measure Table 1 for ``runs`` (from ``train_table_models``) and the baselines on every
+    available test set; write ``reports/table1.md``, ``table1.csv`` and ``table1.png`` and record
+    the cells in ``results.json``. Returns the Table1."""
+    from .table import measure
+
+    models_ = {key: run.model if isinstance(run, TrainedRun) else run for key, run in runs.items()}
+    table = measure(models_, profile, seed=seed, data_dir=data_dir, device=device,
+                    baseline_sets=profile.data.baseline_sets, run_baselines=run_baselines)
+    table.write(report_path(profile.name, "table1.md").parent)
+    path = report_path(profile.name, "results.json")
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.setdefault("profile", profile.name)
+    data["table1"] = table.rows()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return table
+
+
 __all__ = ["get_profile", "prepare_patches", "train", "evaluate_run", "record_results", "read_results",
-           "checkpoint_path", "report_path", "run_name", "load_model"]
+           "checkpoint_path", "report_path", "run_name", "load_model", "train_table_models", "paper_table"]
 
 
 # --------------------------------------------------------------------------------- figures
 @torch.inference_mode()
 def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, path: str | Path, seed: int = 0,
                  sigma: float | None = None, data_dir: str | None = None, device: str = "auto",
-                 image_index: int = 0, crop: int = 256) -> Path:
+                 image_index: int = 0, crop: int = 256, noise: str | None = None) -> Path:
     """Clean, noisy and denoised versions of one test image (the whole image is denoised; a
     centre crop is shown), with each PSNR (full image, 8-bit protocol) in the titles."""
     from .data import load_image
@@ -179,8 +227,7 @@ def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, 
     sources = data_sources(data_dir)
     files = sources.test_sets[sources.main_test_set]
     clean = center_crop(load_image(files[image_index]), profile.data.test_crop)
-    noise_cfg = profile.noise if sigma is None else dataclasses.replace(profile.noise, sigma=float(sigma))
-    noisy = test_noise(noise_cfg)(clean, seeded_generator(seed, image_index))
+    noisy = test_noise(noise_settings(profile, noise, sigma))(clean, seeded_generator(seed, image_index))
     device = resolve_device(device)
     row = [("clean", center_crop(clean, crop)), (f"noisy: {float(psnr(noisy, clean)):.2f} dB", center_crop(noisy, crop))]
     for label, model in models_by_label.items():

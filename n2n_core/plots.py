@@ -68,3 +68,34 @@ def psnr_bars(values: dict[str, float], path: str | Path, title: str, reference:
     ax.legend(loc="lower right")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def table1_figure(table, path: str | Path) -> Path:
+    """Table 1 at a glance: one panel per noise type, one group of bars per test set (noisy input,
+    classical baseline, clean targets, noisy targets), the paper's numbers as black ticks."""
+    from .table import METHOD_LABELS, baseline_label
+
+    noises = table.noises()
+    fig, axes = plt.subplots(1, max(1, len(noises)), figsize=(5.2 * max(1, len(noises)), 4.2), squeeze=False)
+    colors = {"input": "0.7", "baseline": "tab:green", "clean": "tab:orange", "n2n": "tab:blue"}
+    width = 0.2
+    for ax, noise in zip(axes[0], noises):
+        sets = table.test_sets(noise)
+        for j, method in enumerate(("input", "baseline", "clean", "n2n")):
+            xs = [i + (j - 1.5) * width for i in range(len(sets))]
+            ours = [table.value(noise, s, method) for s in sets]
+            label = baseline_label(noise) if method == "baseline" else METHOD_LABELS[method]
+            ax.bar([x for x, v in zip(xs, ours) if v is not None], [v for v in ours if v is not None], width,
+                   color=colors[method], label=label)
+            paper = [(x, p) for x, s in zip(xs, sets) if (p := table.paper(noise, s, method)) is not None]
+            if paper:
+                ax.scatter(*zip(*paper), marker="_", s=250, color="k", zorder=3,
+                           label="paper" if method == "n2n" else None)
+        values = [v for s in sets for m in ("baseline", "clean", "n2n") if (v := table.value(noise, s, m)) is not None]
+        low = min(values + [table.value(noise, s, "input") or 99 for s in sets]) if values else 0
+        ax.set(title=f"{noise.capitalize()} noise", xticks=range(len(sets)), ylabel="PSNR (dB)",
+               ylim=(max(0.0, low - 2), None))
+        ax.set_xticklabels(sets)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(loc="lower right", fontsize=7)
+    return _save(fig, path)

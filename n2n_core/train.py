@@ -132,12 +132,13 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
         lr = learning_rate(cfg.lr, p, cfg.rampdown)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        noisy, target, _ = sampler.sample()
-        noisy = noisy.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        target = target.to(device, non_blocking=True)
+        batch = sampler.sample()
+        noisy = batch.input.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        target = batch.target.to(device, non_blocking=True)
+        mask = None if batch.mask is None else batch.mask.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             output = model(noisy)
-        loss = loss_fn(output.float(), target)  # the loss in float32
+        loss = loss_fn(output.float(), target, mask)  # the loss in float32
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)

@@ -11,6 +11,7 @@ Every test runs with
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -111,6 +112,20 @@ def data_folder(tmp_path, make_png) -> Path:
     make_png(root / "kodak" / "kodim01.png", 37, 31, seed=100)
     make_png(root / "kodak" / "kodim02.png", 31, 37, seed=101)
     return root
+
+
+@pytest.fixture
+def tiny_profile():
+    """The smoke profile cut down to seconds: 24 px patches, 2 steps, a 4-layer ResNet."""
+    from n2n_core.config import DataConfig, get_profile
+
+    smoke = get_profile("smoke")
+    return dataclasses.replace(
+        smoke,
+        data=DataConfig(patch_size=24, train_patches=12, val_patches=2, val_image_every=3, test_limit=1, test_crop=24),
+        train=dataclasses.replace(smoke.train, crop=16, batch_size=2, max_steps=2, val_every=1),
+        resnet=dataclasses.replace(smoke.resnet, depth=4, width=8),
+    )
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from n2n_core import get_profile
 from n2n_core.config import PROFILES, ModelConfig, NoiseConfig, Profile, TrainConfig, to_dict
 
 
-@pytest.mark.parametrize("kind", ["poisson", "Gaussian", ""])
+@pytest.mark.parametrize("kind", ["impulse", "Gaussian", ""])
 def test_unknown_noise_kind_is_named(kind):
     with pytest.raises(ValueError, match=repr(kind)):
         NoiseConfig(kind=kind)
@@ -134,7 +134,26 @@ def test_to_dict_is_plain_data():
     d = to_dict(PROFILES["smoke"])
     assert d["train"]["max_steps"] == PROFILES["smoke"].train.max_steps
     assert d["data"] == dataclasses.asdict(PROFILES["smoke"].data)
-    assert d["noise"] == {"kind": "gaussian", "sigma": 25.0, "train_sigma_range": None}
+    assert d["noise"] == {"kind": "gaussian", "sigma": 25.0, "lam": 30.0, "p": 0.5, "train_sigma_range": None,
+                          "train_lam_range": None, "train_p_range": None}
+
+
+@pytest.mark.parametrize("field,value", [("lam", 0.0), ("p", 1.0), ("p", -0.1), ("train_lam_range", (0.0, 50.0)),
+                                         ("train_p_range", (0.0, 1.0)), ("train_sigma_range", (5.0, 1.0))])
+def test_bad_poisson_and_bernoulli_levels_are_named(field, value):
+    with pytest.raises(ValueError, match=field.replace("train_", "") if field.startswith("train") else field):
+        NoiseConfig(**{field: value})
+
+
+def test_noise_config_selects_a_kind_and_its_budget():
+    profile = dataclasses.replace(PROFILES["smoke"], model_seconds=(("unet", 30.0),),
+                                  noise_seconds=(("poisson", 12.0),))
+    assert profile.noise_config("poisson").kind == "poisson" and profile.noise_config().kind == "gaussian"
+    assert profile.noise_config("bernoulli").label == "Bernoulli p=0.5"
+    assert profile.train_config("unet", "poisson").max_seconds == 12.0  # the noise's budget wins
+    assert profile.train_config("unet", "bernoulli").max_seconds == 30.0
+    with pytest.raises(ValueError, match="'speckle'"):
+        profile.train_config("unet", "speckle")
 
 
 @pytest.mark.parametrize("field,value", [("val_patches", 0), ("train_patches", -1), ("patch_size", 0),

@@ -17,7 +17,7 @@ from n2n_core import data
 from n2n_core.config import DataConfig
 from n2n_core.data import (DataSources, PairSampler, PatchSets, build_patch_sets, cut_patches, find_data,
                            list_images, load_image, split_pool, validation_pairs)
-from n2n_core.noise import GaussianNoise
+from n2n_core.noise import BernoulliNoise, GaussianNoise
 
 
 # ------------------------------------------------------------------------------------ load_image
@@ -268,8 +268,9 @@ def test_find_data_downloads_from_the_configured_addresses(http_server, monkeypa
     assert sources.origin == "download" and sources.comparable
     assert set(requested) == {"/kodak/kodim01.png", "/kodak/kodim02.png", "/BSDS300-images.tgz"}
     cache = output_dir / "data" / "downloads"
-    assert list(sources.test_sets) == ["kodak"]
+    assert list(sources.test_sets) == ["kodak", "bsd300"]  # BSD300: the archive's test split
     assert [p.name for p in sources.test_sets["kodak"]] == ["kodim01.png", "kodim02.png"]
+    assert [p.name for p in sources.test_sets["bsd300"]] == ["3096.jpg"]
     for path in sources.test_sets["kodak"]:
         assert path.parent == cache / "kodak" and path.read_bytes() == kodak[path.name]
     assert [p.name for p in sources.train] == ["2092.jpg", "8049.jpg"]  # the train split only
@@ -394,7 +395,8 @@ def _sampler(patches, target, seed=0, sigma=25.0, crop=16, batch=6):
 
 
 def test_pair_sampler_noisy_target_is_a_second_noisy_draw(smooth_patches):
-    noisy, target, clean = _sampler(smooth_patches, "noisy").sample()
+    noisy, target, clean, mask = _sampler(smooth_patches, "noisy").sample()
+    assert mask is None  # Gaussian targets: every pixel counts
     assert noisy.shape == target.shape == clean.shape == (6, 3, 16, 16)
     assert noisy.dtype == target.dtype == clean.dtype == torch.float32
     assert not torch.allclose(target, noisy) and not torch.allclose(target, clean)
@@ -406,12 +408,12 @@ def test_pair_sampler_noisy_target_is_a_second_noisy_draw(smooth_patches):
 
 
 def test_pair_sampler_clean_target_is_the_clean_crop(smooth_patches):
-    noisy, target, clean = _sampler(smooth_patches, "clean").sample()
+    noisy, target, clean, _ = _sampler(smooth_patches, "clean").sample()
     assert torch.equal(target, clean) and not torch.allclose(noisy, clean)
 
 
 def test_pair_sampler_clean_crops_come_from_the_patches(smooth_patches):
-    _, _, clean = _sampler(smooth_patches, "clean", crop=24).sample()  # crop == patch: whole patches
+    clean = _sampler(smooth_patches, "clean", crop=24).sample().clean  # crop == patch: whole patches
     as_uint8 = (clean * 255).round().to(torch.uint8)
     variants = [torch.rot90(p, k, dims=(-2, -1)) for p in smooth_patches for k in range(4)]
     variants += [v.flip(-1) for v in variants]
@@ -421,14 +423,14 @@ def test_pair_sampler_clean_crops_come_from_the_patches(smooth_patches):
 
 def test_pair_sampler_input_is_not_clipped(smooth_patches):
     dark = torch.zeros_like(smooth_patches)
-    noisy, target, _ = _sampler(dark, "noisy").sample()
+    noisy, target, *_ = _sampler(dark, "noisy").sample()
     assert noisy.min() < 0 and target.min() < 0
 
 
 def test_pair_sampler_blind_noise_draws_input_and_target_sigma_independently(smooth_patches):
     sampler = PairSampler(smooth_patches, 24, 16, GaussianNoise(sigma_range=(0.0, 50.0)), "noisy",
                           torch.Generator().manual_seed(0))
-    noisy, target, clean = sampler.sample()
+    noisy, target, clean, _ = sampler.sample()
     std_in = (noisy - clean).flatten(1).std(dim=1) * 255
     std_target = (target - clean).flatten(1).std(dim=1) * 255
     assert std_in.max() <= 50 * 1.1 and std_target.max() <= 50 * 1.1
@@ -439,10 +441,20 @@ def test_pair_sampler_blind_noise_draws_input_and_target_sigma_independently(smo
 def test_pair_sampler_same_seed_same_batch(smooth_patches):
     a, b = _sampler(smooth_patches, "noisy", seed=9), _sampler(smooth_patches, "noisy", seed=9)
     for _ in range(2):
-        for x, y in zip(a.sample(), b.sample()):
+        for x, y in zip(a.sample()[:3], b.sample()[:3]):
             assert torch.equal(x, y)
     c = _sampler(smooth_patches, "noisy", seed=10).sample()
     assert not torch.equal(a.sample()[2], c[2])
+
+
+def test_pair_sampler_bernoulli_noisy_target_carries_its_mask(smooth_patches):
+    sampler = PairSampler(smooth_patches, 16, 6, BernoulliNoise(0.5), "noisy", torch.Generator().manual_seed(0))
+    noisy, target, clean, mask = sampler.sample()
+    assert mask.shape == (6, 1, 16, 16)
+    assert torch.equal(target, clean * mask)  # the mask is the target's, not the input's
+    assert not torch.equal((noisy != 0).any(1, keepdim=True).float(), mask)
+    clean_sampler = PairSampler(smooth_patches, 16, 6, BernoulliNoise(0.5), "clean", torch.Generator().manual_seed(0))
+    assert clean_sampler.sample().mask is None  # clean targets: an unmasked loss
 
 
 def test_pair_sampler_rejects_bad_arguments(smooth_patches):

@@ -1,25 +1,11 @@
 """The notebook-level pipeline, end to end on tiny synthetic data: patches, training, evaluation, results."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
-import pytest
 import torch
 
 from n2n_core import experiment, load_model, paths
-from n2n_core.config import DataConfig, get_profile
-
-
-@pytest.fixture
-def tiny_profile():
-    smoke = get_profile("smoke")
-    return dataclasses.replace(
-        smoke,
-        data=DataConfig(patch_size=24, train_patches=12, val_patches=2, val_image_every=3, test_limit=1, test_crop=24),
-        train=dataclasses.replace(smoke.train, crop=16, batch_size=2, max_steps=2, val_every=1),
-        resnet=dataclasses.replace(smoke.resnet, depth=4, width=8),
-    )
 
 
 def _repo_outputs() -> dict:

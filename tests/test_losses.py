@@ -62,3 +62,31 @@ def test_get_loss_unknown_name_lists_the_choices():
         get_loss("nope")
     message = str(info.value)
     assert "nope" in message and "l2" in message and "l1" in message
+
+
+def test_masked_l2_by_hand():
+    output = torch.tensor([[[[0.0, 1.0], [2.0, -1.0]]]])  # 1 x 1 x 2 x 2
+    target = torch.tensor([[[[1.0, 1.0], [-1.0, 1.0]]]])
+    mask = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])
+    # kept squared errors 1 and 9 -> mean 5 over the 2 kept values
+    assert l2(output, target, mask).item() == pytest.approx(5.0)
+    assert l1(output, target, mask).item() == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("loss", [l1, l2])
+def test_masked_loss_ignores_dropped_pixels_and_their_gradient(generator, loss):
+    output = torch.rand(2, 3, 8, 8, generator=generator, requires_grad=True)
+    target = torch.rand(2, 3, 8, 8, generator=generator)
+    mask = (torch.rand(2, 1, 8, 8, generator=generator) > 0.5).float()  # one mask for all channels
+    garbage = target + (1 - mask) * 100.0  # anything at dropped pixels
+    assert loss(output, garbage, mask).item() == pytest.approx(loss(output, target, mask).item())
+    loss(output, garbage, mask).backward()
+    dropped = (1 - mask).expand_as(output).bool()
+    assert torch.all(output.grad[dropped] == 0) and torch.any(output.grad[~dropped] != 0)
+
+
+def test_masked_loss_with_an_all_ones_mask_is_the_plain_loss(generator):
+    a, b = torch.rand(2, 3, 5, 7, generator=generator), torch.rand(2, 3, 5, 7, generator=generator)
+    ones = torch.ones(2, 1, 5, 7)
+    for loss in (l1, l2):
+        assert loss(a, b, ones).item() == pytest.approx(loss(a, b).item())

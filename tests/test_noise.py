@@ -1,4 +1,5 @@
-"""Gaussian noise: zero mean, sigma/255 standard deviation, added in float, seeded by a generator."""
+"""Noise models: Gaussian (zero mean, sigma/255, unclipped), Poisson (unbiased, variance x/lambda) and
+Bernoulli (a fraction 1 - p of pixels kept); every draw seeded by a generator."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ import torch
 
 from n2n_core.config import NoiseConfig
 from n2n_core import noise as noise_module
-from n2n_core.noise import GaussianNoise, seeded_generator
+from n2n_core.noise import BernoulliNoise, GaussianNoise, PoissonNoise, seeded_generator
 
 
 def _grey(value: float, n: int = 1, h: int = 128, w: int = 96) -> torch.Tensor:
@@ -136,3 +137,69 @@ def test_training_and_test_noise_from_config():
     fixed = NoiseConfig(sigma=15)
     assert training_noise(fixed).sigma_range is None and training_noise(fixed).sigma == 15.0
     assert "25" in repr(test_noise(blind))
+
+
+# ----------------------------------------------------------------------------------- Poisson
+@pytest.mark.parametrize("value,lam", [(0.5, 30.0), (0.1, 30.0), (0.8, 5.0)])
+def test_poisson_noise_is_unbiased_with_variance_x_over_lambda(generator, value, lam):
+    clean = _grey(value, n=4)  # 147,456 samples
+    noisy = PoissonNoise(lam)(clean, generator)
+    n, var = noisy.numel(), value / lam
+    assert abs(noisy.mean().item() - value) < 5 * math.sqrt(var / n)  # unbiased: E[y] = x
+    assert noisy.var().item() == pytest.approx(var, rel=0.03)  # Var[y] = x / lam
+
+
+def test_poisson_noise_takes_values_on_the_count_grid_and_is_not_clipped(generator):
+    lam = 30.0
+    noisy = PoissonNoise(lam)(_grey(0.9, n=2), generator)
+    counts = noisy * lam
+    assert torch.allclose(counts, counts.round(), atol=1e-4)  # y = k / lam, k an integer count
+    assert noisy.max() > 1.0  # counts above lam are kept: no clipping to [0, 1]
+    assert torch.equal(PoissonNoise(lam)(_grey(0.0), generator), _grey(0.0))  # black stays black
+
+
+def test_poisson_training_range_draws_one_lambda_per_image(generator):
+    clean = _grey(0.5, n=32, h=64, w=64)
+    noisy = PoissonNoise(lam_range=(1.0, 50.0))(clean, generator)
+    lam_estimate = 0.5 / (noisy - clean).flatten(1).var(dim=1)
+    assert lam_estimate.min() < 10 and lam_estimate.max() > 35  # spread over the range
+    assert lam_estimate.max() < 50 * 1.15
+
+
+# --------------------------------------------------------------------------------- Bernoulli
+@pytest.mark.parametrize("p", [0.5, 0.2, 0.9])
+def test_bernoulli_keeps_a_fraction_one_minus_p_of_pixels(generator, p):
+    clean = torch.rand((2, 3, 128, 96), generator=generator) * 0.9 + 0.1  # no zero pixel
+    noisy, mask = BernoulliNoise(p).draw(clean, generator)
+    assert mask.shape == (2, 1, 128, 96)
+    kept = (noisy != 0).all(dim=1, keepdim=True)  # a pixel is dropped in all channels together
+    assert torch.equal(kept, (noisy != 0).any(dim=1, keepdim=True))
+    assert torch.equal(kept.float(), mask)
+    n = mask.numel()
+    assert abs(mask.mean().item() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)
+    assert torch.equal(noisy[kept.expand_as(noisy)], clean[kept.expand_as(clean)])  # kept pixels untouched
+
+
+def test_bernoulli_training_range_and_validation(generator):
+    clean = _grey(0.5, n=64, h=32, w=32)
+    _, mask = BernoulliNoise(p_range=(0.0, 0.95)).draw(clean, generator)
+    kept = mask.flatten(1).mean(dim=1)
+    assert kept.min() < 0.3 and kept.max() > 0.8
+    with pytest.raises(ValueError, match="1.0"):
+        BernoulliNoise(1.0)
+    with pytest.raises(ValueError, match="p_range"):
+        BernoulliNoise(p_range=(0.2, 1.0))
+    with pytest.raises(ValueError, match="-3"):
+        PoissonNoise(-3.0)
+
+
+@pytest.mark.parametrize("kind,cls,attr,value", [("gaussian", GaussianNoise, "sigma", 25.0),
+                                                  ("poisson", PoissonNoise, "lam", 30.0),
+                                                  ("bernoulli", BernoulliNoise, "p", 0.5)])
+def test_noise_kind_from_config(kind, cls, attr, value):
+    config = NoiseConfig(kind=kind, train_sigma_range=(0.0, 50.0), train_lam_range=(0.001, 50.0),
+                         train_p_range=(0.0, 0.95))
+    test, train = noise_module.test_noise(config), noise_module.training_noise(config)
+    assert isinstance(test, cls) and isinstance(train, cls)
+    assert getattr(test, attr) == value and config.level == value
+    assert getattr(test, attr + "_range") is None and getattr(train, attr + "_range") is not None

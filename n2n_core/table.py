@@ -1,0 +1,235 @@
+"""The paper's Table 1, regenerated: every noise type x test set x method, ours next to the paper's.
+
+Methods: the noisy input, the classical baseline (BM3D / BM3D + Anscombe; see ``baselines``), the
+U-Net trained on clean targets and the U-Net trained on noisy targets (Noise2Noise). Every number
+comes from ``metrics.evaluate`` with the paper's protocol on the same seeded noisy images.
+``measure`` fills a ``Table1``; ``Table1.write`` saves ``table1.md``, ``table1.csv`` and a figure.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import baselines, paths
+from .config import NOISE_KINDS, Profile
+from .paper import TABLE1, TABLE1_BASELINES
+
+METHODS = ("input", "baseline", "clean", "n2n")
+METHOD_LABELS = {"input": "noisy input", "baseline": "baseline", "clean": "clean targets", "n2n": "noisy targets (N2N)"}
+TEST_SET_LABELS = {"kodak": "Kodak", "bsd300": "BSD300", "set14": "Set14", "skimage": "scikit-image photos",
+                   "average": "average"}
+
+
+@dataclass
+class Table1:
+    """Measured cells, ``(noise, test set, method) -> {"psnr", "images", "repeats"}``, and why a
+    cell is missing, ``(noise, test set, method) -> reason``."""
+    cells: dict = field(default_factory=dict)
+    missing: dict = field(default_factory=dict)
+    comparable: bool = True
+    notes: list = field(default_factory=list)
+
+    def add(self, noise: str, test_set: str, method: str, psnr: float, images: int, repeats: int = 1) -> None:
+        self.cells[(noise, test_set, method)] = {"psnr": float(psnr), "images": int(images), "repeats": int(repeats)}
+
+    def value(self, noise: str, test_set: str, method: str) -> float | None:
+        if test_set == "average":
+            values = [self.value(noise, s, method) for s in ("kodak", "bsd300", "set14")]
+            return None if None in values else sum(values) / len(values)
+        cell = self.cells.get((noise, test_set, method))
+        return None if cell is None else cell["psnr"]
+
+    def noises(self) -> list[str]:
+        return [k for k in NOISE_KINDS if any(key[0] == k for key in self.cells)]
+
+    def test_sets(self, noise: str) -> list[str]:
+        found = {key[1] for key in self.cells if key[0] == noise}
+        order = ["kodak", "bsd300", "set14"]
+        sets = [s for s in order if s in found] + sorted(found - set(order))
+        return sets + (["average"] if all(s in found for s in order) else [])
+
+    def paper(self, noise: str, test_set: str, method: str) -> float | None:
+        if not self.comparable or method == "input":
+            return None
+        return TABLE1.get(noise, {}).get(test_set, {}).get(method)
+
+    def rows(self) -> list[dict]:
+        """One row per (noise, test set, method), in the long format of the CSV."""
+        rows = []
+        for noise in self.noises():
+            for test_set in self.test_sets(noise):
+                for method in METHODS:
+                    ours, paper = self.value(noise, test_set, method), self.paper(noise, test_set, method)
+                    cell = self.cells.get((noise, test_set, method), {})
+                    rows.append({
+                        "noise": noise, "test_set": test_set, "method": method,
+                        "method_name": baseline_label(noise) if method == "baseline" else METHOD_LABELS[method],
+                        "images": cell.get("images", ""), "repeats": cell.get("repeats", ""),
+                        "ours_db": "" if ours is None else round(ours, 2),
+                        "paper_db": "" if paper is None else paper,
+                        "difference_db": "" if ours is None or paper is None else round(ours - paper, 2),
+                        "note": self.missing.get((noise, test_set, method), ""),
+                    })
+        return rows
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        rows = self.rows()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["noise"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+
+    def to_markdown(self, title: str = "Table 1, reproduced") -> str:
+        out = [f"# {title}", ""]
+        out += [f"- {note}" for note in self.notes] + ([""] if self.notes else [])
+        for noise in self.noises():
+            level = {"gaussian": "sigma = 25", "poisson": "lambda = 30", "bernoulli": "p = 0.5"}[noise]
+            out += [f"## {noise.capitalize()} noise, {level}", "",
+                    f"| test set | noisy input | {baseline_label(noise)}: ours | paper | clean targets: ours | paper "
+                    f"| N2N: ours | paper | N2N - clean |",
+                    "|---|---|---|---|---|---|---|---|---|"]
+            for test_set in self.test_sets(noise):
+                def fmt(method, paper=False):
+                    v = self.paper(noise, test_set, method) if paper else self.value(noise, test_set, method)
+                    if v is not None:
+                        return f"{v:.2f}"
+                    if paper:
+                        return "n/a" if not self.comparable else "-"
+                    return self.missing.get((noise, test_set, method), "-")
+                n2n, clean = self.value(noise, test_set, "n2n"), self.value(noise, test_set, "clean")
+                gap = f"{n2n - clean:+.2f}" if n2n is not None and clean is not None else "-"
+                out.append(f"| {_set_label(self, noise, test_set)} | {fmt('input')} | {fmt('baseline')} | "
+                           f"{fmt('baseline', True)} | {fmt('clean')} | {fmt('clean', True)} | {fmt('n2n')} | "
+                           f"{fmt('n2n', True)} | {gap} |")
+            out.append("")
+        return "\n".join(out)
+
+    def check(self, min_gain_db: dict[str, float], max_gap_db: float) -> list[str]:
+        """The failed checks of the paper's claim, one line each (empty: all hold): for every noise
+        and test set, noisy targets within ``max_gap_db`` of clean targets (either way), and both at
+        least ``min_gain_db[noise]`` above the noisy input."""
+        problems = []
+        for noise in self.noises():
+            for test_set in (s for s in self.test_sets(noise) if s != "average"):
+                n2n, clean, noisy = (self.value(noise, test_set, m) for m in ("n2n", "clean", "input"))
+                where = f"{noise}, {test_set}"
+                if n2n is None or clean is None:
+                    problems.append(f"{where}: missing {'noisy' if n2n is None else 'clean'}-target result")
+                    continue
+                if abs(n2n - clean) > max_gap_db:
+                    problems.append(f"{where}: N2N {n2n:.2f} dB vs clean targets {clean:.2f} dB, "
+                                    f"{n2n - clean:+.2f} dB apart (limit {max_gap_db} dB)")
+                gain = min_gain_db.get(noise, 0.0)
+                for label, value in (("N2N", n2n), ("clean targets", clean)):
+                    if value < noisy + gain:
+                        problems.append(f"{where}: {label} {value:.2f} dB beats the noisy input ({noisy:.2f} dB) "
+                                        f"by less than {gain} dB")
+        return problems
+
+    def write(self, directory: str | Path, stem: str = "table1") -> dict[str, Path]:
+        """Write ``<stem>.md``, ``<stem>.csv`` and ``<stem>.png`` (atomically) and return their paths."""
+        from .plots import table1_figure
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for suffix, text in (("md", self.to_markdown()), ("csv", self.to_csv())):
+            path = directory / f"{stem}.{suffix}"
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+            written[suffix] = path
+        written["png"] = table1_figure(self, directory / f"{stem}.png")
+        return written
+
+
+def baseline_label(noise: str) -> str:
+    return TABLE1_BASELINES.get(noise, "baseline")
+
+
+def _set_label(table: Table1, noise: str, test_set: str) -> str:
+    label = TEST_SET_LABELS.get(test_set, test_set)
+    cell = table.cells.get((noise, test_set, "input"))
+    if cell is None:
+        return label
+    return f"{label} ({cell['images']}" + (f" x {cell['repeats']})" if cell["repeats"] > 1 else ")")
+
+
+def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None = None, device: str = "auto",
+            baseline_sets: tuple[str, ...] | None = ("kodak",), run_baselines: bool = True,
+            test_sets: tuple[str, ...] | None = None) -> Table1:
+    """Evaluate ``models`` (``{(noise, "noisy" | "clean"): module}``) and the baselines on every
+    available test set (``test_sets``: names, None for all) and return the Table1.
+
+    ``baseline_sets`` limits the slow classical baselines to some test sets (None: all of them)."""
+    from .experiment import data_sources, evaluate_run
+
+    sources = data_sources(data_dir)
+    table = Table1(comparable=sources.comparable)
+    if not sources.comparable:
+        table.notes.append("Measured on scikit-image's embedded photographs (offline default): NOT comparable "
+                           "with the paper. Set N2N_DATA_DIR to a folder with kodak/, bsd300/ and set14/.")
+    else:
+        table.notes.append("Ours: the paper's U-Net for every noise type. The paper's Gaussian columns come from "
+                           "RED30; its released U-Net reaches 32.38 (clean) / 32.39 (noisy targets) on Kodak.")
+    table.notes.append(f"Profile {profile.name}: {_budget_note(profile)}")
+    noises = sorted({noise for noise, _ in models}, key=NOISE_KINDS.index)
+    for noise in noises:
+        for target in ("clean", "noisy"):
+            model = models.get((noise, target))
+            if model is None:
+                continue
+            method = "n2n" if target == "noisy" else "clean"
+            print(f"{noise}, {METHOD_LABELS[method]}:")
+            for name, ev in evaluate_run(model, profile, seed=seed, sources=sources, device=device, noise=noise,
+                                         test_sets=test_sets).items():
+                table.add(noise, name, method, ev.psnr, len(ev.names), ev.repeats)
+                table.add(noise, name, "input", ev.psnr_input, len(ev.names), ev.repeats)
+        _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_baselines, test_sets)
+    limited = bool(baseline_sets) and run_baselines and baselines.available()
+    if limited:
+        table.notes.append(f"Classical baselines run on {', '.join(TEST_SET_LABELS.get(s, s) for s in baseline_sets)} "
+                           f"only in the {profile.name} profile (BM3D costs about 16 s per Kodak image on 2 cores).")
+    return table
+
+
+def _budget_note(profile: Profile) -> str:
+    train = profile.train
+    budgets = []
+    for kind in NOISE_KINDS:
+        cfg = profile.train_config("unet", kind)
+        budgets.append(f"{kind} " + (f"{cfg.max_seconds:g} s" if cfg.max_seconds else f"{cfg.max_steps} steps"))
+    return (f"U-Nets trained for {', '.join(budgets)} each (batches of {train.batch_size} crops of "
+            f"{train.crop}x{train.crop}, lr {train.lr:g}); the paper trains 300k-500k steps of 4 crops of 256x256.")
+
+
+def _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_baselines, test_sets) -> None:
+    from .experiment import evaluate_run, noise_settings
+
+    sets = [s for (n, s, m) in table.cells if n == noise and m == "input"]
+    name = baselines.baseline_name(noise)
+    if name is None:
+        for s in sets:
+            table.missing[(noise, s, "baseline")] = "not run"
+        return
+    if not run_baselines or not baselines.available():
+        reason = "not installed" if run_baselines else "skipped"
+        for s in sets:
+            table.missing[(noise, s, "baseline")] = reason
+        return
+    wanted = tuple(s for s in sets if baseline_sets is None or s in baseline_sets)
+    for s in sets:
+        if s not in wanted:
+            table.missing[(noise, s, "baseline")] = "not run"
+    if not wanted:
+        return
+    print(f"{noise}, {name}:")
+    denoiser = baselines.BM3DBaseline(noise_settings(profile, noise), paths.data_cache_dir() / "cache" / "bm3d")
+    for set_name, ev in evaluate_run(denoiser, profile, seed=seed, sources=sources, noise=noise,
+                                     test_sets=wanted).items():
+        table.add(noise, set_name, "baseline", ev.psnr, len(ev.names), ev.repeats)
+    print(f"{name}: {denoiser.hits} cached, {denoiser.misses} computed")
