@@ -127,7 +127,7 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
 def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = None,
                  data_dir: str | None = None, device: str = "auto", sources: DataSources | None = None,
                  noise: str | None = None, test_sets: tuple[str, ...] | None | str = "profile",
-                 ) -> dict[str, Evaluation]:
+                 limit_override: int | None = None) -> dict[str, Evaluation]:
     """PSNR/SSIM on the profile's test sets (``test_sets``: a tuple of names, None for every
     available set), with the paper's protocol, fixed noise seeds and the profile's repeats.
     ``model`` is a module, a callable baseline, or None for the noisy input."""
@@ -141,11 +141,15 @@ def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = N
     sets = {k: v for k, v in sources.test_sets.items() if wanted is None or k in wanted}
     sets = sets or {sources.main_test_set: sources.test_sets[sources.main_test_set]}
     results = {}
-    for name, files in sets.items():
-        files = files[:profile.data.test_limit] if profile.data.test_limit else files
+    for name, all_files in sets.items():
+        files = all_files
+        limit = dict(profile.data.test_limits).get(name, profile.data.test_limit)
+        if limit_override is not None:
+            limit = limit_override if limit is None else min(limit, limit_override)
+        files = files[:limit] if limit else files
         ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=profile.data.test_crop,
                       repeats=repeats.get(name, 1))
-        ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin)
+        ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin, available=len(all_files))
         results[name] = ev
         print(f"{name}: {ev.psnr:.2f} dB (noisy input {ev.psnr_input:.2f} dB, SSIM {ev.ssim:.4f}) "
               f"over {len(files)} images" + (f" x {ev.repeats} noise draws" if ev.repeats > 1 else ""))
@@ -196,7 +200,8 @@ def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | Non
 
     models_ = {key: run.model if isinstance(run, TrainedRun) else run for key, run in runs.items()}
     table = measure(models_, profile, seed=seed, data_dir=data_dir, device=device,
-                    baseline_sets=profile.data.baseline_sets, run_baselines=run_baselines)
+                    baseline_sets=profile.data.baseline_sets, run_baselines=run_baselines,
+                    baseline_limit=profile.data.baseline_limit)
     table.write(report_path(profile.name, "table1.md").parent)
     path = report_path(profile.name, "results.json")
     data = json.loads(path.read_text()) if path.is_file() else {}

@@ -32,8 +32,11 @@ class Table1:
     comparable: bool = True
     notes: list = field(default_factory=list)
 
-    def add(self, noise: str, test_set: str, method: str, psnr: float, images: int, repeats: int = 1) -> None:
-        self.cells[(noise, test_set, method)] = {"psnr": float(psnr), "images": int(images), "repeats": int(repeats)}
+    def add(self, noise: str, test_set: str, method: str, psnr: float, images: int, repeats: int = 1,
+            available: int | None = None) -> None:
+        """One measured cell: the mean PSNR over ``images`` images (of ``available`` in the set)."""
+        self.cells[(noise, test_set, method)] = {"psnr": float(psnr), "images": int(images), "repeats": int(repeats),
+                                                 "available": int(available or images)}
 
     def value(self, noise: str, test_set: str, method: str) -> float | None:
         if test_set == "average":
@@ -67,7 +70,8 @@ class Table1:
                     rows.append({
                         "noise": noise, "test_set": test_set, "method": method,
                         "method_name": baseline_label(noise) if method == "baseline" else METHOD_LABELS[method],
-                        "images": cell.get("images", ""), "repeats": cell.get("repeats", ""),
+                        "images": cell.get("images", ""), "of_images": cell.get("available", ""),
+                        "repeats": cell.get("repeats", ""),
                         "ours_db": "" if ours is None else round(ours, 2),
                         "paper_db": "" if paper is None else paper,
                         "difference_db": "" if ours is None or paper is None else round(ours - paper, 2),
@@ -96,7 +100,7 @@ class Table1:
                 def fmt(method, paper=False):
                     v = self.paper(noise, test_set, method) if paper else self.value(noise, test_set, method)
                     if v is not None:
-                        return f"{v:.2f}"
+                        return f"{v:.2f}" + ("" if paper else self._subset_note(noise, test_set, method))
                     if paper:
                         return "n/a" if not self.comparable else "-"
                     return self.missing.get((noise, test_set, method), "-")
@@ -107,6 +111,13 @@ class Table1:
                            f"{fmt('n2n', True)} | {gap} |")
             out.append("")
         return "\n".join(out)
+
+    def _subset_note(self, noise: str, test_set: str, method: str) -> str:
+        """' (first n images)' when a cell covers fewer images than the row's other methods."""
+        cell, row = self.cells.get((noise, test_set, method)), self.cells.get((noise, test_set, "input"))
+        if cell is None or row is None or cell["images"] >= row["images"]:
+            return ""
+        return f" (first {cell['images']} image{'s' if cell['images'] > 1 else ''})"
 
     def check(self, min_gain_db: dict[str, float], max_gap_db: float) -> list[str]:
         """The failed checks of the paper's claim, one line each (empty: all hold): for every noise
@@ -156,16 +167,18 @@ def _set_label(table: Table1, noise: str, test_set: str) -> str:
     cell = table.cells.get((noise, test_set, "input"))
     if cell is None:
         return label
-    return f"{label} ({cell['images']}" + (f" x {cell['repeats']})" if cell["repeats"] > 1 else ")")
+    count = str(cell["images"]) if cell["available"] == cell["images"] else f"first {cell['images']} of {cell['available']}"
+    return f"{label} ({count}" + (f" x {cell['repeats']})" if cell["repeats"] > 1 else ")")
 
 
 def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None = None, device: str = "auto",
             baseline_sets: tuple[str, ...] | None = ("kodak",), run_baselines: bool = True,
-            test_sets: tuple[str, ...] | None = None) -> Table1:
+            test_sets: tuple[str, ...] | None = None, baseline_limit: int | None = None) -> Table1:
     """Evaluate ``models`` (``{(noise, "noisy" | "clean"): module}``) and the baselines on every
     available test set (``test_sets``: names, None for all) and return the Table1.
 
-    ``baseline_sets`` limits the slow classical baselines to some test sets (None: all of them)."""
+    ``baseline_sets`` limits the slow classical baselines to some test sets (None: all of them), and
+    ``baseline_limit`` to the first images of each."""
     from .experiment import data_sources, evaluate_run
 
     sources = data_sources(data_dir)
@@ -187,13 +200,15 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
             print(f"{noise}, {METHOD_LABELS[method]}:")
             for name, ev in evaluate_run(model, profile, seed=seed, sources=sources, device=device, noise=noise,
                                          test_sets=test_sets).items():
-                table.add(noise, name, method, ev.psnr, len(ev.names), ev.repeats)
-                table.add(noise, name, "input", ev.psnr_input, len(ev.names), ev.repeats)
-        _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_baselines, test_sets)
-    limited = bool(baseline_sets) and run_baselines and baselines.available()
-    if limited:
-        table.notes.append(f"Classical baselines run on {', '.join(TEST_SET_LABELS.get(s, s) for s in baseline_sets)} "
-                           f"only in the {profile.name} profile (BM3D costs about 16 s per Kodak image on 2 cores).")
+                available = ev.extra.get("available")
+                table.add(noise, name, method, ev.psnr, len(ev.names), ev.repeats, available)
+                table.add(noise, name, "input", ev.psnr_input, len(ev.names), ev.repeats, available)
+        _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_baselines, baseline_limit)
+    if (baseline_sets is not None or baseline_limit) and run_baselines and baselines.available():
+        where = ", ".join(TEST_SET_LABELS.get(s, s) for s in baseline_sets) if baseline_sets is not None else "every set"
+        first = f" (first {baseline_limit} images)" if baseline_limit else ""
+        table.notes.append(f"The {profile.name} profile runs BM3D on {where}{first} only: it costs about 40 s per "
+                           f"Kodak image on 2 cores. `python -m n2n_core eval --baseline bm3d` measures whole sets.")
     return table
 
 
@@ -207,7 +222,7 @@ def _budget_note(profile: Profile) -> str:
             f"{train.crop}x{train.crop}, lr {train.lr:g}); the paper trains 300k-500k steps of 4 crops of 256x256.")
 
 
-def _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_baselines, test_sets) -> None:
+def _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_baselines, limit) -> None:
     from .experiment import evaluate_run, noise_settings
 
     sets = [s for (n, s, m) in table.cells if n == noise and m == "input"]
@@ -230,6 +245,6 @@ def _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_b
     print(f"{noise}, {name}:")
     denoiser = baselines.BM3DBaseline(noise_settings(profile, noise), paths.data_cache_dir() / "cache" / "bm3d")
     for set_name, ev in evaluate_run(denoiser, profile, seed=seed, sources=sources, noise=noise,
-                                     test_sets=wanted).items():
-        table.add(noise, set_name, "baseline", ev.psnr, len(ev.names), ev.repeats)
+                                     test_sets=wanted, limit_override=limit).items():
+        table.add(noise, set_name, "baseline", ev.psnr, len(ev.names), ev.repeats, ev.extra.get("available"))
     print(f"{name}: {denoiser.hits} cached, {denoiser.misses} computed")
