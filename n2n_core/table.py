@@ -119,10 +119,10 @@ class Table1:
             return ""
         return f" (first {cell['images']} image{'s' if cell['images'] > 1 else ''})"
 
-    def check(self, min_gain_db: dict[str, float], max_gap_db: float) -> list[str]:
+    def check(self, min_gain_db: dict[str, float], max_gap_db: float | dict[str, float]) -> list[str]:
         """The failed checks of the paper's claim, one line each (empty: all hold): for every noise
-        and test set, noisy targets within ``max_gap_db`` of clean targets (either way), and both at
-        least ``min_gain_db[noise]`` above the noisy input."""
+        and test set, noisy targets within ``max_gap_db`` (one number, or one per noise) of clean
+        targets (either way), and both at least ``min_gain_db[noise]`` above the noisy input."""
         problems = []
         for noise in self.noises():
             for test_set in (s for s in self.test_sets(noise) if s != "average"):
@@ -131,9 +131,10 @@ class Table1:
                 if n2n is None or clean is None:
                     problems.append(f"{where}: missing {'noisy' if n2n is None else 'clean'}-target result")
                     continue
-                if abs(n2n - clean) > max_gap_db:
+                limit = max_gap_db[noise] if isinstance(max_gap_db, dict) else max_gap_db
+                if abs(n2n - clean) > limit:
                     problems.append(f"{where}: N2N {n2n:.2f} dB vs clean targets {clean:.2f} dB, "
-                                    f"{n2n - clean:+.2f} dB apart (limit {max_gap_db} dB)")
+                                    f"{n2n - clean:+.2f} dB apart (limit {limit} dB)")
                 gain = min_gain_db.get(noise, 0.0)
                 for label, value in (("N2N", n2n), ("clean targets", clean)):
                     if value < noisy + gain:
@@ -218,8 +219,10 @@ def _budget_note(profile: Profile) -> str:
     for kind in NOISE_KINDS:
         cfg = profile.train_config("unet", kind)
         budgets.append(f"{kind} " + (f"{cfg.max_seconds:g} s" if cfg.max_seconds else f"{cfg.max_steps} steps"))
+    gaps = ", ".join(f"{kind} {profile.table_gap(kind):g} dB" for kind in NOISE_KINDS)
     return (f"U-Nets trained for {', '.join(budgets)} each (batches of {train.batch_size} crops of "
-            f"{train.crop}x{train.crop}, lr {train.lr:g}); the paper trains 300k-500k steps of 4 crops of 256x256.")
+            f"{train.crop}x{train.crop}, lr {train.lr:g}); the paper trains 300k-500k steps of 4 crops of 256x256. "
+            f"The notebook's check allows noisy and clean targets to differ by at most: {gaps}.")
 
 
 def _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_baselines, limit) -> None:
