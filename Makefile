@@ -44,7 +44,7 @@ $(VENV)/.bm3d: $(ENV_STAMP)
 ## all: run the five notebooks in order (papermill) into reports/, writing checkpoints/*.pth
 all: $(EXECUTED)
 	@$(PY) -m n2n_core summary --profile $(PROFILE)
-	@echo "Done: executed notebooks and figures in $(REPORTS)/, checkpoints in $(CHECKPOINTS)/, numbers in $(REPORTS)/results.json"
+	@echo "Done: executed notebooks and figures in $(REPORTS)/, checkpoints in $(CHECKPOINTS)/, numbers in $(REPORTS)/results.json, Table 1 in $(REPORTS)/table1.md"
 
 # each notebook runs after the previous one; a failed run leaves only a .failed.ipynb to inspect
 $(REPORTS)/02_noise2noise_resnet.ipynb: $(REPORTS)/01_data_augmentation.ipynb
