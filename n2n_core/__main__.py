@@ -111,7 +111,7 @@ def _eval(args) -> int:
         if baselines.baseline_name(noise_cfg.kind) is None:
             raise UsageError(f"no BM3D baseline for {noise_cfg.kind} noise (gaussian and poisson have one)")
         from . import paths
-        model = baselines.BM3DBaseline(noise_cfg, paths.data_cache_dir() / "cache" / "bm3d")
+        model = baselines.BM3DBaseline(noise_cfg, paths.bm3d_cache_dir())
 
     sources = experiment.data_sources(args.data_dir)
     sets = args.sets or list(sources.test_sets)

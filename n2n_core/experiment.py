@@ -142,11 +142,8 @@ def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = N
     sets = sets or {sources.main_test_set: sources.test_sets[sources.main_test_set]}
     results = {}
     for name, all_files in sets.items():
-        files = all_files
-        limit = dict(profile.data.test_limits).get(name, profile.data.test_limit)
-        if limit_override is not None:
-            limit = limit_override if limit is None else min(limit, limit_override)
-        files = files[:limit] if limit else files
+        limits = [n for n in (dict(profile.data.test_limits).get(name, profile.data.test_limit), limit_override) if n]
+        files = all_files[:min(limits)] if limits else all_files
         ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=profile.data.test_crop,
                       repeats=repeats.get(name, 1))
         ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin, available=len(all_files))
@@ -158,17 +155,19 @@ def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = N
 
 def record_results(profile: Profile, run: str, results: dict[str, Evaluation], extra: dict | None = None) -> Path:
     """Merge one run's numbers into ``reports/results.json`` (atomically)."""
-    path = report_path(profile.name, "results.json")
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data.setdefault("profile", profile.name)
     entry = {name: ev.as_dict() for name, ev in results.items()}
     if extra:
         entry.update(extra)
-    data.setdefault("runs", {})[run] = entry
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    return _update_results(profile, lambda data: data.setdefault("runs", {}).__setitem__(run, entry))
+
+
+def _update_results(profile: Profile, change) -> Path:
+    """Read ``reports/results.json``, apply ``change(data)`` in place and write it back atomically."""
+    path = report_path(profile.name, "results.json")
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.setdefault("profile", profile.name)
+    change(data)
+    return paths.atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def read_results(profile: Profile) -> dict:
@@ -203,13 +202,7 @@ def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | Non
                     baseline_sets=profile.data.baseline_sets, run_baselines=run_baselines,
                     baseline_limit=profile.data.baseline_limit)
     table.write(report_path(profile.name, "table1.md").parent)
-    path = report_path(profile.name, "results.json")
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data.setdefault("profile", profile.name)
-    data["table1"] = table.rows()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    _update_results(profile, lambda data: data.__setitem__("table1", table.rows()))
     return table
 
 
@@ -225,14 +218,13 @@ def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, 
     """Clean, noisy and denoised versions of one test image (the whole image is denoised; a
     centre crop is shown), with each PSNR (full image, 8-bit protocol) in the titles."""
     from .data import load_image
-    from .metrics import center_crop, psnr
-    from .noise import seeded_generator
+    from .metrics import center_crop, noise_generator, psnr
     from .plots import image_grid
 
     sources = data_sources(data_dir)
     files = sources.test_sets[sources.main_test_set]
     clean = center_crop(load_image(files[image_index]), profile.data.test_crop)
-    noisy = test_noise(noise_settings(profile, noise, sigma))(clean, seeded_generator(seed, image_index))
+    noisy = test_noise(noise_settings(profile, noise, sigma))(clean, noise_generator(seed, image_index))
     device = resolve_device(device)
     row = [("clean", center_crop(clean, crop)), (f"noisy: {float(psnr(noisy, clean)):.2f} dB", center_crop(noisy, crop))]
     for label, model in models_by_label.items():

@@ -22,6 +22,21 @@ def data_cache_dir() -> Path:
     return output_root() / "data"
 
 
+def bm3d_cache_dir() -> Path:
+    """Cached BM3D results (``data/cache/bm3d/``), keyed by the noisy image."""
+    return data_cache_dir() / "cache" / "bm3d"
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
 def checkpoint_dir() -> Path:
     return output_root() / "checkpoints"
 

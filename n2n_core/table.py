@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,11 +149,7 @@ class Table1:
         directory.mkdir(parents=True, exist_ok=True)
         written = {}
         for suffix, text in (("md", self.to_markdown()), ("csv", self.to_csv())):
-            path = directory / f"{stem}.{suffix}"
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
-            written[suffix] = path
+            written[suffix] = paths.atomic_write_text(directory / f"{stem}.{suffix}", text)
         written["png"] = table1_figure(self, directory / f"{stem}.png")
         return written
 
@@ -246,7 +241,7 @@ def _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_b
     if not wanted:
         return
     print(f"{noise}, {name}:")
-    denoiser = baselines.BM3DBaseline(noise_settings(profile, noise), paths.data_cache_dir() / "cache" / "bm3d")
+    denoiser = baselines.BM3DBaseline(noise_settings(profile, noise), paths.bm3d_cache_dir())
     for set_name, ev in evaluate_run(denoiser, profile, seed=seed, sources=sources, noise=noise,
                                      test_sets=wanted, limit_override=limit).items():
         table.add(noise, set_name, "baseline", ev.psnr, len(ev.names), ev.repeats, ev.extra.get("available"))
