@@ -145,7 +145,7 @@ def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = N
         limits = [n for n in (dict(profile.data.test_limits).get(name, profile.data.test_limit), limit_override) if n]
         files = all_files[:min(limits)] if limits else all_files
         ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=profile.data.test_crop,
-                      repeats=repeats.get(name, 1))
+                      repeats=repeats.get(name, 1), cache_dir=paths.eval_cache_dir())
         ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin, available=len(all_files))
         results[name] = ev
         print(f"{name}: {ev.psnr:.2f} dB (noisy input {ev.psnr_input:.2f} dB, SSIM {ev.ssim:.4f}) "

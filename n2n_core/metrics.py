@@ -5,7 +5,10 @@ a function of (seed, image index, repeat), so a number does not change between r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .data import load_image
 from .noise import NoiseModel, seeded_generator
+from .paths import atomic_write_text
 
 
 def quantize(image: torch.Tensor) -> torch.Tensor:
@@ -106,9 +110,61 @@ def noise_generator(seed: int, index: int, repeat: int = 0) -> torch.Generator:
     return seeded_generator(seed, index) if repeat == 0 else seeded_generator(seed, index, repeat)
 
 
-@torch.inference_mode()
+# bump when a change to the code would change an evaluation's numbers: cached ones are then ignored
+EVAL_CACHE_VERSION = 1
+
+
+def model_digest(model: torch.nn.Module) -> str:
+    """A hash of a module's class and weights: equal digests denoise equally."""
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _cache_key(model: torch.nn.Module, files, noise, seed: int, device, crop, repeats: int) -> str:
+    """What decides an evaluation: the weights, each file (path, size, mtime), the noise, the seed,
+    the crop, the repeats and the device type (a GPU's numbers differ from a CPU's in the last bits)."""
+    described = []
+    for path in files:
+        stat = Path(path).stat()
+        described.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
+    key = {"version": EVAL_CACHE_VERSION, "model": model_digest(model), "files": described, "noise": repr(noise),
+           "seed": seed, "crop": crop, "repeats": repeats, "device": torch.device(device).type}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _read_cached(path: Path) -> Evaluation | None:
+    try:
+        return Evaluation(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):  # missing, half written by a crash, or from older code
+        return None
+
+
 def evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu", crop: int | None = None,
-             progress: bool = True, repeats: int = 1) -> Evaluation:
+             progress: bool = True, repeats: int = 1, cache_dir: str | Path | None = None) -> Evaluation:
+    """PSNR/SSIM of ``model`` on the images ``files`` under ``noise`` (see ``_evaluate``).
+
+    With ``cache_dir``, a torch module's evaluation is stored there, keyed by its weights and every
+    input of the measurement, and a later call with the same key returns it without running the
+    model (notebook 05 reuses the Gaussian U-Nets' numbers of notebooks 03 and 04 this way)."""
+    if cache_dir is None or not isinstance(model, torch.nn.Module):
+        return _evaluate(model, files, noise, seed, device, crop, progress, repeats)
+    path = Path(cache_dir) / f"{_cache_key(model, files, noise, seed, device, crop, repeats)}.json"
+    cached = _read_cached(path)
+    if cached is not None:
+        print(f"(cached evaluation {path.name})")
+        return cached
+    result = _evaluate(model, files, noise, seed, device, crop, progress, repeats)
+    atomic_write_text(path, json.dumps(asdict(result)))
+    return result
+
+
+@torch.inference_mode()
+def _evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu", crop: int | None = None,
+              progress: bool = True, repeats: int = 1) -> Evaluation:
     """PSNR/SSIM of ``model`` on the images ``files`` under ``noise`` (see the module docstring).
 
     ``model`` is a torch module, any other callable from a 1 x 3 x H x W noisy batch (on the CPU)

@@ -27,6 +27,11 @@ def bm3d_cache_dir() -> Path:
     return data_cache_dir() / "cache" / "bm3d"
 
 
+def eval_cache_dir() -> Path:
+    """Cached evaluations of trained models (``data/cache/eval/``), keyed by weights and protocol."""
+    return data_cache_dir() / "cache" / "eval"
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename: a reader never sees half a file."""
     path = Path(path)

@@ -115,6 +115,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
         history.val_psnr_input = float(psnr(val_noisy, val_clean).mean())
 
     use_amp = device.type == "cuda"
+    if use_amp:
+        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 

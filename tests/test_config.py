@@ -163,3 +163,22 @@ def test_data_config_rejects_bad_values(field, value):
 
     with pytest.raises(ValueError, match=field):
         DataConfig(**{field: value})
+
+
+def test_unet_step_budgets_replace_time_budgets_for_the_unet_only():
+    profile = dataclasses.replace(PROFILES["smoke"], model_seconds=(("resnet", 30.0), ("unet", 40.0)),
+                                  unet_steps=(("gaussian", 123),))
+    unet = profile.train_config("unet", "gaussian")
+    assert (unet.max_steps, unet.max_seconds) == (123, None)
+    assert profile.train_config("resnet", "gaussian").max_seconds == 30.0  # the ResNet keeps its seconds
+    assert profile.train_config("unet", "poisson").max_seconds == 40.0  # no step budget for Poisson
+    with pytest.raises(ValueError, match="unet_steps.*'speckle'"):
+        dataclasses.replace(PROFILES["smoke"], unet_steps=(("speckle", 10),))
+
+
+def test_cpu_profile_gives_noisy_and_clean_unets_equal_steps_on_every_noise():
+    cpu = PROFILES["cpu"]
+    for kind in ("gaussian", "poisson", "bernoulli"):
+        assert cpu.train_config("unet", kind).max_steps is not None
+        assert cpu.train_config("unet", kind).max_seconds is None
+    assert cpu.table_gap("bernoulli") == 0.3  # the limit, no looser one for any noise

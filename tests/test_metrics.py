@@ -1,6 +1,7 @@
 """PSNR and SSIM with the paper's evaluation protocol (clip, round to 8 bit, per image, then mean)."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -250,3 +251,62 @@ def test_evaluate_accepts_a_plain_callable_as_the_denoiser(eval_files):
     ev = evaluate(halfway, eval_files, GaussianNoise(25), seed=0, progress=False)
     assert len(seen) == 3 and all(s[:2] == (1, 3) for s in seen)
     assert ev.psnr < ev.psnr_input  # halving the image is worse than the noisy input
+
+
+class _CountingShift(nn.Module):
+    """Adds a learnable constant; counts its forward calls."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.shift = nn.Parameter(torch.tensor(value))
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x + self.shift
+
+
+def test_evaluation_cache_returns_the_same_numbers_without_running_the_model(eval_files, tmp_path):
+    cache = tmp_path / "cache"
+    model = _CountingShift(0.0)
+    first = evaluate(model, eval_files, GaussianNoise(25), seed=3, progress=False, cache_dir=cache)
+    assert model.calls == 3 and len(list(cache.glob("*.json"))) == 1
+    again = evaluate(model, eval_files, GaussianNoise(25), seed=3, progress=False, cache_dir=cache)
+    assert model.calls == 3  # served from the cache
+    assert again.psnr_images == first.psnr_images and again.ssim_images == first.ssim_images
+    assert again.names == first.names and again.noise == first.noise and again.seed == 3
+
+
+@pytest.mark.parametrize("change", ["weights", "seed", "noise", "repeats", "file"])
+def test_evaluation_cache_misses_when_anything_that_decides_the_numbers_changes(eval_files, tmp_path, change):
+    cache = tmp_path / "cache"
+    model = _CountingShift(0.0)
+    evaluate(model, eval_files, GaussianNoise(25), seed=3, progress=False, cache_dir=cache)
+    kwargs = dict(seed=3, repeats=1)
+    noise = GaussianNoise(25)
+    if change == "weights":
+        with torch.no_grad():
+            model.shift += 1 / 255
+    elif change == "seed":
+        kwargs["seed"] = 4
+    elif change == "noise":
+        noise = GaussianNoise(15)
+    elif change == "repeats":
+        kwargs["repeats"] = 2
+    else:
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(eval_files[1])  # the image file changed
+    calls = model.calls
+    evaluate(model, eval_files, noise, progress=False, cache_dir=cache, **kwargs)
+    assert model.calls > calls
+    assert len(list(cache.glob("*.json"))) == 2
+
+
+def test_evaluation_cache_ignores_a_corrupt_entry(eval_files, tmp_path):
+    cache = tmp_path / "cache"
+    model = _CountingShift(0.0)
+    first = evaluate(model, eval_files, GaussianNoise(25), seed=3, progress=False, cache_dir=cache)
+    (entry,) = cache.glob("*.json")
+    entry.write_text('{"names": [')  # e.g. a crash while writing by hand
+    again = evaluate(model, eval_files, GaussianNoise(25), seed=3, progress=False, cache_dir=cache)
+    assert model.calls == 6 and again.psnr_images == first.psnr_images
+    assert Evaluation(**json.loads(entry.read_text())).psnr_images == first.psnr_images
