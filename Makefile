@@ -17,7 +17,8 @@ SUB := $(if $(filter cpu,$(PROFILE)),,/$(PROFILE))
 REPORTS := reports$(SUB)
 CHECKPOINTS := checkpoints$(SUB)
 PACKAGE := $(wildcard n2n_core/*.py n2n_core/*/*.py)
-NOTEBOOKS := 01_data_augmentation 02_noise2noise_resnet 03_noise2noise_unet 04_discriminative_unet 05_paper_table
+NOTEBOOKS := 01_data_augmentation 02_noise2noise_resnet 03_noise2noise_unet 04_discriminative_unet 05_paper_table \
+             06_your_own_data
 EXECUTED := $(NOTEBOOKS:%=$(REPORTS)/%.ipynb)
 
 ## help: list the targets
@@ -41,7 +42,7 @@ $(VENV)/.bm3d: $(ENV_STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q "bm3d==4.0.3"
 	@touch $@
 
-## all: run the five notebooks in order (papermill) into reports/, writing checkpoints/*.pth
+## all: run the six notebooks in order (papermill) into reports/, writing checkpoints/*.pth
 all: $(EXECUTED)
 	@$(PY) -m n2n_core summary --profile $(PROFILE)
 	@echo "Done: executed notebooks and figures in $(REPORTS)/, checkpoints in $(CHECKPOINTS)/, numbers in $(REPORTS)/results.json, Table 1 in $(REPORTS)/table1.md"
@@ -51,6 +52,7 @@ $(REPORTS)/02_noise2noise_resnet.ipynb: $(REPORTS)/01_data_augmentation.ipynb
 $(REPORTS)/03_noise2noise_unet.ipynb: $(REPORTS)/02_noise2noise_resnet.ipynb
 $(REPORTS)/04_discriminative_unet.ipynb: $(REPORTS)/03_noise2noise_unet.ipynb
 $(REPORTS)/05_paper_table.ipynb: $(REPORTS)/04_discriminative_unet.ipynb
+$(REPORTS)/06_your_own_data.ipynb: $(REPORTS)/05_paper_table.ipynb
 $(REPORTS)/%.ipynb: notebooks/%.ipynb $(PACKAGE) | $(ENV_STAMP) $(BM3D_STAMP)
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/$*.failed.ipynb
@@ -62,16 +64,20 @@ test: $(ENV_STAMP) $(BM3D_STAMP)
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval-lax notebooks
 
+## bench: training and inference throughput per setting, against plain float32 (reports/bench.json)
+bench: $(ENV_STAMP)
+	$(PY) -m n2n_core.bench
+
 ## lab: JupyterLab on the repository
 lab: $(ENV_STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=.
 
-## clean: delete reports/, checkpoints/ and prepared patch sets (keeps downloads and .venv)
+## clean: delete reports/, checkpoints/, prepared patch sets and notebook 06's pairs (keeps downloads and .venv)
 clean:
-	rm -rf reports checkpoints data/patches_*.pt
+	rm -rf reports checkpoints data/patches_*.pt data/own_data
 
 ## distclean: clean, and delete downloads and the environment
 distclean: clean
 	rm -rf data/downloads $(VENV)
 
-.PHONY: help env all test lab clean distclean
+.PHONY: help env all test bench lab clean distclean

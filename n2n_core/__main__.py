@@ -1,8 +1,10 @@
-"""Command line of n2n_core.
+"""Command line of n2n_core (also installed as `n2n`).
 
-    python -m n2n_core summary [--profile cpu]        the PSNR table of a `make all` run
+    python -m n2n_core denoise INPUT... --out DIR     denoise your images (files, folders, globs)
+    python -m n2n_core train --pairs DIR [options]   train on your noisy pairs (or --clean, --pickle)
     python -m n2n_core eval CHECKPOINT [options]     a checkpoint on the test sets, the paper's protocol
     python -m n2n_core eval --baseline input|bm3d    the noisy input, or BM3D, under the same noise
+    python -m n2n_core summary [--profile cpu]        the PSNR table of a `make all` run
 """
 from __future__ import annotations
 
@@ -12,11 +14,19 @@ import sys
 from pathlib import Path
 
 from . import baselines, experiment
-from .config import NOISE_KINDS, PAPER_REPEATS, PROFILES, get_profile
+from .config import MODEL_NAMES, NOISE_KINDS, PAPER_REPEATS, PROFILES, TARGETS, get_profile
 
 
 class UsageError(Exception):
     """A wrong argument or input: printed as one line, no traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (and the hint where to read more), exit status 2."""
+
+    def error(self, message):
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _repeats(value: str) -> str | int:
@@ -32,9 +42,11 @@ def _repeats(value: str) -> str | int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m n2n_core", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m n2n_core", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _denoise_parser(sub)
+    _train_parser(sub)
     summary = sub.add_parser("summary", help="print the PSNR table of reports/results.json")
     summary.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
 
@@ -90,10 +102,7 @@ def _eval(args) -> int:
         raise UsageError("give a checkpoint or --baseline input|bm3d (one of the two)")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be >= 1, got {args.limit}")
-    try:
-        device = experiment.resolve_device(args.device)
-    except (ValueError, RuntimeError) as error:
-        raise UsageError(f"--device {args.device}: {error}") from None
+    device = _device(args.device)
     checkpoint_noise, model = None, None
     if args.checkpoint:
         path = Path(args.checkpoint)
@@ -137,15 +146,165 @@ def _eval(args) -> int:
     return 0
 
 
+def _denoise_parser(sub) -> None:
+    from .denoise import DEFAULT_OVERLAP, DEFAULT_TILE
+
+    p = sub.add_parser("denoise", help="denoise your images with a trained checkpoint",
+                       description="Denoise image files into --out under the same names, keeping each file's "
+                                   "size, mode (grey, RGB, RGBA) and bit depth (8 or 16). Large images run in "
+                                   "tiles, so memory stays bounded.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or glob patterns")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument("--checkpoint", type=Path,
+                   help="a .pth checkpoint (default: checkpoints/unet_n2n_gaussian.pth, written by `make all`)")
+    p.add_argument("--model", choices=MODEL_NAMES, help="refuse a checkpoint of any other architecture")
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                   help=f"tile side in pixels (default {DEFAULT_TILE}; 0 runs every image whole)")
+    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
+                   help=f"context pixels around each tile, thrown away (default {DEFAULT_OVERLAP})")
+    p.add_argument("--batch", type=int, default=None, help="tiles per forward pass (default 1 on CPU, 8 on CUDA)")
+    p.add_argument("--overwrite", action="store_true", help="replace files that already exist in --out")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a denoiser on your own data (no clean images needed)",
+                       description="Train a denoiser as the notebooks do, on a folder of noisy pairs, the "
+                                   "Kaggle noisy-images pickles, or clean images with synthetic noise.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pairs", nargs="+", metavar="DIR",
+                        help="a folder with two sub-folders of captures under matching names, or the two folders")
+    source.add_argument("--pickle", type=Path, metavar="TRAIN_PKL",
+                        help="train_data.pkl: a tuple of two uint8 tensors N x 3 x H x W of noisy pairs")
+    source.add_argument("--clean", type=Path, metavar="DIR", help="a folder of clean images; noise is synthetic")
+    p.add_argument("--val-pickle", type=Path, metavar="VAL_PKL",
+                   help="val_data.pkl: noisy and clean tensors for validation (with --pickle)")
+    p.add_argument("--model", default="unet", choices=MODEL_NAMES)
+    p.add_argument("--target", default="noisy", choices=TARGETS,
+                   help="noisy (Noise2Noise, default) or clean (needs --clean)")
+    p.add_argument("--noise", default="gaussian", choices=NOISE_KINDS, help="synthetic noise type (with --clean)")
+    p.add_argument("--sigma", type=float, default=25.0, help="Gaussian sigma on the 0..255 scale (default 25)")
+    p.add_argument("--lam", type=float, default=30.0, help="Poisson lambda (default 30)")
+    p.add_argument("--p", type=float, default=0.5, help="Bernoulli drop probability (default 0.5)")
+    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES),
+                   help="settings to start from: crop, batch, learning rate, budget (default cpu)")
+    p.add_argument("--steps", type=int, help="training steps")
+    p.add_argument("--seconds", type=float, help="wall-clock budget; training stops at --steps or --seconds")
+    p.add_argument("--crop", type=int, help="training crop side in pixels")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--val-every", type=int, help="validate every N steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="checkpoint path (default checkpoints/own_<model>_<source>.pth)")
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint that --out already holds")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def _device(value: str):
+    try:
+        return experiment.resolve_device(value)
+    except (ValueError, RuntimeError) as error:
+        raise UsageError(f"--device {value}: {error}") from None
+
+
+def _denoise(args) -> int:
+    from .checkpoint import load_model
+    from .denoise import check_tiling, denoise_files, plan, prepare_out_dir
+    from .images import ImageError
+
+    device = _device(args.device)
+    checkpoint = args.checkpoint or experiment.checkpoint_path("cpu", "unet_n2n_gaussian")
+    if not checkpoint.is_file():
+        hint = "run `make all` to train it, or pass --checkpoint" if args.checkpoint is None else "check the path"
+        raise UsageError(f"{checkpoint}: no such checkpoint; {hint}")
+    if args.batch is not None and args.batch < 1:
+        raise UsageError(f"--batch must be >= 1, got {args.batch}")
+    try:
+        check_tiling(args.tile, args.overlap)
+        model = load_model(checkpoint, device=device, expect=args.model)
+        jobs = plan(args.inputs, args.out, overwrite=args.overwrite)
+        prepare_out_dir(args.out)
+        batch = args.batch or (8 if device.type == "cuda" else 1)
+        written = denoise_files(model, jobs, tile=args.tile, overlap=args.overlap, device=device, batch=batch)
+    except (ImageError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    print(f"Denoised {len(written)} image(s) into {args.out} with {checkpoint}")
+    return 0
+
+
+def _init_distributed(device_arg: str):
+    """Under torchrun (WORLD_SIZE > 1): join the process group (nccl on GPUs, gloo on CPUs) and
+    return this process's device; None when not distributed."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    device = _device(device_arg)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def _train(args) -> int:
+    import torch
+
+    distributed_device = _init_distributed(args.device)
+    try:
+        return _train_in_group(args, distributed_device)
+    finally:
+        if distributed_device is not None:
+            torch.distributed.destroy_process_group()
+
+
+def _train_in_group(args, distributed_device) -> int:
+    import dataclasses
+
+    from .config import NoiseConfig
+    from .owndata import DataError, train_own
+    from .train import world
+
+    device = distributed_device or _device(args.device)
+    profile = get_profile(args.profile)
+    if args.val_pickle is not None and args.pickle is None:
+        raise UsageError("--val-pickle goes with --pickle")
+    try:
+        noise = NoiseConfig(args.noise, sigma=args.sigma, lam=args.lam, p=args.p)
+        model = dataclasses.replace(profile.model(args.model))
+        train_cfg = dataclasses.replace(profile.train_config(args.model, args.noise), target=args.target,
+                                        seed=args.seed)
+        overrides = {"crop": args.crop, "batch_size": args.batch_size, "lr": args.lr, "val_every": args.val_every}
+        train_cfg = dataclasses.replace(train_cfg, **{k: v for k, v in overrides.items() if v is not None})
+        if args.steps is not None or args.seconds is not None:
+            train_cfg = dataclasses.replace(train_cfg, max_steps=args.steps, max_seconds=args.seconds)
+        source, location = (("pairs", args.pairs) if args.pairs else ("pickle", args.pickle) if args.pickle
+                            else ("clean", args.clean))
+        run = train_own(source, location, model, train_cfg, out=args.out, noise=noise if source == "clean" else None,
+                        data_cfg=profile.data, val_pickle=args.val_pickle, overwrite=args.overwrite, device=device)
+    except (DataError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    if world()[0] != 0:
+        return 0
+    h = run.history
+    print(f"Wrote {run.checkpoint}: {h.step[-1] if h.step else 0} steps, validation PSNR {h.val_psnr[-1]:.2f} dB "
+          f"(input {h.val_psnr_input:.2f} dB; reference: {run.config['source']['validation']})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"eval": _eval, "summary": _summary, "denoise": _denoise, "train": _train}
     try:
-        if args.command == "eval":
-            return _eval(args)
-        return _summary(args)
+        return commands[args.command](args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; a training run resumes from its last checkpoint when started again", file=sys.stderr)
+        return 130
 
 
 def _summary(args) -> int:

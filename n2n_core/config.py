@@ -169,6 +169,10 @@ class Profile:
     # ((noise kind, seconds), ...); a noise kind's budget wins over its model's
     model_seconds: tuple[tuple[str, float], ...] = ()
     noise_seconds: tuple[tuple[str, float], ...] = ()
+    # notebook 06 (your own data): U-Net steps on the pairs folder, and the gain over the noisy
+    # input that its check asks for on held-out images
+    own_steps: int = 1500
+    own_gain_db: float = 5.0
     # the U-Net's step budgets per noise kind, ((kind, steps), ...): they replace any time budget of
     # the U-Net on that kind, so noisy and clean targets get the same number of steps however fast
     # each step is (a noisy target costs a second noise draw)
@@ -218,6 +222,8 @@ PROFILES = {
         max_clean_gap_db=3.0,
         table_gain_db=(("gaussian", -3.0), ("poisson", -3.0), ("bernoulli", -3.0)),
         max_table_gap_db=5.0,
+        own_steps=80,
+        own_gain_db=-3.0,
     ),
     # the default of `make all`: fixed budgets on a 2-core CPU, trained at the test level (blind
     # training needs a longer budget to match it). Small batches: at a fixed budget of pixels, batch 2

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import augment, paths
 from .config import DataConfig
+from .images import read_image
 from .noise import NoiseModel, seeded_generator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
@@ -71,30 +70,12 @@ EMBEDDED_TEST = ("astronaut.png", "coffee.png", "chelsea.png")
 
 # ---------------------------------------------------------------------------------------- images
 def load_image(path: str | Path) -> torch.Tensor:
-    """A 3 x H x W float32 tensor in [0, 1]. Grey images become three equal channels, alpha is
-    dropped, EXIF orientation is applied. 16-bit grey images keep their precision; Pillow reads
-    16-bit colour PNGs as 8 bit (a known limitation, see tests/test_data.py)."""
+    """A 3 x H x W float32 tensor in [0, 1] (``images.read_image``): grey images become three equal
+    channels, alpha is dropped, EXIF orientation is applied, 16-bit images keep their precision."""
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            img.load()
-            array = _to_float_rgb(img)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable image ({err}); remove or replace the file") from None
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
-
-
-def _to_float_rgb(img: Image.Image) -> np.ndarray:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        grey = np.asarray(img, dtype=np.float32)
-        scale = 65535.0 if img.mode != "I" or grey.max() > 255 else 255.0
-        return np.repeat((grey / scale)[..., None], 3, axis=2)
-    if img.mode == "F":
-        return np.repeat(np.clip(np.asarray(img, dtype=np.float32), 0, 1)[..., None], 3, axis=2)
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    return read_image(path).rgb
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:

@@ -78,15 +78,47 @@ def validate(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, d
     return float(torch.cat(values).mean())
 
 
+def world() -> tuple[int, int]:
+    """(rank, number of processes) of a torch.distributed run, (0, 1) otherwise."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_agree(flag: bool, device: torch.device) -> bool:
+    """In a distributed run, every process follows rank 0's decision (wall-clock budgets differ
+    slightly between processes, and all of them must stop at the same step)."""
+    if world()[1] == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)  # on the GPU for nccl
+    torch.distributed.broadcast(value, src=0)
+    return bool(value.item())
+
+
 def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pairs: tuple[torch.Tensor, torch.Tensor],
         checkpoint_path: str | Path, model_args: dict, run_config: dict, device: str = "auto",
         progress: bool = True) -> History:
     """Train ``model`` in place and return its History; the checkpoint at ``checkpoint_path`` is
     written every ``cfg.checkpoint_every_seconds`` and at the end. If it exists, training resumes
-    from it (same ``run_config`` required), and a finished run returns at once."""
+    from it (same ``run_config`` required), and a finished run returns at once.
+
+    Under torch.distributed (``torchrun``), the model is wrapped in DistributedDataParallel. Every
+    process draws the same global batch of ``cfg.batch_size`` crops from the same seed and trains on
+    its own slice of it, so the run equals a single process with the same global batch (up to the
+    order of floating-point sums); rank 0 validates, logs and writes the checkpoint."""
     device = resolve_device(device)
+    rank, size = world()
+    if cfg.batch_size % size:
+        raise ValueError(f"batch_size {cfg.batch_size} does not split over {size} processes; use a multiple of {size}")
     checkpoint_path = Path(checkpoint_path)
     model.to(device).to(memory_format=torch.channels_last).train()
+    net = model
+    if size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        progress = progress and rank == 0
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
     loss_fn = get_loss(cfg.loss)
     history, step, elapsed_before = History(), 0, 0.0
@@ -113,6 +145,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
 
     if history.val_psnr_input is None:
         history.val_psnr_input = float(psnr(val_noisy, val_clean).mean())
+    share = slice(rank * cfg.batch_size // size, (rank + 1) * cfg.batch_size // size)
 
     use_amp = device.type == "cuda"
     if use_amp:
@@ -121,6 +154,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     def save(finished: bool) -> None:
+        if rank != 0:
+            return
         save_checkpoint(checkpoint_path, model=model, model_args=model_args, config=run_config, step=step,
                         elapsed=elapsed_before + time.monotonic() - start, history=history.to_dict(),
                         seed=cfg.seed, optimizer=optimizer, generator_state=sampler.generator.get_state(),
@@ -130,16 +165,16 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
     total = cfg.max_steps if cfg.max_seconds is None else None
     bar = tqdm(total=total, initial=step, desc=checkpoint_path.stem, disable=not progress, unit="step")
     loss_sum, loss_count = 0.0, 0
-    while (p := _progress(cfg, step, elapsed_before + time.monotonic() - start)) < 1.0:
+    while _all_agree((p := _progress(cfg, step, elapsed_before + time.monotonic() - start)) < 1.0, device):
         lr = learning_rate(cfg.lr, p, cfg.rampdown)
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = sampler.sample()
-        noisy = batch.input.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        target = batch.target.to(device, non_blocking=True)
-        mask = None if batch.mask is None else batch.mask.to(device, non_blocking=True)
+        noisy = batch.input[share].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        target = batch.target[share].to(device, non_blocking=True)
+        mask = None if batch.mask is None else batch.mask[share].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            output = model(noisy)
+            output = net(noisy)
         loss = loss_fn(output.float(), target, mask)  # the loss in float32
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -148,7 +183,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
         step += 1
         loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
         bar.update(1)
-        if step % cfg.val_every == 0:
+        if step % cfg.val_every == 0 and rank == 0:
             _log(history, step, elapsed_before + time.monotonic() - start, loss_sum / loss_count, lr)
             loss_sum, loss_count = 0.0, 0
             history.val_step.append(step)
@@ -158,6 +193,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
             save(finished=False)
             last_save = time.monotonic()
     bar.close()
+    if rank != 0:
+        return history
     if loss_count:
         _log(history, step, elapsed_before + time.monotonic() - start, loss_sum / loss_count, lr)
     if not history.val_step or history.val_step[-1] != step:
@@ -165,7 +202,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
         history.val_psnr.append(validate(model, val_noisy, val_clean, device))
     save(finished=True)
     print(f"{checkpoint_path.name}: {step} steps in {elapsed_before + time.monotonic() - start:.0f} s, "
-          f"validation PSNR {history.val_psnr[-1]:.2f} dB (noisy input {history.val_psnr_input:.2f} dB)")
+          f"validation PSNR {history.val_psnr[-1]:.2f} dB (noisy input {history.val_psnr_input:.2f} dB)"
+          + (f", {size} processes" if size > 1 else ""))
     return history
 
 

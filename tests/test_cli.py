@@ -92,3 +92,132 @@ def test_eval_bm3d_for_bernoulli_is_refused(eval_data, capsys, monkeypatch):
 def test_module_entry_point_runs(tmp_path):
     result = subprocess.run([sys.executable, "-m", "n2n_core", "eval", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--repeats" in result.stdout and "paper's protocol" in result.stdout
+
+
+# ------------------------------------------------------------------------ denoise and train
+@pytest.fixture
+def own_checkpoint(tmp_path, capsys):
+    """A tiny trained ResNet checkpoint, and the folder of images it was trained on."""
+    from conftest import smooth_image, write_png
+
+    import numpy as np
+
+    root = tmp_path / "pairs"
+    for i in range(3):
+        clean = smooth_image(24, 30, seed=i).astype(float)
+        for sub, seed in (("a", 10 + i), ("b", 20 + i)):
+            noisy = clean + np.random.default_rng(seed).normal(0, 20, clean.shape)
+            write_png(root / sub / f"s{i}.png", np.clip(np.round(noisy), 0, 255).astype(np.uint8))
+    out = tmp_path / "own.pth"
+    assert main(["train", "--pairs", str(root), "--model", "resnet", "--profile", "smoke", "--steps", "3",
+                 "--crop", "16", "--batch-size", "2", "--val-every", "3", "--out", str(out), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert f"Wrote {out}: 3 steps" in printed and "second capture" in printed
+    return out, root
+
+
+def test_train_then_denoise_from_the_command_line(own_checkpoint, tmp_path, capsys):
+    checkpoint, root = own_checkpoint
+    out = tmp_path / "denoised"
+    assert main(["denoise", str(root / "a"), "--checkpoint", str(checkpoint), "--out", str(out), "--tile", "16",
+                 "--overlap", "4"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["s0.png", "s1.png", "s2.png"]
+    assert "Denoised 3 image(s)" in capsys.readouterr().out
+    # a second run refuses to overwrite, and says how
+    assert main(["denoise", str(root / "a"), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["denoise", str(root / "a"), "--checkpoint", str(checkpoint), "--out", str(out), "--overwrite"]) == 0
+
+
+def _one_line_error(capsys, argv, message):
+    code = None
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:  # argparse's own errors
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("case,message", [
+    ("not_image", "notes.png: not an image file"),
+    ("truncated", "cut.png: damaged or truncated"),
+    ("empty", "no image files"),
+    ("not_checkpoint", "fake.pth: not a readable checkpoint"),
+    ("other_arch", "holds a 'resnet' model, not the 'unet'"),
+    ("no_default", "no such checkpoint; run `make all`"),
+    ("unwritable", "cannot write to this folder"),
+    ("bad_tile", "tile 32 is too small for overlap 16"),
+])
+def test_denoise_errors_are_one_line(own_checkpoint, tmp_path, capsys, case, message, monkeypatch):
+    from PIL import Image
+
+    import numpy as np
+
+    checkpoint, root = own_checkpoint
+    capsys.readouterr()
+    images = tmp_path / "in"
+    images.mkdir()
+    good = images / "good.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(good)
+    args = [str(good), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out")]
+    if case == "not_image":
+        (images / "notes.png").write_text("hello")
+        args[0] = str(images / "notes.png")
+    elif case == "truncated":
+        noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(images / "cut.png")
+        (images / "cut.png").write_bytes((images / "cut.png").read_bytes()[:300])
+        args[0] = str(images / "cut.png")
+    elif case == "empty":
+        (tmp_path / "empty").mkdir()
+        args[0] = str(tmp_path / "empty")
+    elif case == "not_checkpoint":
+        (tmp_path / "fake.pth").write_text("weights")
+        args[2] = str(tmp_path / "fake.pth")
+    elif case == "other_arch":
+        args += ["--model", "unet"]
+    elif case == "no_default":
+        args = [str(good), "--out", str(tmp_path / "out")]
+    elif case == "unwritable":
+        (tmp_path / "file").write_text("a file, not a folder")
+        args[-1] = str(tmp_path / "file" / "sub")
+    elif case == "bad_tile":
+        args += ["--tile", "32", "--overlap", "16"]
+    _one_line_error(capsys, ["denoise", *args], message)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--noise", "speckle"], "invalid choice: 'speckle'"),
+    (["--model", "vgg"], "invalid choice: 'vgg'"),
+    (["--sigma", "-3"], "sigma must be >= 0, got -3.0"),
+    (["--crop", "64"], "smaller than the 64x64 training crop"),
+    (["--target", "clean"], "clean targets need clean images"),
+    (["--steps", "0"], "max_steps must be >= 1"),
+])
+def test_train_errors_are_one_line(own_checkpoint, tmp_path, capsys, extra, message):
+    _, root = own_checkpoint
+    capsys.readouterr()
+    _one_line_error(capsys, ["train", "--pairs", str(root), "--out", str(tmp_path / "new.pth"), "--steps", "2",
+                             *extra], message)
+    assert not (tmp_path / "new.pth").exists()
+
+
+def test_train_refuses_to_replace_a_finished_checkpoint(own_checkpoint, capsys):
+    checkpoint, root = own_checkpoint
+    before = checkpoint.read_bytes()
+    capsys.readouterr()
+    _one_line_error(capsys, ["train", "--pairs", str(root), "--model", "resnet", "--profile", "smoke", "--steps",
+                             "3", "--crop", "16", "--out", str(checkpoint)], "already trained (3 steps)")
+    assert checkpoint.read_bytes() == before
+
+
+def test_console_script_is_declared():
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["n2n"] == "n2n_core.__main__:main"

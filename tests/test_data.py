@@ -107,9 +107,6 @@ def test_load_16_bit_rgb_png_values(tmp_path):
     assert torch.allclose(image, torch.from_numpy(values.astype(np.float32) / 65535).permute(2, 0, 1), atol=1e-6)
 
 
-@pytest.mark.xfail(reason="BUG n2n_core/data.py load_image/_to_float_rgb: Pillow decodes 16-bit RGB PNGs as "
-                          "8-bit 'RGB', so the low byte is dropped although the docstring promises that "
-                          "16-bit images keep their precision", strict=True)
 def test_load_16_bit_rgb_png_keeps_its_precision(tmp_path):
     values = np.full((2, 3, 3), 0x0180, dtype=np.uint16)  # 384: between the 8-bit levels 1 and 2
     image = load_image(_write_png16_rgb(tmp_path / "rgb16.png", values))

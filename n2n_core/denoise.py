@@ -1,0 +1,167 @@
+"""Denoising a user's images with a trained checkpoint, in bounded memory.
+
+``denoise_tensor`` runs a model over an image of any size in tiles: each tile is a window of
+``tile`` x ``tile`` pixels of which only the core is kept, ``overlap`` pixels from every side that
+faces a neighbouring tile being context that is thrown away. With enough context a tile's core is
+what the whole image would give (the test measures it), so there are no seams, and memory depends
+on the tile, not on the image. ``denoise_files`` reads, denoises and writes files (``images``
+keeps their mode and bit depth), never overwriting a file unless asked to.
+"""
+from __future__ import annotations
+
+import glob
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import IMAGE_SUFFIXES
+from .images import ImageError, read_image, write_image
+
+DEFAULT_TILE = 512
+DEFAULT_OVERLAP = 32
+
+
+def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
+    """(window start, core start, core end) along one axis: the fewest windows of ``tile`` pixels,
+    evenly spaced, that overlap by at least 2 x ``overlap``; neighbouring cores meet in the middle of
+    each overlap, so every core keeps ``overlap`` pixels of context on each inner side."""
+    if length <= tile:
+        return [(0, 0, length)]
+    core = tile - 2 * overlap
+    n = math.ceil((length - tile) / core) + 1
+    starts = [round(i * (length - tile) / (n - 1)) for i in range(n)]
+    bounds = [0] + [(starts[i + 1] + starts[i] + tile) // 2 for i in range(n - 1)] + [length]
+    return [(starts[i], bounds[i], bounds[i + 1]) for i in range(n)]
+
+
+def check_tiling(tile: int, overlap: int) -> None:
+    if tile < 0:
+        raise ValueError(f"tile must be >= 0 (0: never tile), got {tile}")
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    if tile and tile < 3 * overlap + 1:
+        raise ValueError(f"tile {tile} is too small for overlap {overlap}: use tile >= 3 x overlap + 1, "
+                         f"e.g. --tile {max(256, 4 * overlap)}")
+
+
+@torch.inference_mode()
+def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, tile: int = DEFAULT_TILE,
+                   overlap: int = DEFAULT_OVERLAP, device: str | torch.device = "cpu", batch: int = 1,
+                   progress: bool = False) -> torch.Tensor:
+    """Denoise a 3 x H x W image in [0, 1]; ``tile`` 0 runs it whole. Returns 3 x H x W on the CPU."""
+    check_tiling(tile, overlap)
+    device = torch.device(device)
+    h, w = image.shape[-2:]
+    if not tile or (h <= tile and w <= tile):
+        return _run(model, image[None], device)[0]
+    rows, cols = _spans(h, tile, overlap), _spans(w, tile, overlap)
+    out = torch.empty(image.shape, dtype=torch.float32)
+    jobs = [(r, c) for r in rows for c in cols]
+    bar = tqdm(total=len(jobs), desc="tiles", unit="tile", leave=False, disable=not progress)
+    for i in range(0, len(jobs), batch):
+        group = jobs[i:i + batch]
+        windows = torch.stack([image[:, r[0]:r[0] + min(tile, h), c[0]:c[0] + min(tile, w)] for r, c in group])
+        result = _run(model, windows, device)
+        for k, ((wr, r0, r1), (wc, c0, c1)) in enumerate(group):
+            out[:, r0:r1, c0:c1] = result[k, :, r0 - wr:r1 - wr, c0 - wc:c1 - wc]
+        bar.update(len(group))
+    bar.close()
+    return out
+
+
+def _run(model: torch.nn.Module, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    x = batch.to(device).contiguous(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        with torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16):
+            y = model(x)
+    else:
+        y = model(x)
+    return y.float().cpu()
+
+
+# ------------------------------------------------------------------------------------ files
+@dataclass
+class Job:
+    source: Path
+    target: Path
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files, folders (their image files, not recursive) and glob patterns, in the order given."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ImageError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        elif any(ch in item for ch in "*?["):
+            matched = sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
+            if not matched:
+                raise ImageError(f"{item}: no file matches this pattern")
+            files += matched
+        else:
+            raise ImageError(f"{path}: no such file or folder")
+    unique = list(dict.fromkeys(p.resolve() for p in files))
+    return unique
+
+
+def plan(inputs: list[str], out_dir: str | Path, overwrite: bool = False) -> list[Job]:
+    """One job per input file, written to ``out_dir`` under the same name. Refuses, before
+    anything is written, when two inputs share a name, an output would replace its own input, or
+    an output exists and ``overwrite`` is off."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ImageError(f"{out_dir}: exists and is not a folder; choose another --out")
+    jobs, seen = [], {}
+    for source in expand_inputs(inputs):
+        target = (out_dir / source.name).resolve()
+        if source.name in seen:
+            raise ImageError(f"{source} and {seen[source.name]} would both be written to {target}; "
+                             f"denoise them into different --out folders")
+        seen[source.name] = source
+        if target == source:
+            raise ImageError(f"{source}: the output would replace the input; choose another --out folder")
+        jobs.append(Job(source, target))
+    existing = [job.target for job in jobs if job.target.exists()]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise ImageError(f"{existing[0]}{more} already exist; pass --overwrite to replace them, or choose "
+                         f"another --out")
+    return jobs
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` and check that it can be written, with a clear error otherwise."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".n2n_write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ImageError(f"{out_dir}: cannot write to this folder ({err.strerror or err}); "
+                         f"choose another --out") from None
+    return out_dir
+
+
+def denoise_files(model: torch.nn.Module, jobs: list[Job], tile: int = DEFAULT_TILE,
+                  overlap: int = DEFAULT_OVERLAP, device: str | torch.device = "cpu", batch: int = 1,
+                  progress: bool = True) -> list[Path]:
+    """Denoise every job's file into its target; each file is read completely before anything of
+    it is written, and each write is atomic."""
+    written = []
+    for job in tqdm(jobs, desc="denoise", unit="image", disable=not progress or len(jobs) < 2):
+        image = read_image(job.source)
+        out = denoise_tensor(model, image.rgb, tile=tile, overlap=overlap, device=device, batch=batch,
+                             progress=progress)
+        written.append(write_image(image, out, job.target))
+        if progress:
+            tqdm.write(f"{job.source} ({image.describe()}) -> {job.target}")
+    return written

@@ -1,0 +1,208 @@
+"""A user's image files in and out, unchanged in everything but their pixels.
+
+``read_image`` gives the pixels as a 3 x H x W float tensor in [0, 1], upright (EXIF orientation
+applied), and remembers what the file was: grey or colour, with or without alpha, 8 or 16 bits per
+sample, its format, ICC profile and EXIF data. ``write_image`` writes denoised pixels back in that
+same form: grey stays grey (the mean of the three output channels), the alpha channel is copied
+untouched, 16-bit stays 16-bit, the EXIF data are kept (with the orientation reset, since the
+pixels are now upright). Writes are atomic: a crash never leaves half a file.
+
+Pillow reads 16-bit colour (and grey + alpha) PNGs as 8 bit, so those go through pypng (pure
+Python, slower).
+Palette images are written as RGB(A): a denoised image has more colours than any palette.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GREY_MODES = {"L", "LA", "I;16", "I;16B", "I;16L", "I"}
+SUPPORTED_HINT = "8- or 16-bit grey, RGB or RGBA (PNG, JPEG, TIFF, BMP, WebP)"
+
+
+class ImageError(ValueError):
+    """An image file that cannot be read or written; the message names the file and what to do."""
+
+
+@dataclass
+class ImageFile:
+    """Pixels and everything needed to write them back as the same kind of file."""
+    path: Path
+    rgb: torch.Tensor  # 3 x H x W float32 in [0, 1], upright
+    grey: bool
+    bits: int  # 8 or 16 per sample
+    alpha: np.ndarray | None = None  # H x W, uint8 or uint16, upright; written back untouched
+    format: str = "PNG"
+    mode: str = "RGB"  # Pillow's mode of the file (after palette expansion)
+    info: dict = field(default_factory=dict)  # icc_profile, exif, dpi
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as Pillow gives it."""
+        return self.rgb.shape[-1], self.rgb.shape[-2]
+
+    def describe(self) -> str:
+        kind = "grey" if self.grey else "RGB"
+        return f"{self.size[0]}x{self.size[1]} {kind}{'+alpha' if self.alpha is not None else ''} {self.bits}-bit {self.format}"
+
+
+def _png_header(path: Path) -> tuple[int, int] | None:
+    """(bit depth, colour type) of a PNG file, or None for any other file."""
+    with open(path, "rb") as f:
+        head = f.read(33)
+    if len(head) < 33 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25]
+
+
+def read_image(path: str | Path) -> ImageFile:
+    """Read ``path`` (see the module docstring); ImageError names the file and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    header = _png_header(path)
+    if header is not None and header[0] == 16 and header[1] in (2, 4, 6):  # 16-bit RGB, grey+alpha, RGBA
+        return _read_png16(path)
+    try:
+        with Image.open(path) as img:
+            fmt = img.format or path.suffix.lstrip(".").upper()
+            img = ImageOps.exif_transpose(img)
+            img.load()
+    except (UnidentifiedImageError, SyntaxError) as err:
+        raise ImageError(f"{path}: not an image file ({_reason(err)}); remove it or pass image files only") from None
+    except (OSError, ValueError) as err:
+        raise ImageError(f"{path}: damaged or truncated image ({_reason(err)}); re-export or remove it") from None
+    info = {k: img.info[k] for k in ("icc_profile", "dpi") if img.info.get(k)}
+    exif = img.getexif()
+    if exif:
+        info["exif"] = exif.tobytes()
+    mode = img.mode
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in img.info
+        img = img.convert("RGBA" if has_alpha else "RGB")
+        mode = img.mode
+    if mode in ("1", "L", "LA"):
+        grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        alpha = np.asarray(img.getchannel("A")) if mode == "LA" else None
+        return ImageFile(path, _grey_to_rgb(grey), True, 8, alpha, fmt, "LA" if alpha is not None else "L", info)
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(img, dtype=np.float64)
+        if values.min() < 0 or values.max() > 65535:
+            raise ImageError(f"{path}: 32-bit integer samples outside 0..65535; save it as a 16-bit PNG")
+        return ImageFile(path, _grey_to_rgb((values / 65535.0).astype(np.float32)), True, 16, None, fmt, "I;16", info)
+    if mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        alpha = np.asarray(img.getchannel("A")) if mode == "RGBA" else None
+        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        return ImageFile(path, torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), False, 8, alpha, fmt, mode, info)
+    if mode == "F":  # 32-bit float grey (TIFF): read as [0, 1], written back as 16-bit
+        grey = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+        return ImageFile(path, _grey_to_rgb(grey), True, 16, None, fmt, "I;16", info)
+    raise ImageError(f"{path}: unsupported image mode {mode!r}; use {SUPPORTED_HINT}")
+
+
+def _reason(err: Exception) -> str:
+    return str(err).split("\n")[0] or type(err).__name__
+
+
+def _grey_to_rgb(grey: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(grey)).unsqueeze(0).expand(3, -1, -1).contiguous()
+
+
+def _read_png16(path: Path) -> ImageFile:
+    """16-bit PNGs that Pillow would cut to 8 bit: RGB, RGBA and grey + alpha, through pypng."""
+    png = _pypng()
+    try:
+        width, height, rows, meta = png.Reader(filename=str(path)).asDirect()
+        data = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    except Exception as err:  # pypng raises its own FormatError and zlib/EOF errors for damaged files
+        raise ImageError(f"{path}: damaged or truncated 16-bit PNG ({_reason(err)}); re-export or remove it") from None
+    planes = meta["planes"]
+    data = data.reshape(height, width, planes)
+    grey = meta["greyscale"]
+    alpha = data[..., -1].copy() if meta["alpha"] else None
+    colour = data[..., :1 if grey else 3].astype(np.float32) / 65535.0
+    rgb = _grey_to_rgb(colour[..., 0]) if grey else torch.from_numpy(colour).permute(2, 0, 1).contiguous()
+    mode = ("LA" if grey else "RGBA") if alpha is not None else ("L" if grey else "RGB")
+    return ImageFile(path, rgb, grey, 16, alpha, "PNG", mode, {})
+
+
+def _pypng():
+    try:
+        import png
+    except ImportError:
+        raise ImageError("16-bit colour PNG files need the pypng package: pip install pypng") from None
+    return png
+
+
+def _quantize(channel: np.ndarray, bits: int) -> np.ndarray:
+    top = 65535 if bits == 16 else 255
+    return np.round(np.clip(channel, 0.0, 1.0) * top).astype(np.uint16 if bits == 16 else np.uint8)
+
+
+def write_image(image: ImageFile, rgb: torch.Tensor, path: str | Path) -> Path:
+    """Write ``rgb`` (3 x H x W in [0, 1]) to ``path`` as the same kind of file as ``image``."""
+    path = Path(path)
+    if tuple(rgb.shape[-2:]) != tuple(image.rgb.shape[-2:]):
+        raise ValueError(f"denoised pixels are {tuple(rgb.shape[-2:])}, the image {tuple(image.rgb.shape[-2:])}")
+    pixels = rgb.detach().float().cpu().clamp(0, 1).numpy()
+    samples = _quantize(pixels.mean(axis=0) if image.grey else pixels.transpose(1, 2, 0), image.bits)
+    if image.alpha is not None:
+        samples = np.dstack([samples, image.alpha])
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if image.bits == 16 and (not image.grey or image.alpha is not None):
+            _write_png16(samples, tmp, grey=image.grey)
+        else:
+            _pil_image(image, samples).save(tmp, format=_save_format(image, path), **_save_options(image, path))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _pil_image(image: ImageFile, samples: np.ndarray) -> Image.Image:
+    if image.grey and image.bits == 16:
+        return Image.frombytes("I;16", (samples.shape[1], samples.shape[0]), samples.astype("<u2").tobytes())
+    if image.grey:
+        return Image.fromarray(samples, "LA" if image.alpha is not None else "L")
+    out = Image.fromarray(samples, "RGBA" if image.alpha is not None else "RGB")
+    if image.mode not in ("RGB", "RGBA"):
+        out = out.convert(image.mode)  # back to CMYK, YCbCr, ...
+    return out
+
+
+def _save_format(image: ImageFile, path: Path) -> str:
+    ext = Image.registered_extensions().get(path.suffix.lower())
+    return ext or image.format
+
+
+def _save_options(image: ImageFile, path: Path) -> dict:
+    options = dict(image.info)
+    fmt = _save_format(image, path)
+    if fmt == "JPEG":
+        options.update(quality=95, subsampling=0)  # the denoised image, not a second round of artefacts
+    return options
+
+
+def _write_png16(samples: np.ndarray, path: Path, grey: bool) -> None:
+    png = _pypng()
+    samples = samples if samples.ndim == 3 else samples[..., None]
+    height, width, planes = samples.shape
+    writer = png.Writer(width, height, greyscale=grey, alpha=planes in (2, 4), bitdepth=16)
+    with open(path, "wb") as f:
+        writer.write_array(f, samples.astype(np.uint16).reshape(-1))
+
+
+def png_bit_depth(path: str | Path) -> int | None:
+    """The bit depth a PNG file declares (8, 16, ...), or None if it is not a PNG."""
+    header = _png_header(Path(path))
+    return None if header is None else header[0]
+
+
+__all__ = ["ImageError", "ImageFile", "read_image", "write_image", "png_bit_depth"]

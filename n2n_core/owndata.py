@@ -1,0 +1,303 @@
+"""Training on a user's own data, with no clean images needed.
+
+Three sources, one training loop (``train.fit``, as in the notebooks):
+
+- a folder of clean images, with synthetic noise (what the notebooks do with the training pool);
+- a folder of noisy pairs: two sub-folders with the same file names, two captures of each scene
+  (``pairs/a/img1.png`` and ``pairs/b/img1.png``). Each step takes the same random crop and the same
+  flip/rotation of both captures, and draws which of the two is the input: under Noise2Noise the
+  two are interchangeable, so both directions are training data;
+- the pickle format of the Kaggle "noisy-images" data set: ``train_data.pkl`` holding two uint8
+  tensors N x 3 x H x W of noisy pairs (``torch.save`` of a tuple), and ``val_data.pkl`` holding
+  noisy and clean tensors of the same layout for validation.
+
+Without clean images, validation measures the PSNR of the denoised first capture against the second
+capture of held-out pairs: lower than the PSNR against a clean image would be, but it rises and
+falls with it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import augment, models, paths
+from .checkpoint import load_checkpoint
+from .config import DataConfig, ModelConfig, NoiseConfig, TrainConfig
+from .data import Batch, DataSources, PairSampler, build_patch_sets, list_images, to_uint8, validation_pairs
+from .images import ImageError, read_image
+from .noise import test_noise, training_noise
+from .train import History, fit, world
+
+VAL_CROP = 256  # validation uses centre crops of at most this side, to stay cheap
+
+
+class DataError(ValueError):
+    """Training data that cannot be used; the message names the file or folder and what to do."""
+
+
+# ------------------------------------------------------------------------------ noisy pairs
+class PairedCrops:
+    """Batches of (input, target) crops from pairs of noisy captures (uint8 3 x H x W tensors).
+    Images are drawn in proportion to their area; all randomness comes from ``generator``."""
+
+    def __init__(self, first: list[torch.Tensor], second: list[torch.Tensor], crop: int, batch_size: int,
+                 generator: torch.Generator):
+        if len(first) != len(second) or not first:
+            raise DataError(f"need the same number (>= 1) of first and second captures, got {len(first)} and "
+                            f"{len(second)}")
+        self.first, self.second, self.crop, self.batch_size = first, second, crop, batch_size
+        self.generator = generator
+        self.weights = torch.tensor([float(a.shape[-1] * a.shape[-2]) for a in first])
+
+    def sample(self) -> Batch:
+        which = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
+        inputs, targets = [], []
+        for k in which.tolist():
+            pair = torch.stack([self.first[k], self.second[k]])
+            pair = augment.random_dihedral(augment.random_crop(pair, self.crop, self.generator), self.generator)
+            swap = int(torch.randint(0, 2, (1,), generator=self.generator))
+            inputs.append(pair[swap])
+            targets.append(pair[1 - swap])
+        to_float = lambda t: torch.stack(t).float() / 255.0  # noqa: E731
+        target = to_float(targets)
+        return Batch(to_float(inputs), target, target, None)
+
+
+def _pair_dirs(dirs: list[str | Path]) -> tuple[Path, Path]:
+    if len(dirs) == 2:
+        a, b = map(Path, dirs)
+    elif len(dirs) == 1:
+        root = Path(dirs[0])
+        if not root.is_dir():
+            raise DataError(f"{root}: no such folder")
+        subs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if len(subs) != 2:
+            raise DataError(f"{root}: expected two sub-folders of noisy captures with matching file names "
+                            f"(e.g. {root}/a and {root}/b), found {len(subs)}")
+        a, b = subs
+    else:
+        raise DataError(f"--pairs takes one folder (with two sub-folders) or two folders, got {len(dirs)}")
+    for folder in (a, b):
+        if not folder.is_dir():
+            raise DataError(f"{folder}: no such folder")
+    return a, b
+
+
+def _load_uint8(path: Path) -> torch.Tensor:
+    try:
+        return to_uint8(read_image(path).rgb)
+    except ImageError as err:
+        raise DataError(str(err)) from None
+
+
+def load_pairs(dirs: list[str | Path], crop: int) -> tuple[list[str], list[torch.Tensor], list[torch.Tensor]]:
+    """Names and uint8 images of a pairs folder; clear errors for names or sizes that do not match
+    and for images smaller than the crop."""
+    a, b = _pair_dirs(dirs)
+    try:
+        files_a, files_b = list_images(a, recursive=False), list_images(b, recursive=False)
+    except FileNotFoundError as err:
+        raise DataError(f"{err}; put the captures of each scene in two folders under the same name") from None
+    by_stem_a, by_stem_b = {p.stem: p for p in files_a}, {p.stem: p for p in files_b}
+    only_a = sorted(set(by_stem_a) - set(by_stem_b))
+    only_b = sorted(set(by_stem_b) - set(by_stem_a))
+    if only_a or only_b:
+        name, here, there = (by_stem_a[only_a[0]].name, a, b) if only_a else (by_stem_b[only_b[0]].name, b, a)
+        more = len(only_a) + len(only_b) - 1
+        raise DataError(f"pairs do not match: {name} is in {here} but has no file of the same name in {there}"
+                        + (f" ({more} more unmatched)" if more else "")
+                        + "; every image needs its second capture under the same name")
+    names, first, second = [], [], []
+    for stem in sorted(by_stem_a):
+        img_a, img_b = _load_uint8(by_stem_a[stem]), _load_uint8(by_stem_b[stem])
+        if img_a.shape != img_b.shape:
+            raise DataError(f"{by_stem_a[stem]} is {img_a.shape[-1]}x{img_a.shape[-2]} but {by_stem_b[stem]} is "
+                            f"{img_b.shape[-1]}x{img_b.shape[-2]}: the two captures of a scene must have the same size")
+        if min(img_a.shape[-2:]) < crop:
+            raise DataError(f"{by_stem_a[stem]} is {img_a.shape[-1]}x{img_a.shape[-2]}, smaller than the "
+                            f"{crop}x{crop} training crop; pass a smaller --crop or remove the image")
+        names.append(by_stem_a[stem].name)
+        first.append(img_a)
+        second.append(img_b)
+    return names, first, second
+
+
+def _centre(images: list[torch.Tensor], size: int) -> torch.Tensor:
+    side = min(size, *(min(t.shape[-2:]) for t in images))
+    crops = []
+    for t in images:
+        h, w = t.shape[-2:]
+        top, left = (h - side) // 2, (w - side) // 2
+        crops.append(t[..., top:top + side, left:left + side])
+    return torch.stack(crops).float() / 255.0
+
+
+# ------------------------------------------------------------------------------ Kaggle pickle
+def load_pickle_pair(path: str | Path, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two uint8 N x 3 x H x W tensors of a Kaggle "noisy-images" pickle (``what`` says which
+    pair, for messages: 'two noisy captures' or 'noisy and clean images')."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise DataError(f"{path}: not a readable torch pickle ({type(err).__name__}); expected a tuple of two "
+                        f"uint8 tensors N x 3 x H x W ({what}), saved with torch.save") from None
+    if not (isinstance(blob, (tuple, list)) and len(blob) == 2 and all(isinstance(t, torch.Tensor) for t in blob)):
+        raise DataError(f"{path}: holds {type(blob).__name__}, expected a tuple of two tensors N x 3 x H x W ({what})")
+    first, second = blob
+    for t in (first, second):
+        if t.dim() != 4 or t.shape[1] != 3:
+            raise DataError(f"{path}: a tensor of shape {tuple(t.shape)}; expected N x 3 x H x W ({what})")
+    if first.shape != second.shape:
+        raise DataError(f"{path}: the two tensors differ in shape, {tuple(first.shape)} and {tuple(second.shape)}")
+    if first.dtype != torch.uint8 or second.dtype != torch.uint8:
+        if first.is_floating_point() and second.is_floating_point() and max(first.max(), second.max()) <= 1.0:
+            first, second = to_uint8(first), to_uint8(second)  # floats in [0, 1]: accepted
+        else:
+            raise DataError(f"{path}: tensors of dtype {first.dtype}; expected uint8 (0..255) or floats in [0, 1]")
+    return first, second
+
+
+# ------------------------------------------------------------------------------------ training
+@dataclass
+class OwnRun:
+    model: torch.nn.Module
+    history: History
+    checkpoint: Path
+    config: dict
+
+
+def default_checkpoint(model: str, source: str) -> Path:
+    return paths.checkpoint_dir() / f"own_{model}_{source}.pth"
+
+
+def _prepare_checkpoint(out: Path, overwrite: bool) -> None:
+    """Refuse to replace a finished or foreign checkpoint without ``overwrite``; an unfinished one
+    with the same configuration is resumed by ``fit``."""
+    if not out.exists():
+        return
+    if overwrite:
+        if world()[0] == 0:  # under torchrun, rank 0 alone touches the file
+            out.unlink(missing_ok=True)
+        if world()[1] > 1:
+            torch.distributed.barrier()
+        return
+    try:
+        state = load_checkpoint(out)
+    except (ValueError, FileNotFoundError):
+        raise DataError(f"{out}: exists and is not an n2n_core checkpoint; pass --overwrite to replace it or "
+                        f"choose another --out") from None
+    if state["finished"]:
+        raise DataError(f"{out}: already trained ({state['step']} steps); pass --overwrite to train again or "
+                        f"choose another --out")
+
+
+def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig, out: str | Path | None = None,
+              noise: NoiseConfig | None = None, data_cfg: DataConfig | None = None, val_pickle=None,
+              overwrite: bool = False, device: str = "auto", progress: bool = True) -> OwnRun:
+    """Train ``model`` on ``source`` ('clean', 'pairs' or 'pickle') at ``location`` (a folder, a list
+    of one or two folders, or a pickle file) and return the run; the checkpoint goes to ``out``."""
+    out = Path(out) if out is not None else default_checkpoint(model.name, source)
+    if train_cfg.target == "clean" and source != "clean":
+        raise DataError("clean targets need clean images: use --clean DIR (with synthetic noise), or --target noisy")
+    gen = torch.Generator().manual_seed(train_cfg.seed)
+    if source == "clean":
+        noise = noise or NoiseConfig()
+        data_cfg = data_cfg or DataConfig()
+        folder = Path(location)
+        try:
+            files = list_images(folder)
+        except FileNotFoundError as err:
+            raise DataError(f"{err}; pass a folder of clean images") from None
+        if train_cfg.crop > data_cfg.patch_size:
+            data_cfg = dataclasses.replace(data_cfg, patch_size=train_cfg.crop)
+        try:
+            sets = build_patch_sets(DataSources(files, {}, "folder", f"folder {folder}"), data_cfg, train_cfg.seed)
+        except ValueError as err:
+            if "smaller than" in str(err):
+                raise DataError(f"{folder}: every image is smaller than the {data_cfg.patch_size}x"
+                                f"{data_cfg.patch_size} patches that training crops are cut from; pass a smaller "
+                                f"--crop or larger images") from None
+            raise DataError(f"{folder}: {err}") from None
+        sampler = PairSampler(sets.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise),
+                              train_cfg.target, gen)
+        val = validation_pairs(sets.val, test_noise(noise), train_cfg.seed)
+        described = {"kind": "clean", "path": str(folder.resolve()), "images": len(files),
+                     "noise": dataclasses.asdict(noise), "validation": "clean held-out patches"}
+    elif source == "pairs":
+        dirs = location if isinstance(location, (list, tuple)) else [location]
+        names, first, second = load_pairs(list(dirs), train_cfg.crop)
+        step = min(10, len(names))  # every 10th pair held out for validation (the last one at least)
+        held = list(range(len(names) - 1, -1, -step)) if len(names) > 1 else [0]
+        train_idx = [i for i in range(len(names)) if i not in held] or held
+        sampler = PairedCrops([first[i] for i in train_idx], [second[i] for i in train_idx], train_cfg.crop,
+                              train_cfg.batch_size, gen)
+        val = (_centre([first[i] for i in held], VAL_CROP), _centre([second[i] for i in held], VAL_CROP))
+        described = {"kind": "pairs", "path": [str(Path(d).resolve()) for d in _pair_dirs(list(dirs))],
+                     "pairs": len(names), "validation": f"second capture of {len(held)} held-out pairs "
+                     f"({', '.join(names[i] for i in held[:5])})" + (" (also trained on)" if train_idx == held else "")}
+    elif source == "pickle":
+        first, second = load_pickle_pair(location, "two noisy captures")
+        if min(first.shape[-2:]) < train_cfg.crop:
+            train_cfg = dataclasses.replace(train_cfg, crop=min(first.shape[-2:]))
+            print(f"{location}: images of {first.shape[-1]}x{first.shape[-2]} px; training crops of {train_cfg.crop}")
+        if val_pickle is not None:
+            val_noisy, val_clean = load_pickle_pair(val_pickle, "noisy and clean images")
+            val = (val_noisy[:256].float() / 255.0, val_clean[:256].float() / 255.0)
+            held, what = [], f"clean images of {val_pickle} (first {len(val[0])})"
+        else:
+            held = list(range(len(first) - max(1, len(first) // 100), len(first)))
+            val = (first[held].float() / 255.0, second[held].float() / 255.0)
+            what = f"second capture of the last {len(held)} pairs, held out"
+        keep = len(first) - len(held)
+        sampler = PairedCrops(list(first[:keep]), list(second[:keep]), train_cfg.crop, train_cfg.batch_size, gen)
+        described = {"kind": "pickle", "path": str(Path(location).resolve()), "pairs": len(first),
+                     "validation": what}
+    else:
+        raise ValueError(f"unknown source {source!r}; choose clean, pairs or pickle")
+
+    _prepare_checkpoint(out, overwrite)
+    net = models.build(model, seed=train_cfg.seed)
+    run_config = json.loads(json.dumps({"profile": "own data", "source": described, "model": dataclasses.asdict(model),
+                                        "noise": dataclasses.asdict(noise) if noise else None,
+                                        "train": dataclasses.asdict(train_cfg)}))
+    if world()[0] == 0:
+        print(f"Training a {model.name} on {described['kind']} data ({described['path']}); validation: "
+              f"{described['validation']}; checkpoint {out}")
+    try:
+        history = fit(net, train_cfg, sampler, val, out, models.model_args(model), run_config, device=device,
+                      progress=progress)
+    except ValueError as err:
+        if "another configuration" in str(err):
+            raise DataError(f"{err}, or pass --overwrite") from None
+        raise
+    return OwnRun(net.eval(), history, out, run_config)
+
+
+# ------------------------------------------------------------------ a pairs folder to try it on
+def make_noisy_captures(files: list[str | Path], folder: str | Path, sigma: float = 25.0, seed: int = 0,
+                        capture: int = 0) -> list[Path]:
+    """Write one simulated noisy capture of each image into ``folder`` under its name, as a camera
+    would: Gaussian noise of ``sigma`` (0..255 scale), clipped and rounded to 8 bit, PNG. Grey
+    images stay grey. The noise is a function of (seed, image index, capture), so two captures are
+    independent and a rerun writes the same files."""
+    from .images import read_image, write_image
+    from .noise import seeded_generator
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, path in enumerate(files):
+        image = read_image(path)
+        gen = seeded_generator(seed, index, 1000 + capture)
+        noise = torch.randn(image.rgb.shape[-2:] if image.grey else image.rgb.shape, generator=gen) * (sigma / 255.0)
+        noisy = image.rgb + (noise.expand_as(image.rgb) if image.grey else noise)
+        image.bits, image.alpha = 8, None  # captures are 8-bit
+        written.append(write_image(image, noisy, folder / f"{Path(path).stem}.png"))
+    return written

@@ -1,0 +1,175 @@
+"""Reading and writing a user's images: size, mode, bit depth, alpha and orientation survive."""
+from __future__ import annotations
+
+import numpy as np
+import png
+import pytest
+import torch
+from PIL import Image
+
+from n2n_core.images import ImageError, png_bit_depth, read_image, write_image
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _round_trip(tmp_path, path):
+    """Read ``path``, write its own pixels back under out/, read that again."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir(exist_ok=True)
+    image = read_image(path)
+    out = write_image(image, image.rgb, out_dir / path.name)
+    return image, out, read_image(out)
+
+
+def test_grey_8_bit_stays_grey_and_exact(tmp_path):
+    values = _rng().integers(0, 256, (21, 34), dtype=np.uint8)
+    Image.fromarray(values, "L").save(tmp_path / "grey.png")
+    image, out, again = _round_trip(tmp_path, tmp_path / "grey.png")
+    assert image.grey and image.bits == 8 and image.rgb.shape == (3, 21, 34)
+    with Image.open(out) as img:
+        assert img.mode == "L" and img.size == (34, 21)
+        assert np.array_equal(np.asarray(img), values)
+
+
+def test_rgb_8_bit_round_trip_is_exact(tmp_path):
+    values = _rng(1).integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    Image.fromarray(values).save(tmp_path / "rgb.png")
+    _, out, _ = _round_trip(tmp_path, tmp_path / "rgb.png")
+    with Image.open(out) as img:
+        assert img.mode == "RGB" and np.array_equal(np.asarray(img), values)
+
+
+def test_rgba_keeps_its_alpha_untouched(tmp_path):
+    values = _rng(2).integers(0, 256, (19, 13, 4), dtype=np.uint8)
+    Image.fromarray(values, "RGBA").save(tmp_path / "rgba.png")
+    image = read_image(tmp_path / "rgba.png")
+    assert image.alpha is not None and image.rgb.shape == (3, 19, 13)
+    out = write_image(image, torch.zeros_like(image.rgb), tmp_path / "black.png")  # pixels change, alpha not
+    with Image.open(out) as img:
+        assert img.mode == "RGBA"
+        written = np.asarray(img)
+    assert np.array_equal(written[..., 3], values[..., 3]) and written[..., :3].max() == 0
+
+
+def test_grey_with_alpha_stays_la(tmp_path):
+    values = _rng(3).integers(0, 256, (9, 11, 2), dtype=np.uint8)
+    Image.fromarray(values, "LA").save(tmp_path / "la.png")
+    _, out, _ = _round_trip(tmp_path, tmp_path / "la.png")
+    with Image.open(out) as img:
+        assert img.mode == "LA" and np.array_equal(np.asarray(img), values)
+
+
+def test_16_bit_grey_stays_16_bit_and_exact(tmp_path):
+    values = _rng(4).integers(0, 65536, (15, 22), dtype=np.uint16)
+    Image.frombytes("I;16", (22, 15), values.astype("<u2").tobytes()).save(tmp_path / "grey16.png")
+    image, out, again = _round_trip(tmp_path, tmp_path / "grey16.png")
+    assert image.grey and image.bits == 16
+    assert png_bit_depth(out) == 16
+    assert np.array_equal(np.round(again.rgb[0].numpy() * 65535).astype(np.uint16), values)
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_16_bit_colour_png_stays_16_bit_and_exact(tmp_path, alpha):
+    planes = 4 if alpha else 3
+    values = _rng(5).integers(0, 65536, (7, 12, planes), dtype=np.uint16)
+    with open(tmp_path / "rgb16.png", "wb") as f:
+        png.Writer(12, 7, greyscale=False, alpha=alpha, bitdepth=16).write_array(f, values.reshape(-1))
+    image, out, again = _round_trip(tmp_path, tmp_path / "rgb16.png")
+    assert not image.grey and image.bits == 16 and image.rgb.shape == (3, 7, 12)
+    # 384 / 65535 and the like: precision below the 8-bit levels is kept
+    assert np.array_equal(np.round(image.rgb.permute(1, 2, 0).numpy() * 65535).astype(np.uint16), values[..., :3])
+    _, _, rows, meta = png.Reader(filename=str(out)).asDirect()
+    written = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(7, 12, planes)
+    assert meta["bitdepth"] == 16 and meta["alpha"] == alpha
+    assert np.array_equal(written, values)
+
+
+def test_exif_orientation_is_applied_and_the_output_is_upright(tmp_path):
+    array = np.zeros((20, 30, 3), dtype=np.uint8)
+    array[:, :10] = 255
+    img = Image.fromarray(array)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    exif[0x010F] = "TestCam"  # make: kept
+    img.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    image = read_image(tmp_path / "photo.jpg")
+    assert image.rgb.shape == (3, 30, 20)
+    out = write_image(image, image.rgb, tmp_path / "out.jpg")
+    with Image.open(out) as written:
+        assert written.size == (20, 30)
+        tags = written.getexif()
+        assert tags.get(0x0112, 1) == 1 and tags.get(0x010F) == "TestCam"
+
+
+def test_jpeg_stays_jpeg_of_the_same_size(tmp_path):
+    Image.fromarray(_rng(6).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "a.jpg")
+    image = read_image(tmp_path / "a.jpg")
+    out = write_image(image, image.rgb, tmp_path / "b.jpg")
+    with Image.open(out) as img:
+        assert img.format == "JPEG" and img.size == (50, 40) and img.mode == "RGB"
+
+
+def test_palette_image_is_written_as_rgb(tmp_path):
+    Image.fromarray(_rng(7).integers(0, 256, (10, 10, 3), dtype=np.uint8)).convert("P").save(tmp_path / "p.png")
+    image = read_image(tmp_path / "p.png")
+    out = write_image(image, image.rgb, tmp_path / "q.png")
+    with Image.open(out) as img:
+        assert img.mode == "RGB" and img.size == (10, 10)
+
+
+def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path):
+    Image.fromarray(_rng(8).integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    image = read_image(tmp_path / "a.png")
+    (tmp_path / "out").mkdir()
+    write_image(image, image.rgb, tmp_path / "out" / "a.png")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
+
+
+def test_write_refuses_pixels_of_another_size(tmp_path):
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    image = read_image(tmp_path / "a.png")
+    with pytest.raises(ValueError, match="denoised pixels"):
+        write_image(image, torch.zeros(3, 4, 4), tmp_path / "b.png")
+
+
+def test_a_text_file_is_not_an_image(tmp_path):
+    (tmp_path / "notes.png").write_text("hello")
+    with pytest.raises(ImageError, match=r"notes.png: not an image file"):
+        read_image(tmp_path / "notes.png")
+
+
+def test_a_truncated_image_is_named(tmp_path):
+    path = tmp_path / "cut.png"
+    Image.fromarray(_rng(9).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ImageError, match=r"cut.png: damaged or truncated"):
+        read_image(path)
+
+
+def test_a_truncated_16_bit_colour_png_is_named(tmp_path):
+    path = tmp_path / "cut16.png"
+    values = _rng(10).integers(0, 65536, (30, 30, 3), dtype=np.uint16)
+    with open(path, "wb") as f:
+        png.Writer(30, 30, greyscale=False, bitdepth=16).write_array(f, values.reshape(-1))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ImageError, match=r"cut16.png: damaged or truncated 16-bit PNG"):
+        read_image(path)
+
+
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(ImageError, match="gone.png: no such file"):
+        read_image(tmp_path / "gone.png")
+
+
+def test_16_bit_grey_with_alpha_stays_16_bit(tmp_path):
+    values = _rng(11).integers(0, 65536, (6, 9, 2), dtype=np.uint16)
+    with open(tmp_path / "la16.png", "wb") as f:
+        png.Writer(9, 6, greyscale=True, alpha=True, bitdepth=16).write_array(f, values.reshape(-1))
+    image, out, again = _round_trip(tmp_path, tmp_path / "la16.png")
+    assert image.grey and image.bits == 16 and image.alpha is not None
+    _, _, rows, meta = png.Reader(filename=str(out)).asDirect()
+    written = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(6, 9, 2)
+    assert meta["bitdepth"] == 16 and meta["greyscale"] and meta["alpha"]
+    assert np.array_equal(written, values)
