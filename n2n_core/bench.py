@@ -7,9 +7,9 @@ sampler (crops, flips, noise), the forward and backward pass, and the optimizer 
 
 - ``fp32``: plain float32, NCHW tensors (the reference);
 - ``channels_last``: float32, NHWC memory format (what ``fit`` uses);
-- ``bf16``: channels_last with bfloat16 autocast (what ``fit`` uses on CUDA; on a CPU it is
-  measured too, but ``fit`` leaves it off there: without native bfloat16 it is emulated and slow,
-  and with it the quality at equal steps has not been measured yet).
+- ``bf16``: channels_last with bfloat16 autocast (what ``fit`` uses on CUDA). ``fit`` leaves it off
+  on CPUs: without native bfloat16 (AVX512-BF16, AMX) it is emulated and about 10x slower than
+  float32, so the bench skips it there unless ``--bf16`` is given.
 
 Inference: the U-Net and the ResNet on one 768 x 512 image, whole and in 256 px tiles. Each line
 reports megapixels per second, the ratio to ``fp32`` measured in the same run, the share of the step
@@ -100,11 +100,13 @@ def bench_training(model_name: str, crop: int, setting: str, device: torch.devic
 
 
 @torch.inference_mode()
-def bench_inference(model_name: str, setting: str, device: torch.device, seconds: float, tile: int = 0) -> dict:
+def bench_inference(model_name: str, setting: str, device: torch.device, seconds: float, tile: int = 0,
+                    size: tuple[int, int] = (512, 768)) -> dict:
     from .denoise import denoise_tensor
 
     net = models.build(ModelConfig(model_name), seed=0).to(device).eval()
-    image = torch.rand(3, 512, 768, generator=torch.Generator().manual_seed(0))
+    height, width = size
+    image = torch.rand(3, height, width, generator=torch.Generator().manual_seed(0))
     if setting == "fp32":
         def run():
             return net(image[None].to(device))
@@ -123,8 +125,8 @@ def bench_inference(model_name: str, setting: str, device: torch.device, seconds
     _sync(device)
     elapsed = time.perf_counter() - start
     label = setting + (f", tiles {tile}" if tile else "")
-    return {"kind": "infer", "model": model_name, "crop": "768x512", "setting": label, "steps": n,
-            "mpix_per_s": n * 768 * 512 / elapsed / 1e6, "data_share": None, "peak_mb": _peak_mb(device)}
+    return {"kind": "infer", "model": model_name, "crop": f"{width}x{height}", "setting": label, "steps": n,
+            "mpix_per_s": n * width * height / elapsed / 1e6, "data_share": None, "peak_mb": _peak_mb(device)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,13 +136,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crops", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--models", nargs="+", default=["unet", "resnet"], choices=["unet", "resnet"])
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--infer-size", type=int, nargs=2, default=[768, 512], metavar=("W", "H"),
+                        help="inference image size (default 768 512, a Kodak image)")
+    parser.add_argument("--bf16", action="store_true", help="measure bfloat16 even on a CPU without native support")
     parser.add_argument("--json", default=None, help="where to write the figures (default reports/bench.json)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     native_bf16 = device.type == "cuda" or cpu_has_native_bf16()
-    settings = ["fp32", "channels_last", "bf16"]
+    settings = ["fp32", "channels_last"] + (["bf16"] if native_bf16 or args.bf16 else [])
     rows = []
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {native_bf16}")
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {native_bf16}"
+          + ("" if "bf16" in settings else " (bf16 rows skipped: emulated, about 10x slower than float32 on such "
+                                             "a CPU; --bf16 measures them anyway)"))
     print(f"{'what':6} {'model':7} {'size':>8} {'setting':24} {'Mpix/s':>8} {'x fp32':>7} {'data':>6} {'peak MB':>8}")
     for model_name in args.models:
         for crop in args.crops:
@@ -153,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                 _print(row)
         base = None
         for setting, tile in (("fp32", 0), ("channels_last", 0), ("channels_last", 256), ("bf16", 0)):
-            row = bench_inference(model_name, setting, device, args.seconds, tile)
+            if setting not in settings:
+                continue
+            row = bench_inference(model_name, setting, device, args.seconds, tile, size=tuple(args.infer_size[::-1]))
             base = base or row["mpix_per_s"]
             row["ratio_to_fp32"] = row["mpix_per_s"] / base
             rows.append(row)

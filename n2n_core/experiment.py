@@ -98,7 +98,7 @@ def noise_settings(profile: Profile, noise: str | None = None, sigma: float | No
 
 def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float | None = None,
           max_steps: int | None = None, max_seconds: float | None = None, device: str = "auto",
-          progress: bool = True, noise: str | None = None) -> TrainedRun:
+          progress: bool = True, noise: str | None = None, amp: bool = True) -> TrainedRun:
     """Train (or resume, or reload when finished) one denoiser of the study on the patch sets of
     notebook 01, on ``noise`` (gaussian, poisson or bernoulli; default: the profile's). Budget
     overrides replace the profile's."""
@@ -119,7 +119,7 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     val = validation_pairs(patches.val, test_noise(noise_cfg), seed)
     path = checkpoint_path(profile.name, name)
     history = fit(net, train_cfg, sampler, val, path, models.model_args(model_cfg), run_config,
-                  device=device, progress=progress)
+                  device=device, progress=progress, amp=amp)
     return TrainedRun(name, net.eval(), history, path, run_config)
 
 

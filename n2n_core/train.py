@@ -98,7 +98,7 @@ def _all_agree(flag: bool, device: torch.device) -> bool:
 
 def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pairs: tuple[torch.Tensor, torch.Tensor],
         checkpoint_path: str | Path, model_args: dict, run_config: dict, device: str = "auto",
-        progress: bool = True) -> History:
+        progress: bool = True, amp: bool = True) -> History:
     """Train ``model`` in place and return its History; the checkpoint at ``checkpoint_path`` is
     written every ``cfg.checkpoint_every_seconds`` and at the end. If it exists, training resumes
     from it (same ``run_config`` required), and a finished run returns at once.
@@ -106,7 +106,10 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
     Under torch.distributed (``torchrun``), the model is wrapped in DistributedDataParallel. Every
     process draws the same global batch of ``cfg.batch_size`` crops from the same seed and trains on
     its own slice of it, so the run equals a single process with the same global batch (up to the
-    order of floating-point sums); rank 0 validates, logs and writes the checkpoint."""
+    order of floating-point sums); rank 0 validates, logs and writes the checkpoint.
+
+    On CUDA the forward pass runs under bfloat16 autocast (``amp``; float16 with loss scaling where
+    bfloat16 is missing); weights, optimizer, loss and validation stay in float32."""
     device = resolve_device(device)
     rank, size = world()
     if cfg.batch_size % size:
@@ -147,8 +150,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
         history.val_psnr_input = float(psnr(val_noisy, val_clean).mean())
     share = slice(rank * cfg.batch_size // size, (rank + 1) * cfg.batch_size // size)
 
-    use_amp = device.type == "cuda"
-    if use_amp:
+    use_amp = amp and device.type == "cuda"  # bfloat16 (else float16) autocast on GPUs; float32 on CPUs
+    if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
