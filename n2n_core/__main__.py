@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import baselines, experiment
+from . import baselines, experiment, paths
 from .config import MODEL_NAMES, NOISE_KINDS, PAPER_REPEATS, PROFILES, TARGETS, get_profile
 
 
@@ -119,7 +119,6 @@ def _eval(args) -> int:
             raise UsageError(f"--baseline bm3d needs the optional bm3d package: {baselines.INSTALL_HINT}")
         if baselines.baseline_name(noise_cfg.kind) is None:
             raise UsageError(f"no BM3D baseline for {noise_cfg.kind} noise (gaussian and poisson have one)")
-        from . import paths
         model = baselines.BM3DBaseline(noise_cfg, paths.bm3d_cache_dir())
 
     sources = experiment.data_sources(args.data_dir)
@@ -133,7 +132,8 @@ def _eval(args) -> int:
     for name in sets:
         files = sources.test_sets[name][:args.limit] if args.limit else sources.test_sets[name]
         n = repeats.get(name, 1) if args.repeats == "paper" else args.repeats
-        ev = evaluate(model, files, test_noise(noise_cfg), seed=args.seed, device=device, repeats=n)
+        ev = evaluate(model, files, test_noise(noise_cfg), seed=args.seed, device=device, repeats=n,
+                      cache_dir=paths.eval_cache_dir())
         results[name] = {**ev.as_dict(), "comparable_with_paper": sources.comparable}
         print(f"{label} | {noise_cfg.label} | {name} ({len(files)} images x {n}): PSNR {ev.psnr:.2f} dB, "
               f"SSIM {ev.ssim:.4f}, noisy input {ev.psnr_input:.2f} dB")

@@ -37,6 +37,7 @@ def test_eval_a_checkpoint_uses_its_noise_and_writes_json(checkpoint, tmp_path, 
     # same seed, same number; another seed, another number
     assert main(["eval", str(checkpoint), "--sets", "kodak", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["sets"]["kodak"]["psnr"] == stored["sets"]["kodak"]["psnr"]
+    assert "(cached evaluation" in capsys.readouterr().out  # the second run did not run the model again
     assert main(["eval", str(checkpoint), "--sets", "kodak", "--seed", "1", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["sets"]["kodak"]["psnr"] != stored["sets"]["kodak"]["psnr"]
 
