@@ -55,6 +55,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
+def memory_format(device: torch.device, crop: int) -> torch.memory_format:
+    """The layout ``fit`` trains in: channels_last (NHWC) on GPUs, and on CPUs for crops up to 128 px;
+    plain NCHW for larger crops on CPUs, where `make bench` measured channels_last slower (U-Net,
+    2-core AVX2 CPU, against NCHW: 1.25x at crop 64, 1.14x at 128, 0.71x at 256)."""
+    if device.type == "cuda" or crop <= 128:
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def _progress(cfg: TrainConfig, step: int, elapsed: float) -> float:
     parts = []
     if cfg.max_steps is not None:
@@ -115,7 +124,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
     if cfg.batch_size % size:
         raise ValueError(f"batch_size {cfg.batch_size} does not split over {size} processes; use a multiple of {size}")
     checkpoint_path = Path(checkpoint_path)
-    model.to(device).to(memory_format=torch.channels_last).train()
+    layout = memory_format(device, cfg.crop)
+    model.to(device).to(memory_format=layout).train()
     net = model
     if size > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -173,7 +183,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = sampler.sample()
-        noisy = batch.input[share].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        noisy = batch.input[share].to(device, non_blocking=True).contiguous(memory_format=layout)
         target = batch.target[share].to(device, non_blocking=True)
         mask = None if batch.mask is None else batch.mask[share].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):

@@ -239,3 +239,23 @@ def test_resolve_device():
         assert resolve_device("auto") == torch.device("cpu")
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_memory_format_follows_the_bench():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert train_module.memory_format(cpu, 64) == torch.channels_last
+    assert train_module.memory_format(cpu, 128) == torch.channels_last
+    assert train_module.memory_format(cpu, 256) == torch.contiguous_format  # 0.71x in channels_last
+    assert train_module.memory_format(gpu, 256) == torch.channels_last
+
+
+@pytest.mark.parametrize("crop,layout", [(16, torch.channels_last), (136, torch.contiguous_format)])
+def test_fit_trains_in_the_chosen_layout(tmp_path, crop, layout):
+    patches = torch.randint(0, 256, (4, 3, crop, crop), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    sampler = PairSampler(patches, crop, 1, GaussianNoise(25), "noisy", torch.Generator().manual_seed(0))
+    net = models.build(TINY, seed=0)
+    val = validation_pairs(patches[:1], GaussianNoise(25), 0)
+    fit(net, TrainConfig(crop=crop, batch_size=1, max_steps=1), sampler, val, tmp_path / "c.pth",
+        models.model_args(TINY), RUN_CONFIG, device="cpu", progress=False)
+    weight = next(p for p in net.parameters() if p.dim() == 4)
+    assert weight.is_contiguous(memory_format=layout)
