@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 from PIL import Image
 
 from .config import NoiseConfig
+from .paths import atomic_output
 
 BASELINE_NAMES = {"gaussian": "BM3D", "poisson": "BM3D + Anscombe"}
 INSTALL_HINT = "pip install bm3d (non-commercial licence), or run make with BM3D=1"
@@ -102,9 +102,7 @@ class BM3DBaseline:
         self.misses += 1
         as_uint8 = np.round(np.clip(self.denoise(image), 0.0, 1.0) * 255.0).astype(np.uint8)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-            Image.fromarray(as_uint8).save(tmp)
-            os.replace(tmp, path)
+            with atomic_output(path) as tmp:
+                Image.fromarray(as_uint8).save(tmp)
         # the same 8-bit image whether computed or cached, so a rerun gives the same numbers
         return torch.from_numpy(as_uint8.astype(np.float32) / 255.0).permute(2, 0, 1)[None]

@@ -3,26 +3,21 @@ library versions, in one dict that ``torch.load(weights_only=True)`` reads. Writ
 (temporary file, then rename), so an interrupted save never destroys the previous checkpoint."""
 from __future__ import annotations
 
-import os
 import platform
 import sys
 from pathlib import Path
 
 import torch
 
+from .paths import atomic_output
+
 FORMAT = "n2n_core.checkpoint/1"
 
 
 def atomic_save(obj, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def library_versions() -> dict:

@@ -224,7 +224,8 @@ def cut_patches(files: list[Path], count: int, size: int, generator: torch.Gener
     if len(usable) < len(images):
         print(f"skipped {len(images) - len(usable)} of {len(images)} images smaller than {size}x{size} px")
     if not usable:
-        raise ValueError(f"every image is smaller than the {size}x{size} patch; use a smaller patch_size")
+        raise ValueError(f"every image is smaller than the {size}x{size} patches that training crops are cut "
+                         f"from; use smaller patches (patch_size, or a smaller --crop) or larger images")
     weights = torch.tensor([float(img.shape[-1] * img.shape[-2]) for img in usable])
     which = torch.multinomial(weights, count, replacement=True, generator=generator)
     patches = torch.empty(count, 3, size, size, dtype=torch.uint8)

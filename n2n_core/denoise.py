@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .data import IMAGE_SUFFIXES
 from .images import ImageError, read_image, write_image
+from .train import cuda_autocast_dtype
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
@@ -75,7 +76,7 @@ def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, tile: int = DEFA
 def _run(model: torch.nn.Module, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     x = batch.to(device).contiguous(memory_format=torch.channels_last)
     if device.type == "cuda":
-        with torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16):
+        with torch.autocast("cuda", dtype=cuda_autocast_dtype()):
             y = model(x)
     else:
         y = model(x)
@@ -108,8 +109,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             files += matched
         else:
             raise ImageError(f"{path}: no such file or folder")
-    unique = list(dict.fromkeys(p.resolve() for p in files))
-    return unique
+    return list(dict.fromkeys(p.resolve() for p in files))
 
 
 def plan(inputs: list[str], out_dir: str | Path, overwrite: bool = False) -> list[Job]:

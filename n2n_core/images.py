@@ -13,7 +13,6 @@ Palette images are written as RGB(A): a denoised image has more colours than any
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +20,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .paths import atomic_output
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-GREY_MODES = {"L", "LA", "I;16", "I;16B", "I;16L", "I"}
 SUPPORTED_HINT = "8- or 16-bit grey, RGB or RGBA (PNG, JPEG, TIFF, BMP, WebP)"
 
 
@@ -154,15 +154,15 @@ def write_image(image: ImageFile, rgb: torch.Tensor, path: str | Path) -> Path:
     samples = _quantize(pixels.mean(axis=0) if image.grey else pixels.transpose(1, 2, 0), image.bits)
     if image.alpha is not None:
         samples = np.dstack([samples, image.alpha])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         if image.bits == 16 and (not image.grey or image.alpha is not None):
             _write_png16(samples, tmp, grey=image.grey)
         else:
-            _pil_image(image, samples).save(tmp, format=_save_format(image, path), **_save_options(image, path))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+            fmt = Image.registered_extensions().get(path.suffix.lower()) or image.format
+            options = dict(image.info)
+            if fmt == "JPEG":
+                options.update(quality=95, subsampling=0)  # the denoised image, not a second round of artefacts
+            _pil_image(image, samples).save(tmp, format=fmt, **options)
     return path
 
 
@@ -175,19 +175,6 @@ def _pil_image(image: ImageFile, samples: np.ndarray) -> Image.Image:
     if image.mode not in ("RGB", "RGBA"):
         out = out.convert(image.mode)  # back to CMYK, YCbCr, ...
     return out
-
-
-def _save_format(image: ImageFile, path: Path) -> str:
-    ext = Image.registered_extensions().get(path.suffix.lower())
-    return ext or image.format
-
-
-def _save_options(image: ImageFile, path: Path) -> dict:
-    options = dict(image.info)
-    fmt = _save_format(image, path)
-    if fmt == "JPEG":
-        options.update(quality=95, subsampling=0)  # the denoised image, not a second round of artefacts
-    return options
 
 
 def _write_png16(samples: np.ndarray, path: Path, grey: bool) -> None:

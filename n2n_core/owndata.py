@@ -29,8 +29,9 @@ from .checkpoint import load_checkpoint
 from .config import DataConfig, ModelConfig, NoiseConfig, TrainConfig
 from .data import Batch, DataSources, PairSampler, build_patch_sets, list_images, to_uint8, validation_pairs
 from .images import ImageError, read_image
+from .metrics import center_crop
 from .noise import test_noise, training_noise
-from .train import History, fit, world
+from .train import ConfigMismatch, History, fit, world
 
 VAL_CROP = 256  # validation uses centre crops of at most this side, to stay cheap
 
@@ -94,9 +95,10 @@ def _load_uint8(path: Path) -> torch.Tensor:
         raise DataError(str(err)) from None
 
 
-def load_pairs(dirs: list[str | Path], crop: int) -> tuple[list[str], list[torch.Tensor], list[torch.Tensor]]:
-    """Names and uint8 images of a pairs folder; clear errors for names or sizes that do not match
-    and for images smaller than the crop."""
+def load_pairs(dirs: list[str | Path], crop: int) -> tuple[tuple[Path, Path], list[str], list[torch.Tensor],
+                                                          list[torch.Tensor]]:
+    """The two folders, names and uint8 images of a pairs folder; clear errors for names or sizes
+    that do not match and for images smaller than the crop."""
     a, b = _pair_dirs(dirs)
     try:
         files_a, files_b = list_images(a, recursive=False), list_images(b, recursive=False)
@@ -123,17 +125,7 @@ def load_pairs(dirs: list[str | Path], crop: int) -> tuple[list[str], list[torch
         names.append(by_stem_a[stem].name)
         first.append(img_a)
         second.append(img_b)
-    return names, first, second
-
-
-def _centre(images: list[torch.Tensor], size: int) -> torch.Tensor:
-    side = min(size, *(min(t.shape[-2:]) for t in images))
-    crops = []
-    for t in images:
-        h, w = t.shape[-2:]
-        top, left = (h - side) // 2, (w - side) // 2
-        crops.append(t[..., top:top + side, left:left + side])
-    return torch.stack(crops).float() / 255.0
+    return (a, b), names, first, second
 
 
 # ------------------------------------------------------------------------------ Kaggle pickle
@@ -198,6 +190,62 @@ def _prepare_checkpoint(out: Path, overwrite: bool) -> None:
                         f"choose another --out")
 
 
+def _from_clean_folder(folder: Path, train_cfg: TrainConfig, noise: NoiseConfig, data_cfg: DataConfig):
+    try:
+        files = list_images(folder)
+    except FileNotFoundError as err:
+        raise DataError(f"{err}; pass a folder of clean images") from None
+    if train_cfg.crop > data_cfg.patch_size:
+        data_cfg = dataclasses.replace(data_cfg, patch_size=train_cfg.crop)
+    try:
+        sets = build_patch_sets(DataSources(files, {}, "folder", f"folder {folder}"), data_cfg, train_cfg.seed)
+    except ValueError as err:
+        raise DataError(f"{folder}: {err}") from None
+    sampler = PairSampler(sets.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise), train_cfg.target,
+                          torch.Generator().manual_seed(train_cfg.seed))
+    val = validation_pairs(sets.val, test_noise(noise), train_cfg.seed)
+    described = {"kind": "clean", "path": str(folder.resolve()), "images": len(files),
+                 "noise": dataclasses.asdict(noise), "validation": "clean held-out patches"}
+    return sampler, val, described
+
+
+def _from_pairs(dirs: list, train_cfg: TrainConfig):
+    folders, names, first, second = load_pairs(dirs, train_cfg.crop)
+    step = min(10, len(names))  # every 10th pair held out for validation (the last one at least)
+    held = list(range(len(names) - 1, -1, -step)) if len(names) > 1 else [0]
+    train_idx = [i for i in range(len(names)) if i not in held] or held
+    sampler = PairedCrops([first[i] for i in train_idx], [second[i] for i in train_idx], train_cfg.crop,
+                          train_cfg.batch_size, torch.Generator().manual_seed(train_cfg.seed))
+    side = min(VAL_CROP, *(min(first[i].shape[-2:]) for i in held))
+    val = tuple(torch.stack([center_crop(images[i], side) for i in held]).float() / 255.0 for images in (first, second))
+    described = {"kind": "pairs", "path": [str(f.resolve()) for f in folders], "pairs": len(names),
+                 "validation": f"second capture of {len(held)} held-out pairs ({', '.join(names[i] for i in held[:5])})"
+                               + (" (also trained on)" if train_idx == held else "")}
+    return sampler, val, described
+
+
+def _from_pickle(path: Path, val_pickle, train_cfg: TrainConfig):
+    """Also returns ``train_cfg``, its crop cut to the images' side when they are smaller."""
+    first, second = load_pickle_pair(path, "two noisy captures")
+    side = min(first.shape[-2:])
+    if side < train_cfg.crop:
+        train_cfg = dataclasses.replace(train_cfg, crop=side)
+        print(f"{path}: images of {first.shape[-1]}x{first.shape[-2]} px; training crops of {side}")
+    if val_pickle is not None:
+        val_noisy, val_clean = load_pickle_pair(val_pickle, "noisy and clean images")
+        val = (val_noisy[:256].float() / 255.0, val_clean[:256].float() / 255.0)
+        held, what = 0, f"clean images of {val_pickle} (first {len(val[0])})"
+    else:
+        held = max(1, len(first) // 100)
+        val = (first[-held:].float() / 255.0, second[-held:].float() / 255.0)
+        what = f"second capture of the last {held} pairs, held out"
+    keep = len(first) - held
+    sampler = PairedCrops(list(first[:keep]), list(second[:keep]), train_cfg.crop, train_cfg.batch_size,
+                          torch.Generator().manual_seed(train_cfg.seed))
+    described = {"kind": "pickle", "path": str(Path(path).resolve()), "pairs": len(first), "validation": what}
+    return sampler, val, described, train_cfg
+
+
 def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig, out: str | Path | None = None,
               noise: NoiseConfig | None = None, data_cfg: DataConfig | None = None, val_pickle=None,
               overwrite: bool = False, device: str = "auto", progress: bool = True) -> OwnRun:
@@ -206,59 +254,14 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
     out = Path(out) if out is not None else default_checkpoint(model.name, source)
     if train_cfg.target == "clean" and source != "clean":
         raise DataError("clean targets need clean images: use --clean DIR (with synthetic noise), or --target noisy")
-    gen = torch.Generator().manual_seed(train_cfg.seed)
+    noise = (noise or NoiseConfig()) if source == "clean" else None
     if source == "clean":
-        noise = noise or NoiseConfig()
-        data_cfg = data_cfg or DataConfig()
-        folder = Path(location)
-        try:
-            files = list_images(folder)
-        except FileNotFoundError as err:
-            raise DataError(f"{err}; pass a folder of clean images") from None
-        if train_cfg.crop > data_cfg.patch_size:
-            data_cfg = dataclasses.replace(data_cfg, patch_size=train_cfg.crop)
-        try:
-            sets = build_patch_sets(DataSources(files, {}, "folder", f"folder {folder}"), data_cfg, train_cfg.seed)
-        except ValueError as err:
-            if "smaller than" in str(err):
-                raise DataError(f"{folder}: every image is smaller than the {data_cfg.patch_size}x"
-                                f"{data_cfg.patch_size} patches that training crops are cut from; pass a smaller "
-                                f"--crop or larger images") from None
-            raise DataError(f"{folder}: {err}") from None
-        sampler = PairSampler(sets.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise),
-                              train_cfg.target, gen)
-        val = validation_pairs(sets.val, test_noise(noise), train_cfg.seed)
-        described = {"kind": "clean", "path": str(folder.resolve()), "images": len(files),
-                     "noise": dataclasses.asdict(noise), "validation": "clean held-out patches"}
+        sampler, val, described = _from_clean_folder(Path(location), train_cfg, noise, data_cfg or DataConfig())
     elif source == "pairs":
-        dirs = location if isinstance(location, (list, tuple)) else [location]
-        names, first, second = load_pairs(list(dirs), train_cfg.crop)
-        step = min(10, len(names))  # every 10th pair held out for validation (the last one at least)
-        held = list(range(len(names) - 1, -1, -step)) if len(names) > 1 else [0]
-        train_idx = [i for i in range(len(names)) if i not in held] or held
-        sampler = PairedCrops([first[i] for i in train_idx], [second[i] for i in train_idx], train_cfg.crop,
-                              train_cfg.batch_size, gen)
-        val = (_centre([first[i] for i in held], VAL_CROP), _centre([second[i] for i in held], VAL_CROP))
-        described = {"kind": "pairs", "path": [str(Path(d).resolve()) for d in _pair_dirs(list(dirs))],
-                     "pairs": len(names), "validation": f"second capture of {len(held)} held-out pairs "
-                     f"({', '.join(names[i] for i in held[:5])})" + (" (also trained on)" if train_idx == held else "")}
+        sampler, val, described = _from_pairs(list(location) if isinstance(location, (list, tuple)) else [location],
+                                               train_cfg)
     elif source == "pickle":
-        first, second = load_pickle_pair(location, "two noisy captures")
-        if min(first.shape[-2:]) < train_cfg.crop:
-            train_cfg = dataclasses.replace(train_cfg, crop=min(first.shape[-2:]))
-            print(f"{location}: images of {first.shape[-1]}x{first.shape[-2]} px; training crops of {train_cfg.crop}")
-        if val_pickle is not None:
-            val_noisy, val_clean = load_pickle_pair(val_pickle, "noisy and clean images")
-            val = (val_noisy[:256].float() / 255.0, val_clean[:256].float() / 255.0)
-            held, what = [], f"clean images of {val_pickle} (first {len(val[0])})"
-        else:
-            held = list(range(len(first) - max(1, len(first) // 100), len(first)))
-            val = (first[held].float() / 255.0, second[held].float() / 255.0)
-            what = f"second capture of the last {len(held)} pairs, held out"
-        keep = len(first) - len(held)
-        sampler = PairedCrops(list(first[:keep]), list(second[:keep]), train_cfg.crop, train_cfg.batch_size, gen)
-        described = {"kind": "pickle", "path": str(Path(location).resolve()), "pairs": len(first),
-                     "validation": what}
+        sampler, val, described, train_cfg = _from_pickle(Path(location), val_pickle, train_cfg)
     else:
         raise ValueError(f"unknown source {source!r}; choose clean, pairs or pickle")
 
@@ -273,10 +276,8 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
     try:
         history = fit(net, train_cfg, sampler, val, out, models.model_args(model), run_config, device=device,
                       progress=progress)
-    except ValueError as err:
-        if "another configuration" in str(err):
-            raise DataError(f"{err}, or pass --overwrite") from None
-        raise
+    except ConfigMismatch as err:
+        raise DataError(f"{err}, or pass --overwrite") from None
     return OwnRun(net.eval(), history, out, run_config)
 
 

@@ -8,6 +8,7 @@ Environment overrides:
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -32,14 +33,26 @@ def eval_cache_dir() -> Path:
     return data_cache_dir() / "cache" / "eval"
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a reader never sees half a file."""
+@contextmanager
+def atomic_output(path: str | Path):
+    """Yield a temporary path beside ``path`` (same suffix, so writers that go by the suffix pick the
+    same format); when the block ends without an error it replaces ``path`` in one rename, so a
+    reader never sees half a file and a crash leaves the previous file as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (``atomic_output``)."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def checkpoint_dir() -> Path:

@@ -36,6 +36,10 @@ class History:
         return cls(**d)
 
 
+class ConfigMismatch(ValueError):
+    """A checkpoint at the run's path was trained with another configuration."""
+
+
 def learning_rate(base: float, progress: float, rampdown: float) -> float:
     """Constant, then the paper's smooth ramp-down to zero over the last ``rampdown`` fraction:
     base * (0.5 + cos(pi t) / 2)^2 with t going from 0 to 1."""
@@ -62,6 +66,11 @@ def memory_format(device: torch.device, crop: int) -> torch.memory_format:
     if device.type == "cuda" or crop <= 128:
         return torch.channels_last
     return torch.contiguous_format
+
+
+def cuda_autocast_dtype() -> torch.dtype:
+    """bfloat16 where the GPU has it (no loss scaling needed), float16 elsewhere."""
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def _progress(cfg: TrainConfig, step: int, elapsed: float) -> float:
@@ -142,7 +151,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
         if state["config"] != run_config or state["model_args"] != model_args:
             diff = sorted(k for k in set(state["config"]) | set(run_config)
                           if state["config"].get(k) != run_config.get(k))
-            raise ValueError(f"{checkpoint_path} was trained with another configuration (differs in: "
+            raise ConfigMismatch(f"{checkpoint_path} was trained with another configuration (differs in: "
                              f"{', '.join(diff) or 'model_args'}); delete it to retrain, or choose another path")
         model.load_state_dict(state["model"])
         if state["optimizer"] is not None:
@@ -163,7 +172,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
     use_amp = amp and device.type == "cuda"  # bfloat16 (else float16) autocast on GPUs; float32 on CPUs
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype = cuda_autocast_dtype() if use_amp else torch.float32
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     def save(finished: bool) -> None:

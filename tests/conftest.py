@@ -94,6 +94,17 @@ def write_png(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
     return path
 
 
+def write_noisy_pairs(root: Path, sizes: list[tuple[int, int]], sigma: float = 20.0, prefix: str = "s") -> Path:
+    """``root/a`` and ``root/b``: two independent noisy 8-bit captures (Gaussian ``sigma``, clipped)
+    of a smooth scene per (height, width) in ``sizes``, named ``<prefix><i>.png`` in both."""
+    for i, (height, width) in enumerate(sizes):
+        clean = smooth_image(height, width, seed=i).astype(float)
+        for sub, seed in (("a", 100 + i), ("b", 200 + i)):
+            noisy = clean + np.random.default_rng(seed).normal(0, sigma, clean.shape)
+            write_png(root / sub / f"{prefix}{i}.png", np.clip(np.round(noisy), 0, 255).astype(np.uint8))
+    return root
+
+
 @pytest.fixture
 def make_png():
     """make_png(path, height, width, seed) writes a smooth RGB PNG and returns its path."""

@@ -99,16 +99,9 @@ def test_module_entry_point_runs(tmp_path):
 @pytest.fixture
 def own_checkpoint(tmp_path, capsys):
     """A tiny trained ResNet checkpoint, and the folder of images it was trained on."""
-    from conftest import smooth_image, write_png
+    from conftest import write_noisy_pairs
 
-    import numpy as np
-
-    root = tmp_path / "pairs"
-    for i in range(3):
-        clean = smooth_image(24, 30, seed=i).astype(float)
-        for sub, seed in (("a", 10 + i), ("b", 20 + i)):
-            noisy = clean + np.random.default_rng(seed).normal(0, 20, clean.shape)
-            write_png(root / sub / f"s{i}.png", np.clip(np.round(noisy), 0, 255).astype(np.uint8))
+    root = write_noisy_pairs(tmp_path / "pairs", [(24, 30)] * 3)
     out = tmp_path / "own.pth"
     assert main(["train", "--pairs", str(root), "--model", "resnet", "--profile", "smoke", "--steps", "3",
                  "--crop", "16", "--batch-size", "2", "--val-every", "3", "--out", str(out), "--device", "cpu"]) == 0

@@ -4,10 +4,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
-from conftest import smooth_image, write_png
+from conftest import write_noisy_pairs
 
 from n2n_core import models
 from n2n_core.checkpoint import load_checkpoint
@@ -15,13 +14,7 @@ from n2n_core.checkpoint import load_checkpoint
 
 @pytest.fixture
 def pairs(tmp_path):
-    root = tmp_path / "pairs"
-    for i in range(4):
-        clean = smooth_image(30, 36, seed=i).astype(float)
-        for sub, seed in (("a", 10 + i), ("b", 20 + i)):
-            noisy = clean + np.random.default_rng(seed).normal(0, 20, clean.shape)
-            write_png(root / sub / f"s{i}.png", np.clip(np.round(noisy), 0, 255).astype(np.uint8))
-    return root
+    return write_noisy_pairs(tmp_path / "pairs", [(30, 36)] * 4)
 
 
 def _train(args, out, launcher):
@@ -38,11 +31,17 @@ def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(pairs, 
     assert "2 processes" in result.stdout
     one, two = load_checkpoint(tmp_path / "one.pth"), load_checkpoint(tmp_path / "two.pth")
     assert one["step"] == two["step"] == 4 and two["finished"]
+    # Adam divides each gradient by its running size, so a float-order difference in the gradient
+    # all-reduce can move a parameter whose gradient is near zero by up to lr (1e-3) per step:
+    # every weight agrees within that, and the two runs differ by under 1% of how far training
+    # moved the weights (measured: 0.08%)
     for name, weight in one["model"].items():
-        assert torch.allclose(weight, two["model"][name], rtol=1e-4, atol=1e-6), name
-    # training moved the weights: the comparison is not between two untrained models
+        assert torch.allclose(weight, two["model"][name], rtol=0, atol=1e-3), name
     initial = models.build(one["model_args"], seed=0).state_dict()
-    assert any(not torch.allclose(initial[name], w, atol=1e-4) for name, w in one["model"].items())
+    norm = lambda tensors: torch.sqrt(sum((t ** 2).sum() for t in tensors))  # noqa: E731
+    moved = norm(one["model"][k] - initial[k] for k in initial)
+    apart = norm(one["model"][k] - two["model"][k] for k in initial)
+    assert moved > 0.1 and apart < 0.01 * moved
     first_val = one["history"]["val_psnr"]
     assert len(first_val) == 2 and two["history"]["val_psnr"] == pytest.approx(first_val, abs=1e-3)
 

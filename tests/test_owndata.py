@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
-from conftest import smooth_image, write_png
+from conftest import smooth_image, write_noisy_pairs, write_png
 
 from n2n_core.checkpoint import load_checkpoint, load_model
 from n2n_core.config import ModelConfig, NoiseConfig, TrainConfig
@@ -16,20 +15,10 @@ SMALL = ModelConfig("resnet", depth=4, width=8)
 QUICK = TrainConfig(crop=16, batch_size=2, max_steps=4, val_every=2, lr=1e-3)
 
 
-def _noisy(clean: np.ndarray, seed: int, sigma: float = 25.0) -> np.ndarray:
-    noise = np.random.default_rng(seed).normal(0, sigma, clean.shape)
-    return np.clip(np.round(clean + noise), 0, 255).astype(np.uint8)
-
-
 @pytest.fixture
 def pairs_dir(tmp_path):
     """pairs/a and pairs/b: two independent noisy captures of 5 smooth scenes."""
-    root = tmp_path / "pairs"
-    for i in range(5):
-        clean = smooth_image(28 + i, 34, seed=i).astype(float)
-        write_png(root / "a" / f"scene{i}.png", _noisy(clean, 100 + i))
-        write_png(root / "b" / f"scene{i}.png", _noisy(clean, 200 + i))
-    return root
+    return write_noisy_pairs(tmp_path / "pairs", [(28 + i, 34) for i in range(5)], sigma=25.0, prefix="scene")
 
 
 def test_paired_crops_cut_both_captures_alike_and_swap_roles():
