@@ -254,7 +254,12 @@ def _train(args) -> int:
 
     distributed_device = _init_distributed(args.device)
     try:
-        return _train_in_group(args, distributed_device)
+        code = _train_in_group(args, distributed_device)
+        if distributed_device is not None:
+            # the other ranks wait for rank 0's last validation and checkpoint: leaving the group
+            # while a peer is still in it aborted a gloo process now and then ("terminate called")
+            torch.distributed.barrier()
+        return code
     finally:
         if distributed_device is not None:
             torch.distributed.destroy_process_group()
