@@ -165,6 +165,9 @@ def _denoise_parser(sub) -> None:
     p.add_argument("--batch", type=int, default=None, help="tiles per forward pass (default 1 on CPU, 8 on CUDA)")
     p.add_argument("--overwrite", action="store_true", help="replace files that already exist in --out")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--compile", action="store_true",
+                   help="run the model through torch.compile: pays for many images (about 1.25x on a 2-core "
+                        "CPU, see `make bench`), after a compile of 10-40 s; needs a C++ compiler on CPUs")
 
 
 def _train_parser(sub) -> None:
@@ -198,6 +201,12 @@ def _train_parser(sub) -> None:
     p.add_argument("--out", type=Path, help="checkpoint path (default checkpoints/own_<model>_<source>.pth)")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint that --out already holds")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--compile", action="store_true",
+                   help="train through torch.compile (measured slower for these networks on a 2-core CPU and on "
+                        "an H200; `make bench` shows it on yours)")
+    p.add_argument("--amp", action="store_true",
+                   help="bfloat16 autocast on GPUs (measured at 0.3x of float32 channels_last for the U-Net on an "
+                        "H200; `make bench` shows it on yours)")
 
 
 def _device(value: str):
@@ -222,6 +231,10 @@ def _denoise(args) -> int:
     try:
         check_tiling(args.tile, args.overlap)
         model = load_model(checkpoint, device=device, expect=args.model)
+        if args.compile:
+            from .devices import compile_module
+
+            model = compile_module(model)
         jobs = plan(args.inputs, args.out, overwrite=args.overwrite)
         prepare_out_dir(args.out)
         batch = args.batch or (8 if device.type == "cuda" else 1)
@@ -288,7 +301,8 @@ def _train_in_group(args, distributed_device) -> int:
         source, location = (("pairs", args.pairs) if args.pairs else ("pickle", args.pickle) if args.pickle
                             else ("clean", args.clean))
         run = train_own(source, location, model, train_cfg, out=args.out, noise=noise if source == "clean" else None,
-                        data_cfg=profile.data, val_pickle=args.val_pickle, overwrite=args.overwrite, device=device)
+                        data_cfg=profile.data, val_pickle=args.val_pickle, overwrite=args.overwrite, device=device,
+                        compile_model=args.compile, amp=args.amp)
     except (DataError, ValueError) as error:
         raise UsageError(str(error)) from None
     if world()[0] != 0:

@@ -1,21 +1,37 @@
-"""`make bench`: training and inference throughput, each setting against the plain float32 path.
+"""`make bench`: training and inference throughput, each setting against the plain float32 path,
+and against what the hardware can do at all.
 
     python -m n2n_core.bench [--seconds 8] [--crops 64 128 256] [--models unet resnet] [--device auto]
+                             [--no-compile] [--bf16]
 
-Training is measured end to end, as ``train.fit`` runs it: drawing the batch from the patch
-sampler (crops, flips, noise), the forward and backward pass, and the optimizer step. Settings:
+Training is measured end to end with ``train.fit``'s own step (``train.TrainStep``): drawing the
+batch from the patch sampler (crops, flips, noise), moving it to the device, the forward and
+backward pass, and the Adam step. Settings, batch 4:
 
 - ``fp32``: plain float32, NCHW tensors (the reference);
-- ``channels_last``: float32, NHWC memory format (what ``fit`` uses);
-- ``bf16``: channels_last with bfloat16 autocast (what ``fit`` uses on CUDA). ``fit`` leaves it off
-  on CPUs: without native bfloat16 (AVX512-BF16, AMX) it is emulated and about 10x slower than
-  float32, so the bench skips it there unless ``--bf16`` is given.
+- ``channels_last``: float32, NHWC memory format;
+- ``bf16``: channels_last with bfloat16 autocast, weights, loss and Adam in float32. Measured on
+  GPUs and on CPUs with native bfloat16 (AVX512-BF16, AMX); elsewhere bfloat16 is emulated and about
+  10x slower than float32, so the bench skips it unless ``--bf16`` is given;
+- ``compiled``: what ``fit`` does by default, through ``torch.compile`` (``--compile`` of
+  ``n2n train``/``n2n denoise``; skipped with ``--no-compile``). The first call compiles (10-60 s,
+  not timed).
 
-Inference: the U-Net and the ResNet on one 768 x 512 image, whole and in 256 px tiles. Each line
-reports megapixels per second, the ratio to ``fp32`` measured in the same run, the share of the step
-spent drawing the batch, and peak memory (the GPU's, or the process's resident memory on a CPU).
-Figures go to the terminal and to ``reports/bench.json``. Times are wall-clock, so close other work
-first: a busy machine measures itself, not the code.
+Inference, under ``torch.inference_mode``: the U-Net and the ResNet on one 768 x 512 image, one
+forward pass in NCHW (``fp32``), channels_last, and bfloat16; ``denoise, tiles 256`` and
+``compiled`` run ``denoise.denoise_tensor`` as ``n2n denoise`` does (in 256 px tiles; whole, through
+torch.compile). The row marked ``*`` is what ``fit`` or ``n2n denoise`` does by default on this
+device and crop.
+
+Each line reports megapixels per second, the ratio to ``fp32`` measured in the same run, the share
+of the step spent drawing the batch, peak memory (the GPU's, or the process's resident memory on a
+CPU), and ``% mm``: the arithmetic rate reached (the model's floating-point operations per pixel,
+counted by ``torch.utils.flop_counter``, times the pixels per second) as a share of this device's
+rate on one large matrix product in the same number format, measured first. A convolution network
+rarely beats a large matrix product, so ``matmul rate / operations per pixel`` is a ceiling on
+megapixels per second; the bench prints it. Figures go to the terminal and to
+``reports/bench.json``. Times are wall-clock, so close other work first: a busy machine measures
+itself, not the code.
 """
 from __future__ import annotations
 
@@ -29,11 +45,14 @@ from pathlib import Path
 import torch
 
 from . import models, paths
-from .config import ModelConfig, NoiseConfig
+from .config import NOISE_KINDS, ModelConfig, NoiseConfig
 from .data import PairSampler
 from .losses import get_loss
 from .noise import training_noise
-from .train import resolve_device
+from .devices import autocast_dtype, compile_module, memory_format, resolve_device
+from .train import TrainStep, make_optimizer
+
+BATCH = 4
 
 
 def cpu_has_native_bf16() -> bool:
@@ -57,75 +76,113 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_training(model_name: str, crop: int, setting: str, device: torch.device, seconds: float,
-                   batch: int = 4) -> dict:
-    net = models.build(ModelConfig(model_name), seed=0).to(device).train()
-    fmt = torch.contiguous_format if setting == "fp32" else torch.channels_last
-    net = net.to(memory_format=fmt)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    loss_fn = get_loss("l2")
+def _timed(fn, device: torch.device, seconds: float, at_least: int) -> tuple[int, float]:
+    """Call ``fn`` until ``seconds`` have passed (and at least ``at_least`` times); (calls, seconds)."""
+    _sync(device)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or n < at_least:
+        fn()
+        n += 1
+    _sync(device)
+    return n, time.perf_counter() - start
+
+
+def matmul_gflops(device: torch.device, dtype: torch.dtype = torch.float32, seconds: float = 2.0) -> float:
+    """This device's arithmetic rate on one large square matrix product, in GFLOP/s."""
+    n = 4096 if device.type == "cuda" else 1024
+    a = torch.rand(n, n, device=device, dtype=dtype)
+    b = torch.rand(n, n, device=device, dtype=dtype)
+    a @ b
+    calls, elapsed = _timed(lambda: a @ b, device, seconds, 3)
+    return calls * 2 * n ** 3 / elapsed / 1e9
+
+
+def gflop_per_mpix(model_name: str, training: bool) -> float:
+    """Floating-point operations per megapixel (GFLOP/Mpix) of one forward pass, or of a forward and
+    backward pass, counted by torch.utils.flop_counter on a 64 x 64 input."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = models.build(ModelConfig(model_name), seed=0)
+    x = torch.rand(1, 3, 64, 64)
+    with FlopCounterMode(display=False) as counter:
+        if training:
+            net(x).sum().backward()
+        else:
+            with torch.no_grad():
+                net(x)
+    return counter.get_total_flops() / (64 * 64) * 1e6 / 1e9
+
+
+def train_settings(device: torch.device, crop: int, bf16: bool, compile_: bool) -> dict[str, tuple]:
+    """setting -> (memory format, autocast dtype or None, torch.compile?)"""
+    settings = {"fp32": (torch.contiguous_format, None, False), "channels_last": (torch.channels_last, None, False)}
+    if bf16:
+        settings["bf16"] = (torch.channels_last, torch.bfloat16, False)
+    if compile_:
+        settings["compiled"] = (memory_format(device, crop), autocast_dtype(device), True)
+    return settings
+
+
+def fit_default(device: torch.device, crop: int) -> tuple:
+    return memory_format(device, crop), autocast_dtype(device), False
+
+
+def bench_training(model_name: str, crop: int, setting: tuple, device: torch.device, seconds: float,
+                   batch: int = BATCH, noise: str = "gaussian") -> dict:
+    layout, amp_dtype, compile_ = setting
+    model = models.build(ModelConfig(model_name), seed=0).to(device).to(memory_format=layout).train()
+    net = compile_module(model) if compile_ else model
+    step = TrainStep(net, make_optimizer(model, 1e-4), get_loss("l2"), device, layout, amp_dtype)
     patches = torch.randint(0, 256, (64, 3, crop + 16, crop + 16), dtype=torch.uint8,
                             generator=torch.Generator().manual_seed(0))
-    sampler = PairSampler(patches, crop, batch, training_noise(NoiseConfig()), "noisy", torch.Generator().manual_seed(0))
-    amp = setting == "bf16"
+    sampler = PairSampler(patches, crop, batch, training_noise(NoiseConfig(noise)), "noisy", torch.Generator().manual_seed(0))
+    sampler.use_device(device)
+    data_s = 0.0
 
-    def step() -> float:
+    def one() -> None:
+        nonlocal data_s
         t0 = time.perf_counter()
         b = sampler.sample()
-        x = b.input.to(device).contiguous(memory_format=fmt)
-        y = b.target.to(device)
-        t_data = time.perf_counter() - t0
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = net(x)
-        loss = loss_fn(out.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return t_data
+        data_s += time.perf_counter() - t0
+        step(b)
 
-    for _ in range(2):  # warm-up: allocator, cuDNN/oneDNN kernel choice
-        step()
-    _sync(device)
+    for _ in range(2):  # warm-up: compilation, allocator, cuDNN/oneDNN kernel choice
+        one()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    steps, data_s, start = 0, 0.0, time.perf_counter()
-    while time.perf_counter() - start < seconds or steps < 3:
-        data_s += step()
-        steps += 1
-    _sync(device)
-    elapsed = time.perf_counter() - start
-    return {"kind": "train", "model": model_name, "crop": crop, "batch": batch, "setting": setting,
-            "steps": steps, "mpix_per_s": steps * batch * crop * crop / elapsed / 1e6,
-            "data_share": data_s / elapsed, "peak_mb": _peak_mb(device)}
+    data_s = 0.0
+    steps, elapsed = _timed(one, device, seconds, 3)
+    return {"kind": "train", "model": model_name, "crop": crop, "batch": batch, "steps": steps,
+            "mpix_per_s": steps * batch * crop * crop / elapsed / 1e6, "data_share": data_s / elapsed,
+            "peak_mb": _peak_mb(device)}
 
 
-@torch.inference_mode()
 def bench_inference(model_name: str, setting: str, device: torch.device, seconds: float, tile: int = 0,
                     size: tuple[int, int] = (512, 768)) -> dict:
+    """``fp32``/``channels_last``/``bf16``: one forward pass in that layout and format; with ``tile``
+    or ``compiled``: ``denoise_tensor`` as `n2n denoise` runs it (its layout, float32)."""
     from .denoise import denoise_tensor
 
     net = models.build(ModelConfig(model_name), seed=0).to(device).eval()
     height, width = size
     image = torch.rand(3, height, width, generator=torch.Generator().manual_seed(0))
-    if setting == "fp32":
-        def run():
-            return net(image[None].to(device))
-    else:
-        net = net.to(memory_format=torch.channels_last)
+    if tile or setting == "compiled":
+        call = compile_module(net) if setting == "compiled" else net
+        batch = 8 if device.type == "cuda" else 1  # as `n2n denoise`
 
         def run():
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=setting == "bf16"):
-                return denoise_tensor(net, image, tile=tile, overlap=32, device=device)
-    run()
-    _sync(device)
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds or n < 2:
-        run()
-        n += 1
-    _sync(device)
-    elapsed = time.perf_counter() - start
-    label = setting + (f", tiles {tile}" if tile else "")
-    return {"kind": "infer", "model": model_name, "crop": f"{width}x{height}", "setting": label, "steps": n,
+            return denoise_tensor(call, image, tile=tile, overlap=32, device=device, batch=batch)
+    else:
+        layout = torch.contiguous_format if setting == "fp32" else torch.channels_last
+        net = net.to(memory_format=layout)
+        x = image[None].to(device).contiguous(memory_format=layout)
+
+        def run():
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=setting == "bf16"):
+                return net(x)
+    run()  # warm-up (and compilation)
+    n, elapsed = _timed(run, device, seconds, 2)
+    return {"kind": "infer", "model": model_name, "crop": f"{width}x{height}", "steps": n,
             "mpix_per_s": n * width * height / elapsed / 1e6, "data_share": None, "peak_mb": _peak_mb(device)}
 
 
@@ -138,39 +195,74 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--infer-size", type=int, nargs=2, default=[768, 512], metavar=("W", "H"),
                         help="inference image size (default 768 512, a Kodak image)")
+    parser.add_argument("--noise", default="gaussian", choices=NOISE_KINDS,
+                        help="training noise drawn by the sampler (default gaussian; poisson costs most)")
     parser.add_argument("--bf16", action="store_true", help="measure bfloat16 even on a CPU without native support")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="skip the torch.compile rows (each compiles for 10-60 s first)")
     parser.add_argument("--json", default=None, help="where to write the figures (default reports/bench.json)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     native_bf16 = device.type == "cuda" or cpu_has_native_bf16()
-    settings = ["fp32", "channels_last"] + (["bf16"] if native_bf16 or args.bf16 else [])
+    bf16 = native_bf16 or args.bf16
+    rates = {"fp32": matmul_gflops(device, torch.float32, min(2.0, args.seconds))}
+    if bf16:
+        rates["bf16"] = matmul_gflops(device, torch.bfloat16, min(2.0, args.seconds))
+    flops = {(m, t): gflop_per_mpix(m, t) for m in args.models for t in (True, False)}
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {native_bf16}, "
+          f"training noise {args.noise}"
+          + ("" if bf16 else " (bf16 rows skipped: emulated, about 10x slower than float32 on such a CPU; "
+                             "--bf16 measures them anyway)"))
+    print("matrix product: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rates.items()))
+    ceilings = {}
+    for m in args.models:
+        ceilings[m] = {"train": rates["fp32"] / flops[m, True], "infer": rates["fp32"] / flops[m, False]}
+        print(f"{m}: {flops[m, True]:.0f} GFLOP per Mpix to train (forward + backward), {flops[m, False]:.0f} "
+              f"to run; ceiling at the float32 matrix-product rate: train {ceilings[m]['train']:.3f} Mpix/s, "
+              f"run {ceilings[m]['infer']:.3f} Mpix/s")
+    print(f"{'what':6} {'model':7} {'size':>8} {'setting':24} {'Mpix/s':>8} {'x fp32':>7} {'% mm':>5} {'data':>6} "
+          f"{'peak MB':>8}")
     rows = []
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {native_bf16}"
-          + ("" if "bf16" in settings else " (bf16 rows skipped: emulated, about 10x slower than float32 on such "
-                                             "a CPU; --bf16 measures them anyway)"))
-    print(f"{'what':6} {'model':7} {'size':>8} {'setting':24} {'Mpix/s':>8} {'x fp32':>7} {'data':>6} {'peak MB':>8}")
+
+    def record(row: dict, name: str, base: float | None, default: bool) -> float:
+        training = row["kind"] == "train"
+        rate = rates["bf16" if "bf16" in name else "fp32"]
+        row.update(setting=name, ratio_to_fp32=row["mpix_per_s"] / (base or row["mpix_per_s"]), fit_default=default,
+                   share_of_matmul_rate=row["mpix_per_s"] * flops[row["model"], training] / rate)
+        rows.append(row)
+        _print(row)
+        return base or row["mpix_per_s"]
+
     for model_name in args.models:
         for crop in args.crops:
             base = None
-            for setting in settings:
-                row = bench_training(model_name, crop, setting, device, args.seconds)
-                base = base or row["mpix_per_s"]
-                row["ratio_to_fp32"] = row["mpix_per_s"] / base
-                rows.append(row)
-                _print(row)
+            for name, setting in train_settings(device, crop, bf16, args.compile).items():
+                try:
+                    row = bench_training(model_name, crop, setting, device, args.seconds, noise=args.noise)
+                except Exception as error:  # torch.compile without a working C++ compiler, for one
+                    print(f"train  {model_name:7} {crop:>8} {name:24} skipped: {type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else ''}")
+                    continue
+                base = record(row, name, base, setting == fit_default(device, crop))
         base = None
-        for setting, tile in (("fp32", 0), ("channels_last", 0), ("channels_last", 256), ("bf16", 0)):
-            if setting not in settings:
+        infer = [("fp32", 0), ("channels_last", 0), ("denoise", 256)] + [("bf16", 0)] * bf16
+        infer += [("compiled", 0)] * args.compile
+        for name, tile in infer:
+            try:
+                row = bench_inference(model_name, name, device, args.seconds, tile, size=tuple(args.infer_size[::-1]))
+            except Exception as error:
+                print(f"infer  {model_name:7} {name:>33} skipped: {type(error).__name__}")
                 continue
-            row = bench_inference(model_name, setting, device, args.seconds, tile, size=tuple(args.infer_size[::-1]))
-            base = base or row["mpix_per_s"]
-            row["ratio_to_fp32"] = row["mpix_per_s"] / base
-            rows.append(row)
-            _print(row)
+            # what `n2n denoise` does with a whole image: channels_last on CPUs, NCHW on GPUs
+            default = tile == 0 and name == ("fp32" if device.type == "cuda" else "channels_last")
+            base = record(row, name + (f", tiles {tile}" if tile else ""), base, default)
     out = paths.report_dir() / "bench.json" if args.json is None else Path(args.json)
     paths.atomic_write_text(out, json.dumps({"device": str(device), "torch": torch.__version__,
-                                             "threads": torch.get_num_threads(), "native_bf16": native_bf16,
+                                             "threads": torch.get_num_threads(), "native_bf16": native_bf16, "noise": args.noise,
                                              "machine": platform.processor() or platform.machine(),
+                                             "matmul_gflops": rates, "ceiling_mpix_per_s": ceilings,
+                                             "gflop_per_mpix": {f"{m} {'train' if t else 'infer'}": v
+                                                                for (m, t), v in flops.items()},
                                              "rows": rows}, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
@@ -178,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print(row: dict) -> None:
     data = "" if row["data_share"] is None else f"{100 * row['data_share']:5.1f}%"
-    print(f"{row['kind']:6} {row['model']:7} {str(row['crop']):>8} {row['setting']:24} {row['mpix_per_s']:8.3f} "
-          f"{row['ratio_to_fp32']:7.2f} {data:>6} {row['peak_mb']:8.0f}", flush=True)
+    mark = "*" if row["fit_default"] else " "
+    print(f"{row['kind']:6} {row['model']:7} {str(row['crop']):>8} {mark}{row['setting']:23} {row['mpix_per_s']:8.3f} "
+          f"{row['ratio_to_fp32']:7.2f} {100 * row['share_of_matmul_rate']:4.0f}% {data:>6} {row['peak_mb']:8.0f}",
+          flush=True)
 
 
 if __name__ == "__main__":

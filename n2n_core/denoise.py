@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .data import IMAGE_SUFFIXES
 from .images import ImageError, read_image, write_image
-from .train import cuda_autocast_dtype
+from .devices import inference_layout
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
@@ -74,13 +74,7 @@ def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, tile: int = DEFA
 
 
 def _run(model: torch.nn.Module, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = batch.to(device).contiguous(memory_format=torch.channels_last)
-    if device.type == "cuda":
-        with torch.autocast("cuda", dtype=cuda_autocast_dtype()):
-            y = model(x)
-    else:
-        y = model(x)
-    return y.float().cpu()
+    return model(batch.to(device).contiguous(memory_format=inference_layout(device))).float().cpu()
 
 
 # ------------------------------------------------------------------------------------ files

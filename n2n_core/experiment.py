@@ -21,7 +21,8 @@ from .data import (DataSources, PairSampler, PatchSets, build_patch_sets, find_d
                    validation_pairs)
 from .metrics import Evaluation, evaluate
 from .noise import test_noise, training_noise
-from .train import History, fit, resolve_device
+from .devices import resolve_device
+from .train import History, fit
 
 DEFAULT_PROFILE = "cpu"
 
@@ -98,7 +99,8 @@ def noise_settings(profile: Profile, noise: str | None = None, sigma: float | No
 
 def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float | None = None,
           max_steps: int | None = None, max_seconds: float | None = None, device: str = "auto",
-          progress: bool = True, noise: str | None = None, amp: bool = True) -> TrainedRun:
+          progress: bool = True, noise: str | None = None, amp: bool = False,
+          compile_model: bool = False) -> TrainedRun:
     """Train (or resume, or reload when finished) one denoiser of the study on the patch sets of
     notebook 01, on ``noise`` (gaussian, poisson or bernoulli; default: the profile's). Budget
     overrides replace the profile's."""
@@ -119,7 +121,7 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     val = validation_pairs(patches.val, test_noise(noise_cfg), seed)
     path = checkpoint_path(profile.name, name)
     history = fit(net, train_cfg, sampler, val, path, models.model_args(model_cfg), run_config,
-                  device=device, progress=progress, amp=amp)
+                  device=device, progress=progress, amp=amp, compile_model=compile_model)
     return TrainedRun(name, net.eval(), history, path, run_config)
 
 

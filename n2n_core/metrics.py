@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import load_image
+from .devices import inference_layout
 from .noise import NoiseModel, seeded_generator
 from .paths import atomic_write_text
 
@@ -184,7 +185,7 @@ def _evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu
             if model is None:
                 output = noisy
             elif is_module:
-                batch = noisy[None].to(device).contiguous(memory_format=torch.channels_last)
+                batch = noisy[None].to(device).contiguous(memory_format=inference_layout(device))
                 output = model(batch)[0].float().cpu()
             else:
                 output = model(noisy[None])[0].float().cpu()

@@ -21,14 +21,14 @@ def _levels(clean: torch.Tensor, fixed: float, value_range: tuple[float, float] 
     """One level per image: ``fixed``, or uniform in ``value_range`` (blind training)."""
     shape = _per_image(clean)
     if value_range is None:
-        return torch.full(shape, float(fixed))
+        return torch.full(shape, float(fixed), device=generator.device)
     lo, hi = value_range
-    return lo + (hi - lo) * torch.rand(shape, generator=generator)
+    return lo + (hi - lo) * torch.rand(shape, generator=generator, device=generator.device)
 
 
 class NoiseModel:
     """A noise model: ``noise(clean, generator)`` returns the noisy image(s), in float32, on the
-    device of ``clean``; ``noise.draw(clean, generator)`` also returns the mask of the pixels that
+    device of ``clean``, drawn on the generator's device (the same draws wherever ``clean`` is); ``noise.draw(clean, generator)`` also returns the mask of the pixels that
     carry information (None when every pixel does), which a loss on noisy targets must use."""
 
     def draw(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -54,7 +54,7 @@ class GaussianNoise(NoiseModel):
 
     def draw(self, clean, generator):
         sigma = _levels(clean, self.sigma, self.sigma_range, generator) / 255.0
-        noise = torch.randn(clean.shape, generator=generator, dtype=torch.float32)
+        noise = torch.randn(clean.shape, generator=generator, dtype=torch.float32, device=generator.device)
         return clean + (sigma * noise).to(clean.device, clean.dtype), None
 
     def __repr__(self) -> str:
@@ -80,7 +80,7 @@ class PoissonNoise(NoiseModel):
     def draw(self, clean, generator):
         lam = _levels(clean, self.lam, self.lam_range, generator)
         # Poisson(rate) needs rate >= 0: a clean value below 0 (never in [0, 1] images) is floored
-        rate = (clean.detach().float().cpu().clamp_min(0) * lam)
+        rate = (clean.detach().float().to(generator.device).clamp_min(0) * lam)
         noisy = torch.poisson(rate, generator=generator) / lam
         return noisy.to(clean.device, clean.dtype), None
 
@@ -105,7 +105,7 @@ class BernoulliNoise(NoiseModel):
     def draw(self, clean, generator):
         p = _levels(clean, self.p, self.p_range, generator)
         mask_shape = clean.shape[:-3] + (1,) + clean.shape[-2:]
-        keep = (torch.rand(mask_shape, generator=generator) >= p).to(torch.float32)
+        keep = (torch.rand(mask_shape, generator=generator, device=generator.device) >= p).to(torch.float32)
         keep = keep.to(clean.device, clean.dtype)
         return clean * keep, keep
 

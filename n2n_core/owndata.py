@@ -27,7 +27,7 @@ import torch
 from . import augment, models, paths
 from .checkpoint import load_checkpoint
 from .config import DataConfig, ModelConfig, NoiseConfig, TrainConfig
-from .data import Batch, DataSources, PairSampler, build_patch_sets, list_images, to_uint8, validation_pairs
+from .data import Batch, BatchSource, DataSources, PairSampler, build_patch_sets, list_images, to_uint8, validation_pairs
 from .images import ImageError, read_image
 from .metrics import center_crop
 from .noise import test_noise, training_noise
@@ -41,7 +41,7 @@ class DataError(ValueError):
 
 
 # ------------------------------------------------------------------------------ noisy pairs
-class PairedCrops:
+class PairedCrops(BatchSource):
     """Batches of (input, target) crops from pairs of noisy captures (uint8 3 x H x W tensors).
     Images are drawn in proportion to their area; all randomness comes from ``generator``."""
 
@@ -63,9 +63,8 @@ class PairedCrops:
             swap = int(torch.randint(0, 2, (1,), generator=self.generator))
             inputs.append(pair[swap])
             targets.append(pair[1 - swap])
-        to_float = lambda t: torch.stack(t).float() / 255.0  # noqa: E731
-        target = to_float(targets)
-        return Batch(to_float(inputs), target, target, None)
+        target = self.to_float(torch.stack(targets))
+        return Batch(self.to_float(torch.stack(inputs)), target, target, None)
 
 
 def _pair_dirs(dirs: list[str | Path]) -> tuple[Path, Path]:
@@ -248,7 +247,8 @@ def _from_pickle(path: Path, val_pickle, train_cfg: TrainConfig):
 
 def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig, out: str | Path | None = None,
               noise: NoiseConfig | None = None, data_cfg: DataConfig | None = None, val_pickle=None,
-              overwrite: bool = False, device: str = "auto", progress: bool = True) -> OwnRun:
+              overwrite: bool = False, device: str = "auto", progress: bool = True,
+              compile_model: bool = False, amp: bool = False) -> OwnRun:
     """Train ``model`` on ``source`` ('clean', 'pairs' or 'pickle') at ``location`` (a folder, a list
     of one or two folders, or a pickle file) and return the run; the checkpoint goes to ``out``."""
     out = Path(out) if out is not None else default_checkpoint(model.name, source)
@@ -275,7 +275,7 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
               f"{described['validation']}; checkpoint {out}")
     try:
         history = fit(net, train_cfg, sampler, val, out, models.model_args(model), run_config, device=device,
-                      progress=progress)
+                      progress=progress, compile_model=compile_model, amp=amp)
     except ConfigMismatch as err:
         raise DataError(f"{err}, or pass --overwrite") from None
     return OwnRun(net.eval(), history, out, run_config)

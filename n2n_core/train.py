@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import PairSampler
+from .data import BatchSource
+from .devices import autocast_dtype, compile_module, inference_layout, memory_format, resolve_device
 from .losses import get_loss
 from .metrics import psnr
 
@@ -50,27 +51,46 @@ def learning_rate(base: float, progress: float, rampdown: float) -> float:
     return base * (0.5 + math.cos(math.pi * t) / 2) ** 2
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} was asked for, but CUDA is not available; use device='cpu' or 'auto'")
-    return device
 
 
-def memory_format(device: torch.device, crop: int) -> torch.memory_format:
-    """The layout ``fit`` trains in: channels_last (NHWC) on GPUs, and on CPUs for crops up to 128 px;
-    plain NCHW for larger crops on CPUs, where `make bench` measured channels_last slower (U-Net,
-    2-core AVX2 CPU, against NCHW: 1.25x at crop 64, 1.14x at 128, 0.71x at 256)."""
-    if device.type == "cuda" or crop <= 128:
-        return torch.channels_last
-    return torch.contiguous_format
 
 
-def cuda_autocast_dtype() -> torch.dtype:
-    """bfloat16 where the GPU has it (no loss scaling needed), float16 elsewhere."""
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """The paper's Adam: beta1 0.9, beta2 0.99, epsilon 1e-8."""
+    return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-8)
+
+
+class TrainStep:
+    """One optimisation step as ``fit`` takes it, and as `make bench` times it: the batch (or this
+    process's ``share`` of it) moved to the device in ``layout``, the forward pass under autocast in
+    ``amp_dtype`` (None: float32), the loss in float32, the backward pass (with loss scaling for
+    float16) and the optimizer step. ``net`` is the module called: the model itself, its
+    DistributedDataParallel wrapper and/or its torch.compile'd form; weights and Adam's state stay
+    in float32 whatever ``amp_dtype`` is."""
+
+    def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, device: torch.device,
+                 layout: torch.memory_format = torch.channels_last, amp_dtype: torch.dtype | None = None):
+        self.net, self.optimizer, self.loss_fn, self.device = net, optimizer, loss_fn, device
+        self.layout, self.amp_dtype = layout, amp_dtype
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
+
+    def __call__(self, batch, share: slice = slice(None)) -> torch.Tensor:
+        noisy = batch.input[share].to(self.device, non_blocking=True).contiguous(memory_format=self.layout)
+        target = batch.target[share].to(self.device, non_blocking=True)
+        mask = None if batch.mask is None else batch.mask[share].to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            output = self.net(noisy)
+        loss = self.loss_fn(output.float(), target, mask)  # the loss in float32
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
 
 
 def _progress(cfg: TrainConfig, step: int, elapsed: float) -> float:
@@ -90,7 +110,7 @@ def validate(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, d
     model.eval()
     values = []
     for i in range(0, len(noisy), batch):
-        out = model(noisy[i:i + batch].to(device).contiguous(memory_format=torch.channels_last)).float().cpu()
+        out = model(noisy[i:i + batch].to(device).contiguous(memory_format=inference_layout(device))).float().cpu()
         values.append(psnr(out, clean[i:i + batch]))
     model.train(was_training)
     return float(torch.cat(values).mean())
@@ -114,9 +134,9 @@ def _all_agree(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
-def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pairs: tuple[torch.Tensor, torch.Tensor],
+def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pairs: tuple[torch.Tensor, torch.Tensor],
         checkpoint_path: str | Path, model_args: dict, run_config: dict, device: str = "auto",
-        progress: bool = True, amp: bool = True) -> History:
+        progress: bool = True, amp: bool = False, compile_model: bool = False) -> History:
     """Train ``model`` in place and return its History; the checkpoint at ``checkpoint_path`` is
     written every ``cfg.checkpoint_every_seconds`` and at the end. If it exists, training resumes
     from it (same ``run_config`` required), and a finished run returns at once.
@@ -126,8 +146,11 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
     its own slice of it, so the run equals a single process with the same global batch (up to the
     order of floating-point sums); rank 0 validates, logs and writes the checkpoint.
 
-    On CUDA the forward pass runs under bfloat16 autocast (``amp``; float16 with loss scaling where
-    bfloat16 is missing); weights, optimizer, loss and validation stay in float32."""
+    ``amp`` runs the forward pass on CUDA under bfloat16 autocast (float16 with loss scaling where
+    bfloat16 is missing; see ``autocast_dtype`` for why it is off by default); weights, optimizer,
+    loss and validation stay in float32. ``compile_model``
+    trains through ``torch.compile`` (validation and checkpoints use the plain module, which shares
+    its weights); the first steps then wait for the compiler."""
     device = resolve_device(device)
     rank, size = world()
     if cfg.batch_size % size:
@@ -141,7 +164,10 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         progress = progress and rank == 0
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
+    if compile_model:
+        net = compile_module(net)
+    optimizer = make_optimizer(model, cfg.lr)
+    sampler.use_device(device)  # before a checkpoint restores its state
     loss_fn = get_loss(cfg.loss)
     history, step, elapsed_before = History(), 0, 0.0
     val_noisy, val_clean = val_pairs
@@ -157,7 +183,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
         if state["optimizer"] is not None:
             optimizer.load_state_dict(state["optimizer"])
         if state["generator_state"] is not None:
-            sampler.generator.set_state(state["generator_state"])
+            sampler.set_state(state["generator_state"])
         history = History.from_dict(state["history"])
         step, elapsed_before = state["step"], state["elapsed_seconds"]
         if state["finished"]:
@@ -169,45 +195,31 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
         history.val_psnr_input = float(psnr(val_noisy, val_clean).mean())
     share = slice(rank * cfg.batch_size // size, (rank + 1) * cfg.batch_size // size)
 
-    use_amp = amp and device.type == "cuda"  # bfloat16 (else float16) autocast on GPUs; float32 on CPUs
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
-    amp_dtype = cuda_autocast_dtype() if use_amp else torch.float32
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    train_step = TrainStep(net, optimizer, loss_fn, device, layout, autocast_dtype(device, amp))
 
     def save(finished: bool) -> None:
         if rank != 0:
             return
         save_checkpoint(checkpoint_path, model=model, model_args=model_args, config=run_config, step=step,
                         elapsed=elapsed_before + time.monotonic() - start, history=history.to_dict(),
-                        seed=cfg.seed, optimizer=optimizer, generator_state=sampler.generator.get_state(),
+                        seed=cfg.seed, optimizer=optimizer, generator_state=sampler.get_state(),
                         finished=finished)
 
     start = last_save = time.monotonic()
     total = cfg.max_steps if cfg.max_seconds is None else None
     bar = tqdm(total=total, initial=step, desc=checkpoint_path.stem, disable=not progress, unit="step")
-    loss_sum, loss_count = 0.0, 0
+    loss_sum, loss_count = torch.zeros((), device=device), 0  # summed on the device: no wait per step
     while _all_agree((p := _progress(cfg, step, elapsed_before + time.monotonic() - start)) < 1.0, device):
         lr = learning_rate(cfg.lr, p, cfg.rampdown)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = sampler.sample()
-        noisy = batch.input[share].to(device, non_blocking=True).contiguous(memory_format=layout)
-        target = batch.target[share].to(device, non_blocking=True)
-        mask = None if batch.mask is None else batch.mask[share].to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            output = net(noisy)
-        loss = loss_fn(output.float(), target, mask)  # the loss in float32
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        loss = train_step(sampler.sample(), share)
         step += 1
-        loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
+        loss_sum, loss_count = loss_sum + loss, loss_count + 1
         bar.update(1)
         if step % cfg.val_every == 0 and rank == 0:
-            _log(history, step, elapsed_before + time.monotonic() - start, loss_sum / loss_count, lr)
-            loss_sum, loss_count = 0.0, 0
+            _log(history, step, elapsed_before + time.monotonic() - start, loss_sum.item() / loss_count, lr)
+            loss_sum, loss_count = torch.zeros((), device=device), 0
             history.val_step.append(step)
             history.val_psnr.append(validate(model, val_noisy, val_clean, device))
             bar.set_postfix(loss=f"{history.train_loss[-1]:.4g}", val_psnr=f"{history.val_psnr[-1]:.2f}")
@@ -218,7 +230,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: PairSampler, val_pair
     if rank != 0:
         return history
     if loss_count:
-        _log(history, step, elapsed_before + time.monotonic() - start, loss_sum / loss_count, lr)
+        _log(history, step, elapsed_before + time.monotonic() - start, loss_sum.item() / loss_count, lr)
     if not history.val_step or history.val_step[-1] != step:
         history.val_step.append(step)
         history.val_psnr.append(validate(model, val_noisy, val_clean, device))

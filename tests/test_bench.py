@@ -3,18 +3,43 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from n2n_core import bench
 
 
 def test_bench_writes_one_row_per_setting_with_ratios_to_float32(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert bench.main(["--seconds", "0.01", "--crops", "16", "--models", "resnet", "--device", "cpu",
-                       "--infer-size", "64", "48", "--json", str(out)]) == 0
+                       "--infer-size", "64", "48", "--no-compile", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     train = [r for r in data["rows"] if r["kind"] == "train"]
     infer = [r for r in data["rows"] if r["kind"] == "infer"]
     assert [r["setting"] for r in train][:2] == ["fp32", "channels_last"]
+    assert "compiled" not in {r["setting"] for r in data["rows"]}
     assert train[0]["ratio_to_fp32"] == 1.0 and infer[0]["ratio_to_fp32"] == 1.0
     assert all(r["mpix_per_s"] > 0 and r["peak_mb"] > 0 for r in data["rows"])
     assert all(0 <= r["data_share"] < 1 for r in train)
-    assert "Mpix/s" in capsys.readouterr().out
+    # fit's own choice at crop 16 on a CPU: channels_last, float32
+    assert [r["setting"] for r in train if r["fit_default"]] == ["channels_last"]
+    printed = capsys.readouterr().out
+    assert "Mpix/s" in printed and "ceiling" in printed
+
+
+def test_bench_measures_the_hardware_ceiling():
+    assert bench.matmul_gflops(bench.resolve_device("cpu"), seconds=0.05) > 0.1
+    # the U-Net of the paper: about 0.35 GFLOP per pixel forward, training three times that
+    forward, training = bench.gflop_per_mpix("unet", False), bench.gflop_per_mpix("unet", True)
+    assert forward == pytest.approx(348, rel=0.02)
+    assert training == pytest.approx(3 * forward, rel=0.02)
+
+
+def test_share_of_the_matmul_rate_is_flops_per_pixel_times_pixels_per_second(tmp_path):
+    out = tmp_path / "bench.json"
+    bench.main(["--seconds", "0.01", "--crops", "16", "--models", "resnet", "--device", "cpu",
+                "--infer-size", "32", "32", "--no-compile", "--json", str(out)])
+    data = json.loads(out.read_text())
+    row = data["rows"][0]
+    rate = data["matmul_gflops"]["fp32"]
+    assert row["share_of_matmul_rate"] == pytest.approx(row["mpix_per_s"] * data["gflop_per_mpix"]["resnet train"]
+                                                        / rate)

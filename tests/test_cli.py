@@ -123,6 +123,20 @@ def test_train_then_denoise_from_the_command_line(own_checkpoint, tmp_path, caps
     assert main(["denoise", str(root / "a"), "--checkpoint", str(checkpoint), "--out", str(out), "--overwrite"]) == 0
 
 
+
+def test_denoise_through_torch_compile_writes_the_same_pixels(own_checkpoint, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    checkpoint, root = own_checkpoint
+    plain, compiled = tmp_path / "plain", tmp_path / "compiled"
+    args = [str(root / "a" / "s0.png"), "--checkpoint", str(checkpoint), "--tile", "16", "--overlap", "4"]
+    assert main(["denoise", *args, "--out", str(plain)]) == 0
+    assert main(["denoise", *args, "--out", str(compiled), "--compile"]) == 0
+    a = np.asarray(Image.open(plain / "s0.png"), dtype=int)
+    b = np.asarray(Image.open(compiled / "s0.png"), dtype=int)
+    assert np.abs(a - b).max() <= 1  # float-order differences may flip a rounding
+
 def _one_line_error(capsys, argv, message):
     code = None
     try:

@@ -13,7 +13,8 @@ from n2n_core.config import ModelConfig, TrainConfig
 from n2n_core.data import PairSampler, validation_pairs
 from n2n_core.metrics import psnr
 from n2n_core.noise import GaussianNoise
-from n2n_core.train import History, fit, learning_rate, resolve_device, validate
+from n2n_core.devices import memory_format, resolve_device
+from n2n_core.train import History, fit, learning_rate, validate
 
 TINY = ModelConfig("resnet", depth=4, width=8)
 RUN_CONFIG = {"experiment": "unit-test", "lr": 1e-3, "sigma": 25.0}
@@ -243,10 +244,10 @@ def test_resolve_device():
 
 def test_memory_format_follows_the_bench():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert train_module.memory_format(cpu, 64) == torch.channels_last
-    assert train_module.memory_format(cpu, 128) == torch.channels_last
-    assert train_module.memory_format(cpu, 256) == torch.contiguous_format  # 0.71x in channels_last
-    assert train_module.memory_format(gpu, 256) == torch.channels_last
+    assert memory_format(cpu, 64) == torch.channels_last
+    assert memory_format(cpu, 128) == torch.channels_last
+    assert memory_format(cpu, 256) == torch.contiguous_format  # 0.71x in channels_last
+    assert memory_format(gpu, 256) == torch.channels_last
 
 
 @pytest.mark.parametrize("crop,layout", [(16, torch.channels_last), (136, torch.contiguous_format)])
