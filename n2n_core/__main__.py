@@ -95,8 +95,6 @@ def _eval(args) -> int:
     import dataclasses
 
     from .checkpoint import load_checkpoint, load_model
-    from .metrics import evaluate
-    from .noise import test_noise
 
     if (args.checkpoint is None) == (args.baseline is None):
         raise UsageError("give a checkpoint or --baseline input|bm3d (one of the two)")
@@ -126,17 +124,12 @@ def _eval(args) -> int:
     unknown = [s for s in sets if s not in sources.test_sets]
     if unknown:
         raise UsageError(f"test set {unknown[0]!r} is not available; available: {', '.join(sources.test_sets)}")
-    repeats = dict(PAPER_REPEATS) if args.repeats == "paper" else {}
+    repeats = {name: dict(PAPER_REPEATS).get(name, 1) if args.repeats == "paper" else args.repeats for name in sets}
     label = args.checkpoint or args.baseline
-    results = {}
-    for name in sets:
-        files = sources.test_sets[name][:args.limit] if args.limit else sources.test_sets[name]
-        n = repeats.get(name, 1) if args.repeats == "paper" else args.repeats
-        ev = evaluate(model, files, test_noise(noise_cfg), seed=args.seed, device=device, repeats=n,
-                      cache_dir=paths.eval_cache_dir())
-        results[name] = {**ev.as_dict(), "comparable_with_paper": sources.comparable}
-        print(f"{label} | {noise_cfg.label} | {name} ({len(files)} images x {n}): PSNR {ev.psnr:.2f} dB, "
-              f"SSIM {ev.ssim:.4f}, noisy input {ev.psnr_input:.2f} dB")
+    evaluations = experiment.evaluate_sets(model, sources, sets, noise_cfg, seed=args.seed, device=device,
+                                           repeats=repeats, limits={name: args.limit for name in sets},
+                                           label=f"{label} | {noise_cfg.label} | ")
+    results = {name: ev.as_dict() for name, ev in evaluations.items()}
     if not sources.comparable:
         print("NOTE: scikit-image's embedded photographs (offline default), NOT comparable with the paper.")
     if args.json:

@@ -134,24 +134,37 @@ def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = N
     available set), with the paper's protocol, fixed noise seeds and the profile's repeats.
     ``model`` is a module, a callable baseline, or None for the noisy input."""
     sources = sources or data_sources(data_dir)
-    noise_cfg = noise_settings(profile, noise, sigma)
+    wanted = profile.data.test_sets if test_sets == "profile" else test_sets
+    names = [k for k in sources.test_sets if wanted is None or k in wanted] or [sources.main_test_set]
+    limits = {}
+    for name in names:
+        given = [n for n in (dict(profile.data.test_limits).get(name, profile.data.test_limit), limit_override) if n]
+        limits[name] = min(given) if given else None
+    return evaluate_sets(model, sources, names, noise_settings(profile, noise, sigma), seed=seed, device=device,
+                         repeats=dict(profile.data.test_repeats), limits=limits, crop=profile.data.test_crop)
+
+
+def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: NoiseConfig, seed: int = 0,
+                  device: str | torch.device = "auto", repeats: dict[str, int] | None = None,
+                  limits: dict[str, int | None] | None = None, crop: int | None = None,
+                  label: str = "") -> dict[str, Evaluation]:
+    """The paper's protocol on the test sets ``names`` of ``sources``: the first ``limits[name]``
+    images of each (all without one), ``repeats[name]`` noise draws per image (default 1), cached by
+    weights and protocol. Prints one line per set, after ``label``."""
+    repeats, limits = repeats or {}, limits or {}
     device = resolve_device(device)
     if isinstance(model, torch.nn.Module):
         model = model.to(device).eval()
-    wanted = profile.data.test_sets if test_sets == "profile" else test_sets
-    repeats = dict(profile.data.test_repeats)
-    sets = {k: v for k, v in sources.test_sets.items() if wanted is None or k in wanted}
-    sets = sets or {sources.main_test_set: sources.test_sets[sources.main_test_set]}
     results = {}
-    for name, all_files in sets.items():
-        limits = [n for n in (dict(profile.data.test_limits).get(name, profile.data.test_limit), limit_override) if n]
-        files = all_files[:min(limits)] if limits else all_files
-        ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=profile.data.test_crop,
+    for name in names:
+        all_files = sources.test_sets[name]
+        files = all_files[:limits[name]] if limits.get(name) else all_files
+        ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=crop,
                       repeats=repeats.get(name, 1), cache_dir=paths.eval_cache_dir())
         ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin, available=len(all_files))
         results[name] = ev
-        print(f"{name}: {ev.psnr:.2f} dB (noisy input {ev.psnr_input:.2f} dB, SSIM {ev.ssim:.4f}) "
-              f"over {len(files)} images" + (f" x {ev.repeats} noise draws" if ev.repeats > 1 else ""))
+        print(f"{label}{name} ({len(files)} images x {ev.repeats}): PSNR {ev.psnr:.2f} dB, SSIM {ev.ssim:.4f}, "
+              f"noisy input {ev.psnr_input:.2f} dB")
     return results
 
 
