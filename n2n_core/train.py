@@ -51,12 +51,6 @@ def learning_rate(base: float, progress: float, rampdown: float) -> float:
     return base * (0.5 + math.cos(math.pi * t) / 2) ** 2
 
 
-
-
-
-
-
-
 def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     """The paper's Adam: beta1 0.9, beta2 0.99, epsilon 1e-8."""
     return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-8)
@@ -147,10 +141,10 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     order of floating-point sums); rank 0 validates, logs and writes the checkpoint.
 
     ``amp`` runs the forward pass on CUDA under bfloat16 autocast (float16 with loss scaling where
-    bfloat16 is missing; see ``autocast_dtype`` for why it is off by default); weights, optimizer,
-    loss and validation stay in float32. ``compile_model``
-    trains through ``torch.compile`` (validation and checkpoints use the plain module, which shares
-    its weights); the first steps then wait for the compiler."""
+    bfloat16 is missing; see ``devices.autocast_dtype`` for why it is off by default); weights,
+    optimizer, loss and validation stay in float32. ``compile_model`` trains through torch.compile
+    (validation and checkpoints use the plain module, which shares its weights); the first steps
+    then wait for the compiler. The sampler draws its batches on ``device`` (``use_device``)."""
     device = resolve_device(device)
     rank, size = world()
     if cfg.batch_size % size:
