@@ -24,7 +24,8 @@ torch.compile). The row marked ``*`` is what ``fit`` or ``n2n denoise`` does by 
 device and crop.
 
 Each line reports megapixels per second, the ratio to ``fp32`` measured in the same run, the share
-of the step spent drawing the batch, peak memory (the GPU's, or the process's resident memory on a
+of the step spent drawing the batch (on a GPU this includes waiting for the queue, as the copy of
+the crops to the GPU waits for the previous step), peak memory (the GPU's, or the process's resident memory on a
 CPU), and ``% mm``: the arithmetic rate reached (the model's floating-point operations per pixel,
 counted by ``torch.utils.flop_counter``, times the pixels per second) as a share of this device's
 rate on one large matrix product in the same number format, measured first. A convolution network
@@ -124,6 +125,7 @@ def train_settings(device: torch.device, crop: int, bf16: bool, compile_: bool) 
 
 
 def fit_default(device: torch.device, crop: int) -> tuple:
+    """The setting ``fit`` trains in on ``device`` at ``crop`` (its defaults: no amp, no compile)."""
     return memory_format(device, crop), autocast_dtype(device), False
 
 
@@ -135,7 +137,8 @@ def bench_training(model_name: str, crop: int, setting: tuple, device: torch.dev
     step = TrainStep(net, make_optimizer(model, 1e-4), get_loss("l2"), device, layout, amp_dtype)
     patches = torch.randint(0, 256, (64, 3, crop + 16, crop + 16), dtype=torch.uint8,
                             generator=torch.Generator().manual_seed(0))
-    sampler = PairSampler(patches, crop, batch, training_noise(NoiseConfig(noise)), "noisy", torch.Generator().manual_seed(0))
+    sampler = PairSampler(patches, crop, batch, training_noise(NoiseConfig(noise)), "noisy",
+                          torch.Generator().manual_seed(0))
     sampler.use_device(device)
     data_s = 0.0
 
@@ -203,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="where to write the figures (default reports/bench.json)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    native_bf16 = device.type == "cuda" or cpu_has_native_bf16()
+    native_bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
     bf16 = native_bf16 or args.bf16
     rates = {"fp32": matmul_gflops(device, torch.float32, min(2.0, args.seconds))}
     if bf16:
@@ -258,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             base = record(row, name + (f", tiles {tile}" if tile else ""), base, default)
     out = paths.report_dir() / "bench.json" if args.json is None else Path(args.json)
     paths.atomic_write_text(out, json.dumps({"device": str(device), "torch": torch.__version__,
-                                             "threads": torch.get_num_threads(), "native_bf16": native_bf16, "noise": args.noise,
-                                             "machine": platform.processor() or platform.machine(),
+                                             "threads": torch.get_num_threads(), "native_bf16": native_bf16,
+                                             "noise": args.noise, "machine": platform.processor() or platform.machine(),
                                              "matmul_gflops": rates, "ceiling_mpix_per_s": ceilings,
                                              "gflop_per_mpix": {f"{m} {'train' if t else 'infer'}": v
                                                                 for (m, t), v in flops.items()},

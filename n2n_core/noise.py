@@ -28,8 +28,9 @@ def _levels(clean: torch.Tensor, fixed: float, value_range: tuple[float, float] 
 
 class NoiseModel:
     """A noise model: ``noise(clean, generator)`` returns the noisy image(s), in float32, on the
-    device of ``clean``, drawn on the generator's device (the same draws wherever ``clean`` is); ``noise.draw(clean, generator)`` also returns the mask of the pixels that
-    carry information (None when every pixel does), which a loss on noisy targets must use."""
+    device of ``clean``, drawn on the generator's device (so the draws do not depend on where
+    ``clean`` is); ``noise.draw(clean, generator)`` also returns the mask of the pixels that carry
+    information (None when every pixel does), which a loss on noisy targets must use."""
 
     def draw(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise NotImplementedError
