@@ -211,7 +211,7 @@ def _device(value: str):
 
 def _denoise(args) -> int:
     from .checkpoint import load_model
-    from .denoise import check_tiling, denoise_files, plan, prepare_out_dir
+    from .denoise import check_tiling, default_batch, denoise_files, plan, prepare_out_dir
     from .images import ImageError
 
     device = _device(args.device)
@@ -230,7 +230,7 @@ def _denoise(args) -> int:
             model = compile_module(model)
         jobs = plan(args.inputs, args.out, overwrite=args.overwrite)
         prepare_out_dir(args.out)
-        batch = args.batch or (8 if device.type == "cuda" else 1)
+        batch = args.batch or default_batch(device)
         written = denoise_files(model, jobs, tile=args.tile, overlap=args.overlap, device=device, batch=batch)
     except (ImageError, ValueError) as error:
         raise UsageError(str(error)) from None

@@ -164,17 +164,15 @@ def bench_inference(model_name: str, setting: str, device: torch.device, seconds
                     size: tuple[int, int] = (512, 768)) -> dict:
     """``fp32``/``channels_last``/``bf16``: one forward pass in that layout and format; with ``tile``
     or ``compiled``: ``denoise_tensor`` as `n2n denoise` runs it (its layout, float32)."""
-    from .denoise import denoise_tensor
+    from .denoise import default_batch, denoise_tensor
 
     net = models.build(ModelConfig(model_name), seed=0).to(device).eval()
     height, width = size
     image = torch.rand(3, height, width, generator=torch.Generator().manual_seed(0))
     if tile or setting == "compiled":
         call = compile_module(net) if setting == "compiled" else net
-        batch = 8 if device.type == "cuda" else 1  # as `n2n denoise`
-
         def run():
-            return denoise_tensor(call, image, tile=tile, overlap=32, device=device, batch=batch)
+            return denoise_tensor(call, image, tile=tile, overlap=32, device=device, batch=default_batch(device))
     else:
         layout = torch.contiguous_format if setting == "fp32" else torch.channels_last
         net = net.to(memory_format=layout)

@@ -305,8 +305,7 @@ class PairSampler(BatchSource):
         if self.device.type == "cpu":
             self.noise_generator = self.generator
         elif self.noise_generator.device != self.device:
-            self.noise_generator = torch.Generator(self.device).manual_seed(
-                seeded_generator(self.generator.initial_seed(), 1).initial_seed())
+            self.noise_generator = seeded_generator(self.generator.initial_seed(), 1, device=self.device)
 
     def get_state(self):
         if self.noise_generator is self.generator:

@@ -18,8 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import IMAGE_SUFFIXES
+from .devices import infer
 from .images import ImageError, read_image, write_image
-from .devices import inference_layout
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
@@ -57,7 +57,7 @@ def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, tile: int = DEFA
     device = torch.device(device)
     h, w = image.shape[-2:]
     if not tile or (h <= tile and w <= tile):
-        return _run(model, image[None], device)[0]
+        return infer(model, image[None], device)[0]
     rows, cols = _spans(h, tile, overlap), _spans(w, tile, overlap)
     out = torch.empty(image.shape, dtype=torch.float32)
     jobs = [(r, c) for r in rows for c in cols]
@@ -65,7 +65,7 @@ def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, tile: int = DEFA
     for i in range(0, len(jobs), batch):
         group = jobs[i:i + batch]
         windows = torch.stack([image[:, r[0]:r[0] + min(tile, h), c[0]:c[0] + min(tile, w)] for r, c in group])
-        result = _run(model, windows, device)
+        result = infer(model, windows, device)
         for k, ((wr, r0, r1), (wc, c0, c1)) in enumerate(group):
             out[:, r0:r1, c0:c1] = result[k, :, r0 - wr:r1 - wr, c0 - wc:c1 - wc]
         bar.update(len(group))
@@ -73,8 +73,9 @@ def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, tile: int = DEFA
     return out
 
 
-def _run(model: torch.nn.Module, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return model(batch.to(device).contiguous(memory_format=inference_layout(device))).float().cpu()
+def default_batch(device: str | torch.device) -> int:
+    """Tiles per forward pass of `n2n denoise` unless ``--batch`` says otherwise."""
+    return 8 if torch.device(device).type == "cuda" else 1
 
 
 # ------------------------------------------------------------------------------------ files

@@ -33,6 +33,13 @@ def inference_layout(device: str | torch.device) -> torch.memory_format:
     return torch.contiguous_format if torch.device(device).type == "cuda" else torch.channels_last
 
 
+def infer(model: torch.nn.Module, batch: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+    """``model`` on ``batch`` (N x C x H x W) moved to ``device`` in ``inference_layout``: the
+    output in float32 on the CPU. The one forward pass of validation, evaluation and denoising;
+    callers hold ``torch.inference_mode``."""
+    return model(batch.to(device).contiguous(memory_format=inference_layout(device))).float().cpu()
+
+
 def cuda_autocast_dtype() -> torch.dtype:
     """bfloat16 where the GPU has it (no loss scaling needed), float16 elsewhere."""
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

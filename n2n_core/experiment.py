@@ -19,9 +19,9 @@ from .checkpoint import load_model
 from .config import NOISE_KINDS, ModelConfig, NoiseConfig, Profile, get_profile
 from .data import (DataSources, PairSampler, PatchSets, build_patch_sets, find_data, patch_set_path,
                    validation_pairs)
+from .devices import infer, resolve_device
 from .metrics import Evaluation, evaluate
 from .noise import test_noise, training_noise
-from .devices import resolve_device
 from .train import History, fit
 
 DEFAULT_PROFILE = "cpu"
@@ -243,7 +243,8 @@ def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, 
     device = resolve_device(device)
     row = [("clean", center_crop(clean, crop)), (f"noisy: {float(psnr(noisy, clean)):.2f} dB", center_crop(noisy, crop))]
     for label, model in models_by_label.items():
-        out = model.to(device).eval()(noisy[None].to(device))[0].float().cpu()
+        with torch.inference_mode():  # no autograd graph of a whole test image
+            out = infer(model.to(device).eval(), noisy[None], device)[0]
         row.append((f"{label}: {float(psnr(out, clean)):.2f} dB", center_crop(out, crop)))
     return image_grid([row], path)
 

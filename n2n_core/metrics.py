@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import load_image
-from .devices import inference_layout
+from .devices import infer
 from .noise import NoiseModel, seeded_generator
 from .paths import atomic_write_text
 
@@ -185,8 +185,7 @@ def _evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu
             if model is None:
                 output = noisy
             elif is_module:
-                batch = noisy[None].to(device).contiguous(memory_format=inference_layout(device))
-                output = model(batch)[0].float().cpu()
+                output = infer(model, noisy[None], device)[0]
             else:
                 output = model(noisy[None])[0].float().cpu()
             per_draw.append((float(psnr(output, clean)), float(psnr(noisy, clean)), float(ssim(output, clean))))

@@ -134,7 +134,8 @@ def test_noise(config: NoiseConfig) -> NoiseModel:
     return BernoulliNoise(config.p)
 
 
-def seeded_generator(seed: int, *keys: int) -> torch.Generator:
-    """A generator that is a function of (seed, keys...), e.g. (evaluation seed, image index)."""
+def seeded_generator(seed: int, *keys: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """A generator on ``device`` that is a function of (seed, keys...), e.g. (evaluation seed, image
+    index)."""
     state = np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return torch.Generator(device).manual_seed(int(state[0]) << 32 | int(state[1]))

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import BatchSource
-from .devices import autocast_dtype, compile_module, inference_layout, memory_format, resolve_device
+from .devices import autocast_dtype, compile_module, infer, memory_format, resolve_device
 from .losses import get_loss
 from .metrics import psnr
 
@@ -104,7 +104,7 @@ def validate(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, d
     model.eval()
     values = []
     for i in range(0, len(noisy), batch):
-        out = model(noisy[i:i + batch].to(device).contiguous(memory_format=inference_layout(device))).float().cpu()
+        out = infer(model, noisy[i:i + batch], device)
         values.append(psnr(out, clean[i:i + batch]))
     model.train(was_training)
     return float(torch.cat(values).mean())
