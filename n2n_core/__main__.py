@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import baselines, experiment, paths
 from .config import MODEL_NAMES, NOISE_KINDS, PAPER_REPEATS, PROFILES, TARGETS, get_profile
+from .devices import PRECISIONS
 
 
 class UsageError(Exception):
@@ -71,8 +72,32 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-dir", help="folder with kodak/, bsd300/, set14/ (default: N2N_DATA_DIR, downloads, "
                                        "or the embedded photographs)")
     ev.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _speed_options(ev)
     ev.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     return parser
+
+
+def _speed_options(p) -> None:
+    """--precision and --threads, shared by denoise, train and eval."""
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="number format of the network: auto (bfloat16 on CPUs with AMX, where `make bench` "
+                        "measured it 2-4x faster; float32 elsewhere), fp32 or bf16")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads (default: all cores, one fewer while another process keeps a core busy)")
+
+
+def _speed(args, device):
+    """The resolved precision of ``args`` on ``device`` (a clear error for one it lacks); sets the
+    thread count."""
+    from .devices import resolve_precision, threads
+
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    try:
+        threads(args.threads)
+        return resolve_precision(args.precision, device)
+    except ValueError as error:
+        raise UsageError(f"--precision {args.precision}: {error}") from None
 
 
 def _noise(args, checkpoint_noise: dict | None):
@@ -101,6 +126,7 @@ def _eval(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be >= 1, got {args.limit}")
     device = _device(args.device)
+    precision = _speed(args, device)
     checkpoint_noise, model = None, None
     if args.checkpoint:
         path = Path(args.checkpoint)
@@ -128,14 +154,15 @@ def _eval(args) -> int:
     label = args.checkpoint or args.baseline
     evaluations = experiment.evaluate_sets(model, sources, sets, noise_cfg, seed=args.seed, device=device,
                                            repeats=repeats, limits={name: args.limit for name in sets},
-                                           label=f"{label} | {noise_cfg.label} | ")
+                                           label=f"{label} | {noise_cfg.label} | ", precision=precision)
     results = {name: ev.as_dict() for name, ev in evaluations.items()}
     if not sources.comparable:
         print("NOTE: scikit-image's embedded photographs (offline default), NOT comparable with the paper.")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"model": label, "noise": dataclasses.asdict(noise_cfg),
-                                         "seed": args.seed, "sets": results}, indent=2) + "\n")
+                                         "seed": args.seed, "precision": precision if model is not None else None,
+                                         "sets": results}, indent=2) + "\n")
     return 0
 
 
@@ -161,6 +188,7 @@ def _denoise_parser(sub) -> None:
     p.add_argument("--compile", action="store_true",
                    help="run the model through torch.compile: pays for many images (about 1.25x on a 2-core "
                         "CPU, see `make bench`), after a compile of 10-40 s; needs a C++ compiler on CPUs")
+    _speed_options(p)
 
 
 def _train_parser(sub) -> None:
@@ -197,9 +225,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--compile", action="store_true",
                    help="train through torch.compile (measured slower for these networks on a 2-core CPU and on "
                         "an H200; `make bench` shows it on yours)")
-    p.add_argument("--amp", action="store_true",
-                   help="bfloat16 autocast on GPUs (measured at 0.3x of float32 channels_last for the U-Net on an "
-                        "H200; `make bench` shows it on yours)")
+    _speed_options(p)
 
 
 def _device(value: str):
@@ -214,7 +240,10 @@ def _denoise(args) -> int:
     from .denoise import check_tiling, default_batch, denoise_files, plan, prepare_out_dir
     from .images import ImageError
 
+    from .devices import describe_path
+
     device = _device(args.device)
+    precision = _speed(args, device)
     checkpoint = args.checkpoint or experiment.checkpoint_path("cpu", "unet_n2n_gaussian")
     if not checkpoint.is_file():
         hint = "run `make all` to train it, or pass --checkpoint" if args.checkpoint is None else "check the path"
@@ -231,7 +260,9 @@ def _denoise(args) -> int:
         jobs = plan(args.inputs, args.out, overwrite=args.overwrite)
         prepare_out_dir(args.out)
         batch = args.batch or default_batch(device)
-        written = denoise_files(model, jobs, tile=args.tile, overlap=args.overlap, device=device, batch=batch)
+        print(f"Denoising on {describe_path(device, precision)}")
+        written = denoise_files(model, jobs, tile=args.tile, overlap=args.overlap, device=device, batch=batch,
+                                precision=precision)
     except (ImageError, ValueError) as error:
         raise UsageError(str(error)) from None
     print(f"Denoised {len(written)} image(s) into {args.out} with {checkpoint}")
@@ -279,6 +310,7 @@ def _train_in_group(args, distributed_device) -> int:
     from .train import world
 
     device = distributed_device or _device(args.device)
+    _speed(args, device)  # checks --precision and sets the threads; fit resolves 'auto' (a resumed run keeps its own)
     profile = get_profile(args.profile)
     if args.val_pickle is not None and args.pickle is None:
         raise UsageError("--val-pickle goes with --pickle")
@@ -295,7 +327,7 @@ def _train_in_group(args, distributed_device) -> int:
                             else ("clean", args.clean))
         run = train_own(source, location, model, train_cfg, out=args.out, noise=noise if source == "clean" else None,
                         data_cfg=profile.data, val_pickle=args.val_pickle, overwrite=args.overwrite, device=device,
-                        compile_model=args.compile, amp=args.amp)
+                        compile_model=args.compile, precision=args.precision)
     except (DataError, ValueError) as error:
         raise UsageError(str(error)) from None
     if world()[0] != 0:

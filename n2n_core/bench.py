@@ -2,17 +2,18 @@
 and against what the hardware can do at all.
 
     python -m n2n_core.bench [--seconds 8] [--crops 64 128 256] [--models unet resnet] [--device auto]
-                             [--no-compile] [--bf16]
+                             [--batch 4] [--no-compile] [--bf16] [--no-busy]
 
 Training is measured end to end with ``train.fit``'s own step (``train.TrainStep``): drawing the
 batch from the patch sampler (crops, flips, noise), moving it to the device, the forward and
-backward pass, and the Adam step. Settings, batch 4:
+backward pass, and the Adam step. Settings, batch 4 (``--batch``):
 
 - ``fp32``: plain float32, NCHW tensors (the reference);
 - ``channels_last``: float32, NHWC memory format;
 - ``bf16``: channels_last with bfloat16 autocast, weights, loss and Adam in float32. Measured on
   GPUs and on CPUs with native bfloat16 (AVX512-BF16, AMX); elsewhere bfloat16 is emulated and about
-  10x slower than float32, so the bench skips it unless ``--bf16`` is given;
+  10x slower than float32, so the bench skips it unless ``--bf16`` is given. ``fit`` trains this way
+  where ``devices.fast_bf16`` says so (CPUs with AMX);
 - ``compiled``: what ``fit`` does by default, through ``torch.compile`` (``--compile`` of
   ``n2n train``/``n2n denoise``; skipped with ``--no-compile``). The first call compiles (10-60 s,
   not timed).
@@ -22,6 +23,12 @@ forward pass in NCHW (``fp32``), channels_last, and bfloat16; ``denoise, tiles 2
 ``compiled`` run ``denoise.denoise_tensor`` as ``n2n denoise`` does (in 256 px tiles; whole, through
 torch.compile). The row marked ``*`` is what ``fit`` or ``n2n denoise`` does by default on this
 device and crop.
+
+On a CPU the bench first prints its features (AVX2, AVX512-BF16, AMX) and the path ``fit`` and
+``n2n denoise`` take, and last measures training with one core busy: a second process spins on
+one core (as ``yes > /dev/null`` would) while ``fit``'s default step runs with all threads, with
+the thread governor that ``fit`` uses (``devices.ThreadGovernor``), and with one thread fewer;
+each against the idle speed (``--no-busy`` skips it).
 
 Each line reports megapixels per second, the ratio to ``fp32`` measured in the same run, the share
 of the step spent drawing the batch (on a GPU this includes waiting for the queue, as the copy of
@@ -50,20 +57,11 @@ from .config import NOISE_KINDS, ModelConfig, NoiseConfig
 from .data import PairSampler
 from .losses import get_loss
 from .noise import training_noise
-from .devices import autocast_dtype, compile_module, memory_format, resolve_device
+from .devices import (ThreadGovernor, compile_module, cpu_features, describe_cpu, describe_path, fast_bf16,
+                      memory_format, native_bf16, precision_dtype, resolve_device, resolve_precision)
 from .train import TrainStep, make_optimizer
 
 BATCH = 4
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX); elsewhere bfloat16
-    autocast is emulated and slower than float32, so ``fit`` leaves it off on CPUs."""
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _peak_mb(device: torch.device) -> float:
@@ -120,17 +118,19 @@ def train_settings(device: torch.device, crop: int, bf16: bool, compile_: bool) 
     if bf16:
         settings["bf16"] = (torch.channels_last, torch.bfloat16, False)
     if compile_:
-        settings["compiled"] = (memory_format(device, crop), autocast_dtype(device), True)
+        layout, dtype, _ = fit_default(device, crop)
+        settings["compiled"] = (layout, dtype, True)
     return settings
 
 
 def fit_default(device: torch.device, crop: int) -> tuple:
-    """The setting ``fit`` trains in on ``device`` at ``crop`` (its defaults: no amp, no compile)."""
-    return memory_format(device, crop), autocast_dtype(device), False
+    """The setting ``fit`` trains in on ``device`` at ``crop`` (its defaults: precision auto, no compile)."""
+    precision = resolve_precision("auto", device)
+    return memory_format(device, crop, precision), precision_dtype(precision), False
 
 
 def bench_training(model_name: str, crop: int, setting: tuple, device: torch.device, seconds: float,
-                   batch: int = BATCH, noise: str = "gaussian") -> dict:
+                   batch: int = BATCH, noise: str = "gaussian", before_step=None) -> dict:
     layout, amp_dtype, compile_ = setting
     model = models.build(ModelConfig(model_name), seed=0).to(device).to(memory_format=layout).train()
     net = compile_module(model) if compile_ else model
@@ -147,6 +147,8 @@ def bench_training(model_name: str, crop: int, setting: tuple, device: torch.dev
         t0 = time.perf_counter()
         b = sampler.sample()
         data_s += time.perf_counter() - t0
+        if before_step is not None:
+            before_step()
         step(b)
 
     for _ in range(2):  # warm-up: compilation, allocator, cuDNN/oneDNN kernel choice
@@ -160,10 +162,52 @@ def bench_training(model_name: str, crop: int, setting: tuple, device: torch.dev
             "peak_mb": _peak_mb(device)}
 
 
+def _spin(seconds: float) -> None:
+    """Keep one core busy for ``seconds`` (the bench's stand-in for another program)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def bench_busy(model_name: str, crop: int, device: torch.device, seconds: float, batch: int = BATCH) -> list[dict]:
+    """``fit``'s default training step while another process spins on one core: with all threads,
+    with the thread governor ``fit`` uses, and with one thread fewer; ``ratio_to_idle`` against the
+    same step on the idle machine, measured just before."""
+    import multiprocessing
+
+    setting = fit_default(device, crop)
+    full = torch.get_num_threads()
+    idle = bench_training(model_name, crop, setting, device, seconds, batch)["mpix_per_s"]
+    rows = []
+    spinner = multiprocessing.get_context("spawn").Process(target=_spin, args=(4 * seconds + 30,), daemon=True)
+    spinner.start()
+    try:
+        time.sleep(0.5)
+        for name, threads in (("busy core, all threads", full), ("busy core, governor", None),
+                              ("busy core, threads - 1", max(1, full - 1))):
+            governor = None
+            if threads is None:
+                governor = ThreadGovernor(interval=0.5, quiet=True)
+                governor.poll()
+                time.sleep(0.6)  # one reading interval, so that its first decision is taken
+                governor.poll()
+            else:
+                torch.set_num_threads(threads)
+            row = bench_training(model_name, crop, setting, device, seconds, batch,
+                                 before_step=governor.poll if governor else None)
+            row.update(threads=torch.get_num_threads(), ratio_to_idle=row["mpix_per_s"] / idle, idle_mpix_per_s=idle)
+            rows.append((name, row))
+    finally:
+        spinner.terminate()
+        spinner.join()
+        torch.set_num_threads(full)
+    return rows
+
+
 def bench_inference(model_name: str, setting: str, device: torch.device, seconds: float, tile: int = 0,
-                    size: tuple[int, int] = (512, 768)) -> dict:
+                    size: tuple[int, int] = (512, 768), precision: str = "fp32") -> dict:
     """``fp32``/``channels_last``/``bf16``: one forward pass in that layout and format; with ``tile``
-    or ``compiled``: ``denoise_tensor`` as `n2n denoise` runs it (its layout, float32)."""
+    or ``compiled``: ``denoise_tensor`` as `n2n denoise` runs it (its layout, in ``precision``)."""
     from .denoise import default_batch, denoise_tensor
 
     net = models.build(ModelConfig(model_name), seed=0).to(device).eval()
@@ -172,7 +216,8 @@ def bench_inference(model_name: str, setting: str, device: torch.device, seconds
     if tile or setting == "compiled":
         call = compile_module(net) if setting == "compiled" else net
         def run():
-            return denoise_tensor(call, image, tile=tile, overlap=32, device=device, batch=default_batch(device))
+            return denoise_tensor(call, image, tile=tile, overlap=32, device=device, batch=default_batch(device),
+                                  precision=precision)
     else:
         layout = torch.contiguous_format if setting == "fp32" else torch.channels_last
         net = net.to(memory_format=layout)
@@ -198,22 +243,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="inference image size (default 768 512, a Kodak image)")
     parser.add_argument("--noise", default="gaussian", choices=NOISE_KINDS,
                         help="training noise drawn by the sampler (default gaussian; poisson costs most)")
+    parser.add_argument("--batch", type=int, default=BATCH, help=f"training crops per step (default {BATCH})")
     parser.add_argument("--bf16", action="store_true", help="measure bfloat16 even on a CPU without native support")
+    parser.add_argument("--no-busy", dest="busy", action="store_false",
+                        help="skip the measurement with one core busy (CPUs only)")
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="skip the torch.compile rows (each compiles for 10-60 s first)")
     parser.add_argument("--json", default=None, help="where to write the figures (default reports/bench.json)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    native_bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
-    bf16 = native_bf16 or args.bf16
+    native = native_bf16(device)
+    bf16 = native or args.bf16
+    auto = resolve_precision("auto", device)
     rates = {"fp32": matmul_gflops(device, torch.float32, min(2.0, args.seconds))}
     if bf16:
         rates["bf16"] = matmul_gflops(device, torch.bfloat16, min(2.0, args.seconds))
     flops = {(m, t): gflop_per_mpix(m, t) for m in args.models for t in (True, False)}
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {native_bf16}, "
-          f"training noise {args.noise}"
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {native}, "
+          f"training noise {args.noise}, batch {args.batch}"
           + ("" if bf16 else " (bf16 rows skipped: emulated, about 10x slower than float32 on such a CPU; "
                              "--bf16 measures them anyway)"))
+    if device.type == "cpu":
+        print(f"CPU: {describe_cpu()}; bfloat16 is {'the faster format (AMX)' if fast_bf16(device) else 'not the default here' + (' (native without AMX: measured slower than float32 on such a CPU)' if native else '')}")
+    print(f"fit trains on {describe_path(device, auto, memory_format(device, min(args.crops), auto))} at crop "
+          f"{min(args.crops)}; n2n denoise runs on {describe_path(device, auto)}")
     print("matrix product: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rates.items()))
     ceilings = {}
     for m in args.models:
@@ -239,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             base = None
             for name, setting in train_settings(device, crop, bf16, args.compile).items():
                 try:
-                    row = bench_training(model_name, crop, setting, device, args.seconds, noise=args.noise)
+                    row = bench_training(model_name, crop, setting, device, args.seconds, noise=args.noise,
+                                         batch=args.batch)
                 except Exception as error:  # torch.compile without a working C++ compiler, for one
                     print(f"train  {model_name:7} {crop:>8} {name:24} skipped: {type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else ''}")
@@ -250,16 +304,29 @@ def main(argv: list[str] | None = None) -> int:
         infer += [("compiled", 0)] * args.compile
         for name, tile in infer:
             try:
-                row = bench_inference(model_name, name, device, args.seconds, tile, size=tuple(args.infer_size[::-1]))
+                row = bench_inference(model_name, name, device, args.seconds, tile, size=tuple(args.infer_size[::-1]),
+                                      precision=auto)
             except Exception as error:
                 print(f"infer  {model_name:7} {name:>33} skipped: {type(error).__name__}")
                 continue
-            # what `n2n denoise` does with a whole image: channels_last on CPUs, NCHW on GPUs
-            default = tile == 0 and name == ("fp32" if device.type == "cuda" else "channels_last")
+            # what `n2n denoise` does with a whole image: NCHW on GPUs; channels_last on CPUs, in bfloat16 with AMX
+            default = tile == 0 and name == ("fp32" if device.type == "cuda" else "bf16" if auto == "bf16"
+                                             else "channels_last")
             base = record(row, name + (f", tiles {tile}" if tile else ""), base, default)
+    if device.type == "cpu" and args.busy and torch.get_num_threads() > 1:
+        crop = min(args.crops)
+        print(f"one core busy (another process spinning), {args.models[0]}, crop {crop}, fit's default setting:")
+        for name, row in bench_busy(args.models[0], crop, device, args.seconds, args.batch):
+            row.update(setting=name, fit_default=name.endswith("governor"))
+            rows.append(row)
+            print(f"busy   {row['model']:7} {crop:>8} {'*' if row['fit_default'] else ' '}{name:23} "
+                  f"{row['mpix_per_s']:8.3f}  {row['ratio_to_idle']:5.2f} of idle ({row['idle_mpix_per_s']:.3f}), "
+                  f"{row['threads']} thread(s) at the end", flush=True)
     out = paths.report_dir() / "bench.json" if args.json is None else Path(args.json)
     paths.atomic_write_text(out, json.dumps({"device": str(device), "torch": torch.__version__,
-                                             "threads": torch.get_num_threads(), "native_bf16": native_bf16,
+                                             "threads": torch.get_num_threads(), "native_bf16": native,
+                                             "cpu": cpu_features() if device.type == "cpu" else None,
+                                             "default_precision": auto, "batch": args.batch,
                                              "noise": args.noise, "machine": platform.processor() or platform.machine(),
                                              "matmul_gflops": rates, "ceiling_mpix_per_s": ceilings,
                                              "gflop_per_mpix": {f"{m} {'train' if t else 'infer'}": v

@@ -63,6 +63,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+def checkpoint_precision(state: dict) -> str:
+    """The number format ('fp32' or 'bf16') a checkpoint was trained in, from its history;
+    checkpoints written before it was recorded were all float32."""
+    return state.get("history", {}).get("precision") or "fp32"
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu", expect: str | None = None) -> torch.nn.Module:
     """The trained model of a checkpoint, in eval mode on ``device``. It takes an N x 3 x H x W
     float tensor in [0, 1] of any H and W and returns the denoised tensor of the same shape.

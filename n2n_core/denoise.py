@@ -51,13 +51,14 @@ def check_tiling(tile: int, overlap: int) -> None:
 @torch.inference_mode()
 def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, tile: int = DEFAULT_TILE,
                    overlap: int = DEFAULT_OVERLAP, device: str | torch.device = "cpu", batch: int = 1,
-                   progress: bool = False) -> torch.Tensor:
-    """Denoise a 3 x H x W image in [0, 1]; ``tile`` 0 runs it whole. Returns 3 x H x W on the CPU."""
+                   progress: bool = False, precision: str = "fp32") -> torch.Tensor:
+    """Denoise a 3 x H x W image in [0, 1]; ``tile`` 0 runs it whole. Returns 3 x H x W on the CPU.
+    The model runs in ``precision`` ('fp32' or 'bf16', resolved)."""
     check_tiling(tile, overlap)
     device = torch.device(device)
     h, w = image.shape[-2:]
     if not tile or (h <= tile and w <= tile):
-        return infer(model, image[None], device)[0]
+        return infer(model, image[None], device, precision)[0]
     rows, cols = _spans(h, tile, overlap), _spans(w, tile, overlap)
     out = torch.empty(image.shape, dtype=torch.float32)
     jobs = [(r, c) for r in rows for c in cols]
@@ -65,7 +66,7 @@ def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, tile: int = DEFA
     for i in range(0, len(jobs), batch):
         group = jobs[i:i + batch]
         windows = torch.stack([image[:, r[0]:r[0] + min(tile, h), c[0]:c[0] + min(tile, w)] for r, c in group])
-        result = infer(model, windows, device)
+        result = infer(model, windows, device, precision)
         for k, ((wr, r0, r1), (wc, c0, c1)) in enumerate(group):
             out[:, r0:r1, c0:c1] = result[k, :, r0 - wr:r1 - wr, c0 - wc:c1 - wc]
         bar.update(len(group))
@@ -148,14 +149,14 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
 
 def denoise_files(model: torch.nn.Module, jobs: list[Job], tile: int = DEFAULT_TILE,
                   overlap: int = DEFAULT_OVERLAP, device: str | torch.device = "cpu", batch: int = 1,
-                  progress: bool = True) -> list[Path]:
+                  progress: bool = True, precision: str = "fp32") -> list[Path]:
     """Denoise every job's file into its target; each file is read completely before anything of
     it is written, and each write is atomic."""
     written = []
     for job in tqdm(jobs, desc="denoise", unit="image", disable=not progress or len(jobs) < 2):
         image = read_image(job.source)
         out = denoise_tensor(model, image.rgb, tile=tile, overlap=overlap, device=device, batch=batch,
-                             progress=progress)
+                             progress=progress, precision=precision)
         written.append(write_image(image, out, job.target))
         if progress:
             tqdm.write(f"{job.source} ({image.describe()}) -> {job.target}")

@@ -1,9 +1,15 @@
-"""Where and how the networks run: the device, the memory layout, the number format and
-torch.compile. Each default is what `make bench` measured fastest; the docstrings give the figures
-(2-core AVX2 CPU; NVIDIA H200)."""
+"""Where and how the networks run: the device, the number format (precision), the memory layout,
+the CPU threads and torch.compile. Each default is what `make bench` measured fastest; the
+docstrings give the figures and the machines they were measured on."""
 from __future__ import annotations
 
+import contextlib
+import os
+import time
+
 import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -15,43 +21,204 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
-def memory_format(device: torch.device, crop: int) -> torch.memory_format:
-    """The layout ``fit`` trains in: channels_last (NHWC) on GPUs, and on CPUs for crops up to 128 px;
-    plain NCHW for larger crops on CPUs, where `make bench` measured channels_last slower. U-Net,
-    channels_last against NCHW: on an H200, 2.21x at crop 256; on a 2-core AVX2 CPU, over three
-    runs, 1.10x to 1.51x at crop 64, 0.81x to 1.14x at 128, 0.71x to 0.77x at 256."""
-    if device.type == "cuda" or crop <= 128:
+# ------------------------------------------------------------------------------ precision
+def cpu_features() -> dict[str, bool | str]:
+    """What this CPU offers for these networks, as torch reports it: AVX2, AVX512-BF16 (bfloat16
+    dot products in AVX-512 registers) and AMX (bfloat16 tile units)."""
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return {"name": str(caps.get("cpu_name", "unknown CPU")), "avx2": bool(caps.get("avx2")),
+            "avx512_bf16": bool(caps.get("avx512_bf16")), "amx_bf16": bool(caps.get("amx_bf16"))}
+
+
+def describe_cpu(features: dict | None = None) -> str:
+    """E.g. 'Intel Xeon (AVX2, AVX512-BF16, no AMX)'."""
+    f = cpu_features() if features is None else features
+    parts = [("AVX2", f["avx2"]), ("AVX512-BF16", f["avx512_bf16"]), ("AMX", f["amx_bf16"])]
+    return f"{f['name']} ({', '.join(name if has else 'no ' + name for name, has in parts)})"
+
+
+def fast_bf16(device: torch.device, features: dict | None = None) -> bool:
+    """Whether bfloat16 is the faster number format for these networks on ``device``: on CPUs with
+    AMX. Measured (U-Net, 2 threads, bfloat16 autocast + channels_last against float32 channels_last):
+    AMX Xeon, training 1.9x at batch 2 of 64 px and 3.1x at batch 16, inference 2.4x on 768 x 512;
+    Xeon with AVX512-BF16 but no AMX, training 0.82x at batch 2 and 0.68x at batch 8, inference
+    1.05x (oneDNN's AVX512-BF16 kernels ran a 3x3 convolution at 145 GFLOP/s there against 227 in
+    float32). On GPUs float32 stays the default: an H200 trained the U-Net at 0.29x under bfloat16."""
+    if device.type != "cpu":
+        return False
+    return bool((cpu_features() if features is None else features)["amx_bf16"])
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 in hardware (elsewhere it is emulated, about 10x slower)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    f = cpu_features()
+    return bool(f["avx512_bf16"] or f["amx_bf16"])
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """'fp32' or 'bf16': ``precision`` itself, or for 'auto' the faster one on ``device`` (``fast_bf16``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    device = torch.device(device)
+    if precision == "auto":
+        return "bf16" if fast_bf16(device) else "fp32"
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"precision bf16 was asked for, but {torch.cuda.get_device_name(device)} has no bfloat16; "
+                         f"use fp32")
+    return precision
+
+
+def precision_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a resolved precision: None for float32."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"resolve precision {precision!r} first (resolve_precision)")
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def autocast(device: torch.device, precision: str):
+    """The forward pass's number format: bfloat16 autocast for 'bf16' (weights, optimizer and loss
+    stay float32), nothing for 'fp32'."""
+    dtype = precision_dtype(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+# --------------------------------------------------------------------------------- layout
+def memory_format(device: torch.device, crop: int, precision: str = "fp32") -> torch.memory_format:
+    """The layout ``fit`` trains in: channels_last (NHWC) on GPUs, in bfloat16, and on CPUs for
+    float32 crops up to 128 px; plain NCHW for larger float32 crops on CPUs, where `make bench`
+    measured channels_last slower. U-Net, channels_last against NCHW: on an H200, 2.21x at crop 256;
+    on a 2-core AVX2 CPU, over three runs, 1.10x to 1.51x at crop 64, 0.81x to 1.14x at 128, 0.71x
+    to 0.77x at 256; oneDNN's bfloat16 kernels want channels_last (on an AMX Xeon bfloat16 +
+    channels_last trained at 3.9x float32 NCHW at crop 256)."""
+    if device.type == "cuda" or crop <= 128 or precision == "bf16":
         return torch.channels_last
     return torch.contiguous_format
 
 
 def inference_layout(device: str | torch.device) -> torch.memory_format:
-    """The layout of a forward pass without training (validation, evaluation, `n2n denoise`), in
-    float32: channels_last on CPUs, NCHW on GPUs, what `make bench` measured fastest (U-Net,
-    768 x 512: channels_last 1.37x NCHW on a 2-core CPU, 0.86x on an H200, where bfloat16 autocast
-    gave 0.92x)."""
+    """The layout of a forward pass without training (validation, evaluation, `n2n denoise`):
+    channels_last on CPUs, NCHW on GPUs, what `make bench` measured fastest (U-Net, 768 x 512:
+    channels_last 1.37x NCHW on a 2-core CPU, 0.86x on an H200, where bfloat16 autocast gave 0.92x)."""
     return torch.contiguous_format if torch.device(device).type == "cuda" else torch.channels_last
 
 
-def infer(model: torch.nn.Module, batch: torch.Tensor, device: str | torch.device) -> torch.Tensor:
-    """``model`` on ``batch`` (N x C x H x W) moved to ``device`` in ``inference_layout``: the
-    output in float32 on the CPU. The one forward pass of validation, evaluation and denoising;
-    callers hold ``torch.inference_mode``."""
-    return model(batch.to(device).contiguous(memory_format=inference_layout(device))).float().cpu()
+def infer(model: torch.nn.Module, batch: torch.Tensor, device: str | torch.device,
+          precision: str = "fp32") -> torch.Tensor:
+    """``model`` on ``batch`` (N x C x H x W) moved to ``device`` in ``inference_layout``, in the
+    resolved ``precision``: the output in float32 on the CPU. The one forward pass of validation,
+    evaluation and denoising; callers hold ``torch.inference_mode``."""
+    threads().poll()
+    with autocast(torch.device(device), precision):
+        out = model(batch.to(device).contiguous(memory_format=inference_layout(device)))
+    return out.float().cpu()
 
 
-def cuda_autocast_dtype() -> torch.dtype:
-    """bfloat16 where the GPU has it (no loss scaling needed), float16 elsewhere."""
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+# -------------------------------------------------------------------------------- threads
+class ThreadGovernor:
+    """The CPU threads torch computes with, adapted to what else runs on the machine.
+
+    OpenMP threads spin while they wait for each other, so when another process holds one of the
+    cores every parallel region waits for the thread that shares it. Measured on a 2-core Xeon
+    (U-Net training, batch 2 of 64 px, `yes > /dev/null` on the side): 2 threads fell from 14.0 to
+    4.0 steps/s (29%), 1 thread ran 7.8 (56% of the idle 2-thread speed), OMP_WAIT_POLICY=PASSIVE
+    7.0 but 10.3 idle. So the governor keeps all cores while the machine is free and drops to one
+    thread fewer while other processes use at least ``busy`` of a core (read from /proc/stat minus
+    this process's own CPU time, every ``interval`` seconds); it goes back when they use less than
+    ``idle``. ``fixed`` (or N2N_THREADS) sets the count once and turns adaptation off. A change of
+    thread count changes the order of some floating-point sums, so for bit-identical reruns fix it."""
+
+    def __init__(self, fixed: int | None = None, interval: float = 2.0, busy: float = 0.4, idle: float = 0.2,
+                 quiet: bool = False):
+        env = os.environ.get("N2N_THREADS")
+        if fixed is None and env:
+            try:
+                fixed = int(env)
+            except ValueError:
+                raise ValueError(f"N2N_THREADS={env!r}: give a whole number of threads, e.g. N2N_THREADS=2") from None
+        if fixed is not None and fixed < 1:
+            raise ValueError(f"threads must be >= 1, got {fixed}")
+        self.full = fixed or torch.get_num_threads()
+        self.fixed = fixed is not None
+        self.interval, self.busy, self.idle, self.quiet = interval, busy, idle, quiet
+        self.adaptive = not self.fixed and self.full > 1 and _cpu_times() is not None
+        self.others = 0.0  # cores used by other processes at the last reading
+        self._last = None
+        self._announced = False
+        torch.set_num_threads(self.full)
+
+    def describe(self) -> str:
+        if self.fixed:
+            return f"{self.full} thread{'s' * (self.full > 1)} (fixed)"
+        if not self.adaptive:
+            return f"{self.full} thread{'s' * (self.full > 1)}"
+        return (f"{self.full} threads, one fewer while another process keeps a core busy "
+                f"(N2N_THREADS=n or --threads n fixes the count)")
+
+    def poll(self) -> int:
+        """Check the machine's load (at most every ``interval`` s) and set the thread count; returns it."""
+        if not self.adaptive:
+            return torch.get_num_threads()
+        now = time.monotonic()
+        if self._last is not None and now - self._last[0] < self.interval:
+            return torch.get_num_threads()
+        reading = _cpu_times()
+        if reading is None:
+            return torch.get_num_threads()
+        if self._last is not None:
+            busy_all, own = reading[0] - self._last[1][0], reading[1] - self._last[1][1]
+            self.others = max(0.0, (busy_all - own) / (now - self._last[0]))
+            current = torch.get_num_threads()
+            wanted = current
+            if current == self.full and self.others >= self.busy:
+                wanted = self.full - 1
+            elif current < self.full and self.others < self.idle:
+                wanted = self.full
+            if wanted != current:
+                torch.set_num_threads(wanted)
+                if not self.quiet:
+                    print(f"threads: {current} -> {wanted} (other processes use {self.others:.1f} cores)", flush=True)
+        self._last = (now, reading)
+        return torch.get_num_threads()
 
 
-def autocast_dtype(device: torch.device, amp: bool = False) -> torch.dtype | None:
-    """The number format of ``fit``'s forward pass: None (float32) unless ``amp`` on a GPU, then
-    bfloat16, or float16 where bfloat16 is missing. Off by default: `make bench` measured the
-    paper's U-Net on an H200 (batch 4, crop 256) at 12 Mpix/s under bfloat16 autocast against 41 in
-    float32 channels_last (TF32 convolutions); on CPUs without native bfloat16 (AVX512-BF16, AMX)
-    it is emulated and 10x slower than float32."""
-    return cuda_autocast_dtype() if amp and device.type == "cuda" else None
+def _cpu_times() -> tuple[float, float] | None:
+    """(CPU seconds all processes have used, CPU seconds this process has used), from /proc; None
+    where /proc is missing (not Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6]  # user nice system irq softirq
+    return busy / ticks, (int(own[11]) + int(own[12])) / ticks  # utime + stime
+
+
+_GOVERNOR: ThreadGovernor | None = None
+
+
+def threads(fixed: int | None = None) -> ThreadGovernor:
+    """The process's ThreadGovernor, made on first use; ``fixed`` replaces it with a fixed count."""
+    global _GOVERNOR
+    if _GOVERNOR is None or fixed is not None:
+        _GOVERNOR = ThreadGovernor(fixed)
+    return _GOVERNOR
+
+
+def describe_path(device: torch.device, precision: str, layout: torch.memory_format | None = None) -> str:
+    """One line saying how the networks run here, e.g. 'cpu, Intel Xeon (AVX2, AVX512-BF16, AMX):
+    bfloat16, channels_last, 2 threads ...'."""
+    where = str(device) if device.type != "cpu" else f"cpu, {describe_cpu()}"
+    what = {"fp32": "float32", "bf16": "bfloat16 autocast"}[precision]
+    lay = "" if layout is None else (", channels_last" if layout == torch.channels_last else ", NCHW")
+    cpu = f", {threads().describe()}" if device.type == "cpu" else ""
+    return f"{where}: {what}{lay}{cpu}"
 
 
 def compile_module(module: torch.nn.Module) -> torch.nn.Module:

@@ -19,7 +19,7 @@ from .checkpoint import load_model
 from .config import NOISE_KINDS, ModelConfig, NoiseConfig, Profile, get_profile
 from .data import (DataSources, PairSampler, PatchSets, build_patch_sets, find_data, patch_set_path,
                    validation_pairs)
-from .devices import infer, resolve_device
+from .devices import infer, resolve_device, resolve_precision
 from .metrics import Evaluation, evaluate
 from .noise import test_noise, training_noise
 from .train import History, fit
@@ -89,6 +89,15 @@ class TrainedRun:
     checkpoint: Path
     config: dict
 
+    def facts(self) -> dict:
+        """What results.json records of the training beside its numbers: steps, seconds, the
+        number format and the machine (a time or a PSNR means little without them)."""
+        from .devices import describe_cpu
+
+        h = self.history
+        return {"steps": h.step[-1] if h.step else 0, "seconds": h.seconds[-1] if h.seconds else 0.0,
+                "train_precision": h.precision, "machine": describe_cpu()}
+
 
 def noise_settings(profile: Profile, noise: str | None = None, sigma: float | None = None) -> NoiseConfig:
     """The profile's noise settings for ``noise`` (a kind; default the profile's), with ``sigma``
@@ -99,11 +108,11 @@ def noise_settings(profile: Profile, noise: str | None = None, sigma: float | No
 
 def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float | None = None,
           max_steps: int | None = None, max_seconds: float | None = None, device: str = "auto",
-          progress: bool = True, noise: str | None = None, amp: bool = False,
+          progress: bool = True, noise: str | None = None, precision: str = "auto",
           compile_model: bool = False) -> TrainedRun:
     """Train (or resume, or reload when finished) one denoiser of the study on the patch sets of
-    notebook 01, on ``noise`` (gaussian, poisson or bernoulli; default: the profile's). Budget
-    overrides replace the profile's."""
+    notebook 01, on ``noise`` (gaussian, poisson or bernoulli; default: the profile's), in
+    ``precision`` (auto, fp32 or bf16; see ``train.fit``). Budget overrides replace the profile's."""
     noise_cfg = noise_settings(profile, noise, sigma)
     train_cfg = dataclasses.replace(profile.train_config(model, noise_cfg.kind), target=target, seed=seed)
     if max_steps is not None or max_seconds is not None:
@@ -121,7 +130,7 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     val = validation_pairs(patches.val, test_noise(noise_cfg), seed)
     path = checkpoint_path(profile.name, name)
     history = fit(net, train_cfg, sampler, val, path, models.model_args(model_cfg), run_config,
-                  device=device, progress=progress, amp=amp, compile_model=compile_model)
+                  device=device, progress=progress, precision=precision, compile_model=compile_model)
     return TrainedRun(name, net.eval(), history, path, run_config)
 
 
@@ -129,10 +138,11 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
 def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = None,
                  data_dir: str | None = None, device: str = "auto", sources: DataSources | None = None,
                  noise: str | None = None, test_sets: tuple[str, ...] | None | str = "profile",
-                 limit_override: int | None = None) -> dict[str, Evaluation]:
+                 limit_override: int | None = None, precision: str = "auto") -> dict[str, Evaluation]:
     """PSNR/SSIM on the profile's test sets (``test_sets``: a tuple of names, None for every
     available set), with the paper's protocol, fixed noise seeds and the profile's repeats.
-    ``model`` is a module, a callable baseline, or None for the noisy input."""
+    ``model`` is a module, a callable baseline, or None for the noisy input; a module runs in
+    ``precision`` (auto: the faster format of this machine, ``devices.fast_bf16``)."""
     sources = sources or data_sources(data_dir)
     wanted = profile.data.test_sets if test_sets == "profile" else test_sets
     names = [k for k in sources.test_sets if wanted is None or k in wanted] or [sources.main_test_set]
@@ -141,18 +151,21 @@ def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = N
         given = [n for n in (dict(profile.data.test_limits).get(name, profile.data.test_limit), limit_override) if n]
         limits[name] = min(given) if given else None
     return evaluate_sets(model, sources, names, noise_settings(profile, noise, sigma), seed=seed, device=device,
-                         repeats=dict(profile.data.test_repeats), limits=limits, crop=profile.data.test_crop)
+                         repeats=dict(profile.data.test_repeats), limits=limits, crop=profile.data.test_crop,
+                         precision=precision)
 
 
 def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: NoiseConfig, seed: int = 0,
                   device: str | torch.device = "auto", repeats: dict[str, int] | None = None,
                   limits: dict[str, int | None] | None = None, crop: int | None = None,
-                  label: str = "") -> dict[str, Evaluation]:
+                  label: str = "", precision: str = "auto") -> dict[str, Evaluation]:
     """The paper's protocol on the test sets ``names`` of ``sources``: the first ``limits[name]``
     images of each (all without one), ``repeats[name]`` noise draws per image (default 1), cached by
-    weights and protocol. Prints one line per set, after ``label``."""
+    weights and protocol. A module runs in ``precision`` (auto, fp32 or bf16). Prints one line per
+    set, after ``label``."""
     repeats, limits = repeats or {}, limits or {}
     device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     if isinstance(model, torch.nn.Module):
         model = model.to(device).eval()
     results = {}
@@ -160,11 +173,11 @@ def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: Nois
         all_files = sources.test_sets[name]
         files = all_files[:limits[name]] if limits.get(name) else all_files
         ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=crop,
-                      repeats=repeats.get(name, 1), cache_dir=paths.eval_cache_dir())
+                      repeats=repeats.get(name, 1), cache_dir=paths.eval_cache_dir(), precision=precision)
         ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin, available=len(all_files))
         results[name] = ev
         print(f"{label}{name} ({len(files)} images x {ev.repeats}): PSNR {ev.psnr:.2f} dB, SSIM {ev.ssim:.4f}, "
-              f"noisy input {ev.psnr_input:.2f} dB")
+              f"noisy input {ev.psnr_input:.2f} dB" + (f" [{ev.precision}]" if ev.precision == "bf16" else ""))
     return results
 
 
@@ -192,7 +205,7 @@ def read_results(profile: Profile) -> dict:
 
 # ---------------------------------------------------------------------------------- Table 1
 def train_table_models(profile: Profile, seed: int = 0, device: str = "auto", noises: tuple[str, ...] | None = None,
-                       progress: bool = True) -> dict[tuple[str, str], TrainedRun]:
+                       progress: bool = True, precision: str = "auto") -> dict[tuple[str, str], TrainedRun]:
     """Train, resume or reload the U-Nets of Table 1: clean and noisy targets for every noise type
     (the Gaussian pair is the one notebooks 03 and 04 train, reused when present)."""
     noises = NOISE_KINDS if noises is None else tuple(noises)
@@ -201,12 +214,12 @@ def train_table_models(profile: Profile, seed: int = 0, device: str = "auto", no
         for target in ("noisy", "clean"):
             print(f"--- U-Net, {noise} noise, {target} targets")
             runs[(noise, target)] = train("unet", target, profile, seed=seed, device=device, noise=noise,
-                                          progress=progress)
+                                          progress=progress, precision=precision)
     return runs
 
 
 def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | None = None, device: str = "auto",
-                run_baselines: bool = True):
+                run_baselines: bool = True, precision: str = "auto"):
     """Measure Table 1 for ``runs`` (from ``train_table_models``) and the baselines on every
     available test set; write ``reports/table1.md``, ``table1.csv`` and ``table1.png`` and record
     the cells in ``results.json``. Returns the Table1."""
@@ -215,7 +228,7 @@ def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | Non
     models_ = {key: run.model if isinstance(run, TrainedRun) else run for key, run in runs.items()}
     table = measure(models_, profile, seed=seed, data_dir=data_dir, device=device,
                     baseline_sets=profile.data.baseline_sets, run_baselines=run_baselines,
-                    baseline_limit=profile.data.baseline_limit)
+                    baseline_limit=profile.data.baseline_limit, precision=precision)
     table.write(report_path(profile.name, "table1.md").parent)
     _update_results(profile, lambda data: data.__setitem__("table1", table.rows()))
     return table
@@ -229,7 +242,7 @@ __all__ = ["get_profile", "prepare_patches", "train", "evaluate_run", "record_re
 @torch.inference_mode()
 def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, path: str | Path, seed: int = 0,
                  sigma: float | None = None, data_dir: str | None = None, device: str = "auto",
-                 image_index: int = 0, crop: int = 256, noise: str | None = None) -> Path:
+                 image_index: int = 0, crop: int = 256, noise: str | None = None, precision: str = "auto") -> Path:
     """Clean, noisy and denoised versions of one test image (the whole image is denoised; a
     centre crop is shown), with each PSNR (full image, 8-bit protocol) in the titles."""
     from .data import load_image
@@ -241,10 +254,11 @@ def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, 
     clean = center_crop(load_image(files[image_index]), profile.data.test_crop)
     noisy = test_noise(noise_settings(profile, noise, sigma))(clean, noise_generator(seed, image_index))
     device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     row = [("clean", center_crop(clean, crop)), (f"noisy: {float(psnr(noisy, clean)):.2f} dB", center_crop(noisy, crop))]
     for label, model in models_by_label.items():
         with torch.inference_mode():  # no autograd graph of a whole test image
-            out = infer(model.to(device).eval(), noisy[None], device)[0]
+            out = infer(model.to(device).eval(), noisy[None], device, precision)[0]
         row.append((f"{label}: {float(psnr(out, clean)):.2f} dB", center_crop(out, crop)))
     return image_grid([row], path)
 

@@ -78,6 +78,7 @@ class Evaluation:
     noise: str
     extra: dict = field(default_factory=dict)
     repeats: int = 1
+    precision: str | None = None  # a network's forward pass: 'fp32' or 'bf16' (None: no network)
 
     @property
     def psnr(self) -> float:
@@ -94,7 +95,7 @@ class Evaluation:
     def as_dict(self) -> dict:
         return {"psnr": round(self.psnr, 4), "psnr_input": round(self.psnr_input, 4), "ssim": round(self.ssim, 5),
                 "images": len(self.names), "repeats": self.repeats, "seed": self.seed, "noise": self.noise,
-                **self.extra}
+                **({"precision": self.precision} if self.precision else {}), **self.extra}
 
 
 def center_crop(image: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -125,15 +126,17 @@ def model_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _cache_key(model: torch.nn.Module, files, noise, seed: int, device, crop, repeats: int) -> str:
+def _cache_key(model: torch.nn.Module, files, noise, seed: int, device, crop, repeats: int, precision: str) -> str:
     """What decides an evaluation: the weights, each file (path, size, mtime), the noise, the seed,
-    the crop, the repeats and the device type (a GPU's numbers differ from a CPU's in the last bits)."""
+    the crop, the repeats, the device type (a GPU's numbers differ from a CPU's in the last bits)
+    and the number format."""
     described = []
     for path in files:
         stat = Path(path).stat()
         described.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
     key = {"version": EVAL_CACHE_VERSION, "model": model_digest(model), "files": described, "noise": repr(noise),
-           "seed": seed, "crop": crop, "repeats": repeats, "device": torch.device(device).type}
+           "seed": seed, "crop": crop, "repeats": repeats, "device": torch.device(device).type,
+           "precision": precision}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -145,27 +148,29 @@ def _read_cached(path: Path) -> Evaluation | None:
 
 
 def evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu", crop: int | None = None,
-             progress: bool = True, repeats: int = 1, cache_dir: str | Path | None = None) -> Evaluation:
-    """PSNR/SSIM of ``model`` on the images ``files`` under ``noise`` (see ``_evaluate``).
+             progress: bool = True, repeats: int = 1, cache_dir: str | Path | None = None,
+             precision: str = "fp32") -> Evaluation:
+    """PSNR/SSIM of ``model`` on the images ``files`` under ``noise`` (see ``_evaluate``); a torch
+    module runs in ``precision`` ('fp32' or 'bf16'), which the result records.
 
     With ``cache_dir``, a torch module's evaluation is stored there, keyed by its weights and every
     input of the measurement, and a later call with the same key returns it without running the
     model (notebook 05 reuses the Gaussian U-Nets' numbers of notebooks 03 and 04 this way)."""
     if cache_dir is None or not isinstance(model, torch.nn.Module):
-        return _evaluate(model, files, noise, seed, device, crop, progress, repeats)
-    path = Path(cache_dir) / f"{_cache_key(model, files, noise, seed, device, crop, repeats)}.json"
+        return _evaluate(model, files, noise, seed, device, crop, progress, repeats, precision)
+    path = Path(cache_dir) / f"{_cache_key(model, files, noise, seed, device, crop, repeats, precision)}.json"
     cached = _read_cached(path)
     if cached is not None:
         print(f"(cached evaluation {path.name})")
         return cached
-    result = _evaluate(model, files, noise, seed, device, crop, progress, repeats)
+    result = _evaluate(model, files, noise, seed, device, crop, progress, repeats, precision)
     atomic_write_text(path, json.dumps(asdict(result)))
     return result
 
 
 @torch.inference_mode()
 def _evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu", crop: int | None = None,
-              progress: bool = True, repeats: int = 1) -> Evaluation:
+              progress: bool = True, repeats: int = 1, precision: str = "fp32") -> Evaluation:
     """PSNR/SSIM of ``model`` on the images ``files`` under ``noise`` (see the module docstring).
 
     ``model`` is a torch module, any other callable from a 1 x 3 x H x W noisy batch (on the CPU)
@@ -185,7 +190,7 @@ def _evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu
             if model is None:
                 output = noisy
             elif is_module:
-                output = infer(model, noisy[None], device)[0]
+                output = infer(model, noisy[None], device, precision)[0]
             else:
                 output = model(noisy[None])[0].float().cpu()
             per_draw.append((float(psnr(output, clean)), float(psnr(noisy, clean)), float(ssim(output, clean))))
@@ -195,4 +200,5 @@ def _evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu
         out_ssim.append(sum(d[2] for d in per_draw) / repeats)
     if not names:
         raise ValueError("evaluate() got no images")
-    return Evaluation(names, out_psnr, in_psnr, out_ssim, seed, repr(noise), repeats=repeats)
+    return Evaluation(names, out_psnr, in_psnr, out_ssim, seed, repr(noise), repeats=repeats,
+                      precision=precision if is_module else None)

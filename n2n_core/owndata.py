@@ -248,7 +248,7 @@ def _from_pickle(path: Path, val_pickle, train_cfg: TrainConfig):
 def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig, out: str | Path | None = None,
               noise: NoiseConfig | None = None, data_cfg: DataConfig | None = None, val_pickle=None,
               overwrite: bool = False, device: str = "auto", progress: bool = True,
-              compile_model: bool = False, amp: bool = False) -> OwnRun:
+              compile_model: bool = False, precision: str = "auto") -> OwnRun:
     """Train ``model`` on ``source`` ('clean', 'pairs' or 'pickle') at ``location`` (a folder, a list
     of one or two folders, or a pickle file) and return the run; the checkpoint goes to ``out``."""
     out = Path(out) if out is not None else default_checkpoint(model.name, source)
@@ -275,7 +275,7 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
               f"{described['validation']}; checkpoint {out}")
     try:
         history = fit(net, train_cfg, sampler, val, out, models.model_args(model), run_config, device=device,
-                      progress=progress, compile_model=compile_model, amp=amp)
+                      progress=progress, compile_model=compile_model, precision=precision)
     except ConfigMismatch as err:
         raise DataError(f"{err}, or pass --overwrite") from None
     return OwnRun(net.eval(), history, out, run_config)

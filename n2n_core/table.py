@@ -169,12 +169,14 @@ def _set_label(table: Table1, noise: str, test_set: str) -> str:
 
 def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None = None, device: str = "auto",
             baseline_sets: tuple[str, ...] | None = ("kodak",), run_baselines: bool = True,
-            test_sets: tuple[str, ...] | None = None, baseline_limit: int | None = None) -> Table1:
+            test_sets: tuple[str, ...] | None = None, baseline_limit: int | None = None,
+            precision: str = "auto") -> Table1:
     """Evaluate ``models`` (``{(noise, "noisy" | "clean"): module}``) and the baselines on every
     available test set (``test_sets``: names, None for all) and return the Table1.
 
     ``baseline_sets`` limits the slow classical baselines to some test sets (None: all of them), and
-    ``baseline_limit`` to the first images of each."""
+    ``baseline_limit`` to the first images of each. The networks run in ``precision`` (auto, fp32
+    or bf16), which the table's notes state."""
     from .experiment import data_sources, evaluate_run
 
     sources = data_sources(data_dir)
@@ -186,6 +188,7 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
         table.notes.append("Ours: the paper's U-Net for every noise type. The paper's Gaussian columns come from "
                            "RED30; its released U-Net reaches 32.38 (clean) / 32.39 (noisy targets) on Kodak.")
     table.notes.append(f"Profile {profile.name}: {_budget_note(profile)}")
+    used = set()
     noises = sorted({noise for noise, _ in models}, key=NOISE_KINDS.index)
     for noise in noises:
         for target in ("clean", "noisy"):
@@ -195,11 +198,15 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
             method = "n2n" if target == "noisy" else "clean"
             print(f"{noise}, {METHOD_LABELS[method]}:")
             for name, ev in evaluate_run(model, profile, seed=seed, sources=sources, device=device, noise=noise,
-                                         test_sets=test_sets).items():
+                                         test_sets=test_sets, precision=precision).items():
+                used.add(ev.precision)
                 available = ev.extra.get("available")
                 table.add(noise, name, method, ev.psnr, len(ev.names), ev.repeats, available)
                 table.add(noise, name, "input", ev.psnr_input, len(ev.names), ev.repeats, available)
         _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_baselines, baseline_limit)
+    if used:
+        table.notes.append("Networks evaluated in " + " and ".join(
+            {"fp32": "float32", "bf16": "bfloat16"}[p] for p in sorted(used)) + ".")
     if (baseline_sets is not None or baseline_limit) and run_baselines and baselines.available():
         where = ", ".join(TEST_SET_LABELS.get(s, s) for s in baseline_sets) if baseline_sets is not None else "every set"
         first = f" (first {baseline_limit} images)" if baseline_limit else ""

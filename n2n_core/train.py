@@ -11,10 +11,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_precision, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import BatchSource
-from .devices import autocast_dtype, compile_module, infer, memory_format, resolve_device
+from .devices import (compile_module, describe_path, infer, memory_format, precision_dtype, resolve_device,
+                      resolve_precision, threads)
 from .losses import get_loss
 from .metrics import psnr
 
@@ -28,6 +29,7 @@ class History:
     val_step: list[int] = field(default_factory=list)
     val_psnr: list[float] = field(default_factory=list)
     val_psnr_input: float | None = None
+    precision: str = "fp32"  # the forward pass's number format, 'fp32' or 'bf16'
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,8 +61,8 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
 class TrainStep:
     """One optimisation step as ``fit`` takes it, and as `make bench` times it: the batch (or this
     process's ``share`` of it) moved to the device in ``layout``, the forward pass under autocast in
-    ``amp_dtype`` (None: float32), the loss in float32, the backward pass (with loss scaling for
-    float16) and the optimizer step. ``net`` is the module called: the model itself, its
+    ``amp_dtype`` (None: float32; ``devices.precision_dtype``), the loss in float32, the backward
+    pass (with loss scaling for float16) and the optimizer step. ``net`` is the module called: the model itself, its
     DistributedDataParallel wrapper and/or its torch.compile'd form; weights and Adam's state stay
     in float32 whatever ``amp_dtype`` is."""
 
@@ -98,13 +100,14 @@ def _progress(cfg: TrainConfig, step: int, elapsed: float) -> float:
 
 @torch.inference_mode()
 def validate(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, device: torch.device,
-             batch: int = 16) -> float:
-    """Mean PSNR (8-bit protocol) of the model's output against the clean patches."""
+             batch: int = 16, precision: str = "fp32") -> float:
+    """Mean PSNR (8-bit protocol) of the model's output against the clean patches, the forward pass
+    in ``precision`` (resolved: 'fp32' or 'bf16')."""
     was_training = model.training
     model.eval()
     values = []
     for i in range(0, len(noisy), batch):
-        out = infer(model, noisy[i:i + batch], device)
+        out = infer(model, noisy[i:i + batch], device, precision)
         values.append(psnr(out, clean[i:i + batch]))
     model.train(was_training)
     return float(torch.cat(values).mean())
@@ -130,7 +133,7 @@ def _all_agree(flag: bool, device: torch.device) -> bool:
 
 def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pairs: tuple[torch.Tensor, torch.Tensor],
         checkpoint_path: str | Path, model_args: dict, run_config: dict, device: str = "auto",
-        progress: bool = True, amp: bool = False, compile_model: bool = False) -> History:
+        progress: bool = True, precision: str = "auto", compile_model: bool = False) -> History:
     """Train ``model`` in place and return its History; the checkpoint at ``checkpoint_path`` is
     written every ``cfg.checkpoint_every_seconds`` and at the end. If it exists, training resumes
     from it (same ``run_config`` required), and a finished run returns at once.
@@ -140,9 +143,10 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     its own slice of it, so the run equals a single process with the same global batch (up to the
     order of floating-point sums); rank 0 validates, logs and writes the checkpoint.
 
-    ``amp`` runs the forward pass on CUDA under bfloat16 autocast (float16 with loss scaling where
-    bfloat16 is missing; see ``devices.autocast_dtype`` for why it is off by default); weights,
-    optimizer, loss and validation stay in float32. ``compile_model`` trains through torch.compile
+    ``precision`` is the forward pass's number format: 'fp32', 'bf16' (autocast; weights, optimizer
+    and loss stay float32) or 'auto', bfloat16 where it is the faster format (CPUs with AMX, see
+    ``devices.fast_bf16``), else float32. A resumed run keeps the precision it was started with
+    unless another is asked for by name; the checkpoint records it. ``compile_model`` trains through torch.compile
     (validation and checkpoints use the plain module, which shares its weights); the first steps
     then wait for the compiler. The sampler draws its batches on ``device`` (``use_device``)."""
     device = resolve_device(device)
@@ -150,7 +154,15 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     if cfg.batch_size % size:
         raise ValueError(f"batch_size {cfg.batch_size} does not split over {size} processes; use a multiple of {size}")
     checkpoint_path = Path(checkpoint_path)
-    layout = memory_format(device, cfg.crop)
+    state = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+    if precision == "auto" and state is not None:
+        precision = checkpoint_precision(state)  # a resumed run keeps its number format
+    precision = resolve_precision(precision, device)
+    if state is not None and not state["finished"] and precision != checkpoint_precision(state):
+        raise ConfigMismatch(f"{checkpoint_path} was started in precision {checkpoint_precision(state)}, not "
+                             f"{precision}; resume it with precision auto or {checkpoint_precision(state)}, or "
+                             f"choose another path")
+    layout = memory_format(device, cfg.crop, precision)
     model.to(device).to(memory_format=layout).train()
     net = model
     if size > 1:
@@ -166,8 +178,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     history, step, elapsed_before = History(), 0, 0.0
     val_noisy, val_clean = val_pairs
 
-    if checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path)
+    if state is not None:
         if state["config"] != run_config or state["model_args"] != model_args:
             diff = sorted(k for k in set(state["config"]) | set(run_config)
                           if state["config"].get(k) != run_config.get(k))
@@ -184,12 +195,15 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
             print(f"{checkpoint_path.name}: already trained ({step} steps); loaded it")
             return history
         print(f"{checkpoint_path.name}: resuming at step {step}")
+    if rank == 0:
+        print(f"{checkpoint_path.name}: training on {describe_path(device, precision, layout)}")
 
+    history.precision = precision
     if history.val_psnr_input is None:
         history.val_psnr_input = float(psnr(val_noisy, val_clean).mean())
     share = slice(rank * cfg.batch_size // size, (rank + 1) * cfg.batch_size // size)
 
-    train_step = TrainStep(net, optimizer, loss_fn, device, layout, autocast_dtype(device, amp))
+    train_step = TrainStep(net, optimizer, loss_fn, device, layout, precision_dtype(precision))
 
     def save(finished: bool) -> None:
         if rank != 0:
@@ -207,6 +221,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
         lr = learning_rate(cfg.lr, p, cfg.rampdown)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        if size == 1:
+            threads().poll()  # one fewer thread while another process keeps a core busy
         loss = train_step(sampler.sample(), share)
         step += 1
         loss_sum, loss_count = loss_sum + loss, loss_count + 1
@@ -215,7 +231,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
             _log(history, step, elapsed_before + time.monotonic() - start, loss_sum.item() / loss_count, lr)
             loss_sum, loss_count = torch.zeros((), device=device), 0
             history.val_step.append(step)
-            history.val_psnr.append(validate(model, val_noisy, val_clean, device))
+            history.val_psnr.append(validate(model, val_noisy, val_clean, device, precision=precision))
             bar.set_postfix(loss=f"{history.train_loss[-1]:.4g}", val_psnr=f"{history.val_psnr[-1]:.2f}")
         if time.monotonic() - last_save > cfg.checkpoint_every_seconds:
             save(finished=False)
@@ -227,7 +243,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
         _log(history, step, elapsed_before + time.monotonic() - start, loss_sum.item() / loss_count, lr)
     if not history.val_step or history.val_step[-1] != step:
         history.val_step.append(step)
-        history.val_psnr.append(validate(model, val_noisy, val_clean, device))
+        history.val_psnr.append(validate(model, val_noisy, val_clean, device, precision=precision))
     save(finished=True)
     print(f"{checkpoint_path.name}: {step} steps in {elapsed_before + time.monotonic() - start:.0f} s, "
           f"validation PSNR {history.val_psnr[-1]:.2f} dB (noisy input {history.val_psnr_input:.2f} dB)"

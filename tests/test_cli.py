@@ -10,6 +10,7 @@ import torch
 
 from n2n_core import experiment
 from n2n_core.__main__ import main
+from n2n_core.checkpoint import load_checkpoint
 
 
 @pytest.fixture
@@ -229,3 +230,47 @@ def test_console_script_is_declared():
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["n2n"] == "n2n_core.__main__:main"
+
+
+@pytest.fixture
+def restore_threads():
+    from n2n_core import devices
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+    devices._GOVERNOR = None
+
+
+def test_precision_and_threads_from_the_command_line(own_checkpoint, tmp_path, capsys, restore_threads):
+    checkpoint, root = own_checkpoint
+    out = tmp_path / "bf16.pth"
+    assert main(["train", "--pairs", str(root), "--model", "resnet", "--profile", "smoke", "--steps", "3",
+                 "--crop", "16", "--out", str(out), "--precision", "bf16", "--threads", "1"]) == 0
+    assert load_checkpoint(out)["history"]["precision"] == "bf16"
+    assert "bfloat16 autocast" in capsys.readouterr().out and torch.get_num_threads() == 1
+    image = tmp_path / "in.png"
+    from PIL import Image
+    import numpy as np
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(image)
+    assert main(["denoise", str(image), "--checkpoint", str(out), "--out", str(tmp_path / "o"),
+                 "--precision", "fp32"]) == 0
+    assert "Denoising on cpu, " in capsys.readouterr().out and (tmp_path / "o" / "in.png").is_file()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--precision", "fp16"], "invalid choice: 'fp16'"),
+    (["--threads", "0"], "--threads must be >= 1, got 0"),
+])
+def test_bad_precision_or_threads_is_one_line(own_checkpoint, tmp_path, capsys, argv, message, restore_threads):
+    checkpoint, root = own_checkpoint
+    capsys.readouterr()
+    _one_line_error(capsys, ["train", "--pairs", str(root), "--out", str(tmp_path / "x.pth"), *argv], message)
+    assert not (tmp_path / "x.pth").exists()
+
+
+def test_eval_json_records_the_precision(checkpoint, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(checkpoint), "--sets", "kodak", "--precision", "fp32", "--json", str(out)]) == 0
+    stored = json.loads(out.read_text())
+    assert stored["precision"] == "fp32" and stored["sets"]["kodak"]["precision"] == "fp32"

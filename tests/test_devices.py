@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from n2n_core import models
+from n2n_core import devices, models
 from n2n_core.checkpoint import load_checkpoint
 from n2n_core.config import ModelConfig, TrainConfig
 from n2n_core.data import PairSampler, validation_pairs
@@ -80,7 +80,7 @@ def test_fit_through_torch_compile_equals_fit_without_it(tmp_path, smooth_patche
     for compiled in (False, True):
         net = models.build(TINY, seed=0)
         fit(net, cfg, _sampler(smooth_patches[2:]), val, tmp_path / f"c{compiled}.pth", models.model_args(TINY),
-            {"test": "compile"}, device=device, progress=False, amp=False, compile_model=compiled)
+            {"test": "compile"}, device=device, progress=False, precision="fp32", compile_model=compiled)
         nets.append(net.cpu())
     assert load_checkpoint(tmp_path / "cTrue.pth")["finished"]
     moved = sum((p - q).abs().sum() for p, q in zip(nets[0].parameters(), models.build(TINY, seed=0).parameters()))
@@ -97,3 +97,127 @@ def test_a_compiled_model_denoises_like_the_plain_one_at_several_sizes():
         image = torch.rand(shape, generator=torch.Generator().manual_seed(shape[1]))
         assert torch.allclose(denoise_tensor(compiled, image, tile=64, overlap=8),
                               denoise_tensor(net, image, tile=64, overlap=8), atol=1e-5)
+
+
+# ------------------------------------------------------------------------------- precision
+AMX = {"name": "Xeon", "avx2": True, "avx512_bf16": True, "amx_bf16": True}
+AVX512_BF16 = {"name": "Xeon", "avx2": True, "avx512_bf16": True, "amx_bf16": False}
+AVX2 = {"name": "EPYC", "avx2": True, "avx512_bf16": False, "amx_bf16": False}
+
+
+@pytest.mark.parametrize("features,auto", [(AMX, "bf16"), (AVX512_BF16, "fp32"), (AVX2, "fp32")])
+def test_auto_precision_is_bfloat16_only_where_the_cpu_has_amx(monkeypatch, features, auto):
+    monkeypatch.setattr(devices, "cpu_features", lambda: dict(features))
+    cpu = torch.device("cpu")
+    assert devices.fast_bf16(cpu) == (auto == "bf16")
+    assert devices.resolve_precision("auto", cpu) == auto
+    # asked for by name, either format is taken as it is
+    assert devices.resolve_precision("fp32", cpu) == "fp32" and devices.resolve_precision("bf16", cpu) == "bf16"
+    assert devices.native_bf16(cpu) == features["avx512_bf16"]
+
+
+def test_the_cpu_description_names_each_feature(monkeypatch):
+    assert devices.describe_cpu(AVX512_BF16) == "Xeon (AVX2, AVX512-BF16, no AMX)"
+    assert devices.describe_cpu(AVX2) == "EPYC (AVX2, no AVX512-BF16, no AMX)"
+    monkeypatch.setattr(devices, "cpu_features", lambda: dict(AMX))
+    line = devices.describe_path(torch.device("cpu"), "bf16", torch.channels_last)
+    assert line.startswith("cpu, Xeon (AVX2, AVX512-BF16, AMX): bfloat16 autocast, channels_last, ")
+    assert "thread" in line
+
+
+def test_features_come_from_torch():
+    features = devices.cpu_features()
+    assert set(features) == {"name", "avx2", "avx512_bf16", "amx_bf16"}
+    assert features["amx_bf16"] == torch.cpu._is_amx_tile_supported() or not features["amx_bf16"]
+
+
+def test_a_wrong_precision_names_the_value_and_the_choices():
+    with pytest.raises(ValueError, match="unknown precision 'fp16'; choose one of auto, fp32, bf16"):
+        devices.resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="resolve precision 'auto' first"):
+        devices.precision_dtype("auto")
+
+
+def test_a_gpu_without_bfloat16_refuses_it(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Old GPU")
+    with pytest.raises(ValueError, match="Old GPU has no bfloat16; use fp32"):
+        devices.resolve_precision("bf16", torch.device("cuda"))
+    assert devices.resolve_precision("auto", torch.device("cuda")) == "fp32"  # H200: bf16 measured 0.29x
+
+
+def test_bfloat16_trains_channels_last_at_every_crop():
+    cpu = torch.device("cpu")
+    assert devices.memory_format(cpu, 256, "bf16") == torch.channels_last
+    assert devices.memory_format(cpu, 256, "fp32") == torch.contiguous_format
+
+
+def test_bfloat16_inference_stays_close_to_float32_and_returns_float32():
+    net = models.build(ModelConfig("unet"), seed=0).eval()
+    image = torch.rand(1, 3, 64, 48, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        full = devices.infer(net, image, "cpu", "fp32")
+        half = devices.infer(net, image, "cpu", "bf16")
+    assert half.dtype == torch.float32 and half.shape == full.shape
+    assert not torch.equal(half, full)  # it did run in another format
+    # bfloat16 keeps 8 bits of mantissa (0.4%): through the U-Net's 18 layers the output moves by about 1%
+    assert (half - full).abs().mean() < 0.03 * full.abs().mean()
+
+
+# ------------------------------------------------------------------------------------ threads
+class FakeClock:
+    """/proc readings for the governor: other processes use ``others`` cores, this one ``own``."""
+
+    def __init__(self, monkeypatch):
+        self.t, self.all, self.own, self.others = 1000.0, 0.0, 0.0, 0.0
+        monkeypatch.setattr(devices, "_cpu_times", lambda: (self.all, self.own))
+        monkeypatch.setattr(devices.time, "monotonic", lambda: self.t)
+
+    def advance(self, seconds: float, others: float, own: float = 2.0):
+        self.t += seconds
+        self.all += (others + own) * seconds
+        self.own += own * seconds
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+    devices._GOVERNOR = None
+
+
+def test_the_governor_drops_a_thread_while_another_process_is_busy_and_comes_back(monkeypatch, restore_threads,
+                                                                                   capsys):
+    monkeypatch.delenv("N2N_THREADS", raising=False)
+    torch.set_num_threads(2)
+    clock = FakeClock(monkeypatch)
+    governor = devices.ThreadGovernor(interval=2.0)
+    assert governor.adaptive and governor.poll() == 2
+    clock.advance(1.0, others=1.0)
+    assert governor.poll() == 2  # not yet a whole interval
+    clock.advance(1.5, others=1.0)
+    assert governor.poll() == 1 and governor.others == pytest.approx(1.0)
+    assert "threads: 2 -> 1 (other processes use 1.0 cores)" in capsys.readouterr().out
+    clock.advance(2.0, others=0.3, own=1.0)
+    assert governor.poll() == 1  # between the two thresholds: no change
+    clock.advance(2.0, others=0.05, own=1.0)
+    assert governor.poll() == 2
+
+
+def test_a_fixed_thread_count_never_changes(monkeypatch, restore_threads):
+    monkeypatch.setenv("N2N_THREADS", "1")
+    clock = FakeClock(monkeypatch)
+    governor = devices.ThreadGovernor()
+    assert not governor.adaptive and torch.get_num_threads() == 1 and "fixed" in governor.describe()
+    clock.advance(3.0, others=0.0)
+    assert governor.poll() == 1
+
+
+def test_a_bad_thread_setting_is_named(monkeypatch, restore_threads):
+    monkeypatch.setenv("N2N_THREADS", "many")
+    with pytest.raises(ValueError, match="N2N_THREADS='many': give a whole number of threads"):
+        devices.ThreadGovernor()
+    monkeypatch.delenv("N2N_THREADS")
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        devices.ThreadGovernor(fixed=0)

@@ -1,6 +1,7 @@
 """Training: the learning-rate ramp-down, fit(), validation against clean images, checkpoints and resume."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -260,3 +261,45 @@ def test_fit_trains_in_the_chosen_layout(tmp_path, crop, layout):
         models.model_args(TINY), RUN_CONFIG, device="cpu", progress=False)
     weight = next(p for p in net.parameters() if p.dim() == 4)
     assert weight.is_contiguous(memory_format=layout)
+
+
+# ------------------------------------------------------------------------------------ precision
+def test_fit_in_bfloat16_records_it_and_learns_like_float32(tmp_path, smooth_patches, val_pairs):
+    cfg = TrainConfig(crop=16, batch_size=8, lr=2e-3, max_steps=60, val_every=60, seed=1)
+    histories = {}
+    for precision in ("fp32", "bf16"):
+        model = models.build(TINY, seed=1)
+        histories[precision] = fit(model, cfg, _sampler(smooth_patches[6:], seed=1, batch=8), val_pairs,
+                                   tmp_path / f"{precision}.pth", models.model_args(TINY), RUN_CONFIG,
+                                   device="cpu", progress=False, precision=precision)
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay float32
+        assert load_checkpoint(tmp_path / f"{precision}.pth")["history"]["precision"] == precision
+    fp32, bf16 = histories["fp32"], histories["bf16"]
+    assert bf16.precision == "bf16" and fp32.precision == "fp32"
+    assert bf16.val_psnr[-1] > bf16.val_psnr_input + 1.0
+    assert abs(bf16.val_psnr[-1] - fp32.val_psnr[-1]) < 0.5, (bf16.val_psnr, fp32.val_psnr)
+
+
+def test_a_resumed_run_keeps_its_precision_and_refuses_another(tmp_path, smooth_patches, val_pairs, capsys):
+    cfg = TrainConfig(crop=16, batch_size=4, lr=1e-3, max_steps=6, val_every=3)
+    path = tmp_path / "run.pth"
+    sampler = _sampler(smooth_patches, cls=CountingSampler, fail_at=4)
+    with pytest.raises(KeyboardInterrupt):
+        fit(models.build(TINY, seed=0), dataclasses.replace(cfg, checkpoint_every_seconds=0.0), sampler, val_pairs,
+            path, models.model_args(TINY), RUN_CONFIG, device="cpu", progress=False, precision="bf16")
+    assert load_checkpoint(path)["history"]["precision"] == "bf16"
+    with pytest.raises(train_module.ConfigMismatch, match="was started in precision bf16, not fp32"):
+        fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches), val_pairs, path, models.model_args(TINY),
+            RUN_CONFIG, device="cpu", progress=False, precision="fp32")
+    history = fit(models.build(TINY, seed=0), dataclasses.replace(cfg, checkpoint_every_seconds=0.0),
+                  _sampler(smooth_patches), val_pairs, path, models.model_args(TINY), RUN_CONFIG, device="cpu",
+                  progress=False, precision="auto")
+    assert history.precision == "bf16" and "resuming at step 3" in capsys.readouterr().out
+    assert load_checkpoint(path)["finished"]
+
+
+def test_fit_says_where_and_how_it_trains(tmp_path, smooth_patches, val_pairs, capsys):
+    cfg = TrainConfig(crop=16, batch_size=4, lr=1e-3, max_steps=2, val_every=2)
+    _fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches), val_pairs, tmp_path / "say.pth")
+    printed = capsys.readouterr().out
+    assert "say.pth: training on cpu, " in printed and ("float32" in printed or "bfloat16" in printed)
