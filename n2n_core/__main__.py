@@ -95,6 +95,9 @@ def _speed(args, device):
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
     try:
         threads(args.threads)
+    except ValueError as error:  # N2N_THREADS that is not a number
+        raise UsageError(str(error)) from None
+    try:
         return resolve_precision(args.precision, device)
     except ValueError as error:
         raise UsageError(f"--precision {args.precision}: {error}") from None

@@ -155,8 +155,7 @@ class ThreadGovernor:
             return f"{self.full} thread{'s' * (self.full > 1)} (fixed)"
         if not self.adaptive:
             return f"{self.full} thread{'s' * (self.full > 1)}"
-        return (f"{self.full} threads, one fewer while another process keeps a core busy "
-                f"(N2N_THREADS=n or --threads n fixes the count)")
+        return f"{self.full} threads ({self.full - 1} while another process keeps a core busy; N2N_THREADS fixes it)"
 
     def poll(self) -> int:
         """Check the machine's load (at most every ``interval`` s) and set the thread count; returns it."""

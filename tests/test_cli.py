@@ -258,12 +258,19 @@ def test_precision_and_threads_from_the_command_line(own_checkpoint, tmp_path, c
     assert "Denoising on cpu, " in capsys.readouterr().out and (tmp_path / "o" / "in.png").is_file()
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--precision", "fp16"], "invalid choice: 'fp16'"),
-    (["--threads", "0"], "--threads must be >= 1, got 0"),
+@pytest.mark.parametrize("argv,env,message", [
+    (["--precision", "fp16"], None, "invalid choice: 'fp16'"),
+    (["--threads", "0"], None, "--threads must be >= 1, got 0"),
+    ([], "many", "N2N_THREADS='many': give a whole number of threads"),
 ])
-def test_bad_precision_or_threads_is_one_line(own_checkpoint, tmp_path, capsys, argv, message, restore_threads):
+def test_bad_precision_or_threads_is_one_line(own_checkpoint, tmp_path, capsys, monkeypatch, argv, env, message,
+                                              restore_threads):
+    from n2n_core import devices
+
     checkpoint, root = own_checkpoint
+    if env is not None:
+        monkeypatch.setenv("N2N_THREADS", env)
+        devices._GOVERNOR = None
     capsys.readouterr()
     _one_line_error(capsys, ["train", "--pairs", str(root), "--out", str(tmp_path / "x.pth"), *argv], message)
     assert not (tmp_path / "x.pth").exists()
