@@ -241,9 +241,8 @@ def _device(value: str):
 def _denoise(args) -> int:
     from .checkpoint import load_model
     from .denoise import check_tiling, default_batch, denoise_files, plan, prepare_out_dir
-    from .images import ImageError
-
     from .devices import describe_path
+    from .images import ImageError
 
     device = _device(args.device)
     precision = _speed(args, device)

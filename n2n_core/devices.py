@@ -210,10 +210,17 @@ def threads(fixed: int | None = None) -> ThreadGovernor:
     return _GOVERNOR
 
 
+def describe_device(device: torch.device) -> str:
+    """The hardware behind ``device``: the CPU and its features, or the GPU's name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return describe_cpu() if device.type == "cpu" else str(device)
+
+
 def describe_path(device: torch.device, precision: str, layout: torch.memory_format | None = None) -> str:
     """One line saying how the networks run here, e.g. 'cpu, Intel Xeon (AVX2, AVX512-BF16, AMX):
     bfloat16, channels_last, 2 threads ...'."""
-    where = str(device) if device.type != "cpu" else f"cpu, {describe_cpu()}"
+    where = f"{device.type}, {describe_device(device)}"
     what = {"fp32": "float32", "bf16": "bfloat16 autocast"}[precision]
     lay = "" if layout is None else (", channels_last" if layout == torch.channels_last else ", NCHW")
     cpu = f", {threads().describe()}" if device.type == "cpu" else ""

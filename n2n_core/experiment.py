@@ -91,12 +91,10 @@ class TrainedRun:
 
     def facts(self) -> dict:
         """What results.json records of the training beside its numbers: steps, seconds, the
-        number format and the machine (a time or a PSNR means little without them)."""
-        from .devices import describe_cpu
-
+        number format and the hardware (a time or a PSNR means little without them)."""
         h = self.history
         return {"steps": h.step[-1] if h.step else 0, "seconds": h.seconds[-1] if h.seconds else 0.0,
-                "train_precision": h.precision, "machine": describe_cpu()}
+                "train_precision": h.precision, "hardware": h.hardware}
 
 
 def noise_settings(profile: Profile, noise: str | None = None, sigma: float | None = None) -> NoiseConfig:

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .checkpoint import checkpoint_precision, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import BatchSource
-from .devices import (compile_module, describe_path, infer, memory_format, precision_dtype, resolve_device,
+from .devices import (compile_module, describe_device, describe_path, infer, memory_format, precision_dtype, resolve_device,
                       resolve_precision, threads)
 from .losses import get_loss
 from .metrics import psnr
@@ -30,6 +30,7 @@ class History:
     val_psnr: list[float] = field(default_factory=list)
     val_psnr_input: float | None = None
     precision: str = "fp32"  # the forward pass's number format, 'fp32' or 'bf16'
+    hardware: str | None = None  # where it trained (last), e.g. 'Intel Xeon (AVX2, AVX512-BF16, no AMX)'
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -198,7 +199,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     if rank == 0:
         print(f"{checkpoint_path.name}: training on {describe_path(device, precision, layout)}")
 
-    history.precision = precision
+    history.precision, history.hardware = precision, describe_device(device)
     if history.val_psnr_input is None:
         history.val_psnr_input = float(psnr(val_noisy, val_clean).mean())
     share = slice(rank * cfg.batch_size // size, (rank + 1) * cfg.batch_size // size)

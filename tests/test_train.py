@@ -14,7 +14,7 @@ from n2n_core.config import ModelConfig, TrainConfig
 from n2n_core.data import PairSampler, validation_pairs
 from n2n_core.metrics import psnr
 from n2n_core.noise import GaussianNoise
-from n2n_core.devices import memory_format, resolve_device
+from n2n_core.devices import describe_device, memory_format, resolve_device
 from n2n_core.train import History, fit, learning_rate, validate
 
 TINY = ModelConfig("resnet", depth=4, width=8)
@@ -303,3 +303,5 @@ def test_fit_says_where_and_how_it_trains(tmp_path, smooth_patches, val_pairs, c
     _fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches), val_pairs, tmp_path / "say.pth")
     printed = capsys.readouterr().out
     assert "say.pth: training on cpu, " in printed and ("float32" in printed or "bfloat16" in printed)
+    hardware = load_checkpoint(tmp_path / "say.pth")["history"]["hardware"]
+    assert hardware == describe_device(torch.device("cpu")) and "AVX2" in hardware
