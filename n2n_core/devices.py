@@ -23,11 +23,25 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 # ------------------------------------------------------------------------------ precision
 def cpu_features() -> dict[str, bool | str]:
-    """What this CPU offers for these networks, as torch reports it: AVX2, AVX512-BF16 (bfloat16
-    dot products in AVX-512 registers) and AMX (bfloat16 tile units)."""
-    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
-    return {"name": str(caps.get("cpu_name", "unknown CPU")), "avx2": bool(caps.get("avx2")),
-            "avx512_bf16": bool(caps.get("avx512_bf16")), "amx_bf16": bool(caps.get("amx_bf16"))}
+    """What this CPU offers for these networks: AVX2, AVX512-BF16 (bfloat16 dot products in AVX-512
+    registers) and AMX (bfloat16 tile units), read from /proc/cpuinfo. Not from
+    torch.cpu.get_capabilities(): calling it slowed the U-Net's training by about 10% for the rest of
+    the process (15.5 against 13.8 steps/s, measured twice on a 2-core Xeon). Without /proc (not
+    Linux) every feature reads as absent, so the float32 path is taken."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    flags, name = set(), "unknown CPU"
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and not flags:
+            flags = set(value.split())
+        elif key.strip() == "model name" and name == "unknown CPU":
+            name = " ".join(value.replace("(R)", "").replace("Processor", "").split()) or name
+    return {"name": name, "avx2": "avx2" in flags, "avx512_bf16": "avx512_bf16" in flags,
+            "amx_bf16": "amx_bf16" in flags}
 
 
 def describe_cpu(features: dict | None = None) -> str:

@@ -125,10 +125,12 @@ def test_the_cpu_description_names_each_feature(monkeypatch):
     assert "thread" in line
 
 
-def test_features_come_from_torch():
+def test_features_agree_with_torch():
     features = devices.cpu_features()
     assert set(features) == {"name", "avx2", "avx512_bf16", "amx_bf16"}
-    assert features["amx_bf16"] == torch.cpu._is_amx_tile_supported() or not features["amx_bf16"]
+    caps = torch.cpu.get_capabilities()
+    assert features["avx512_bf16"] == bool(caps["avx512_bf16"]) and features["amx_bf16"] == bool(caps["amx_bf16"])
+    assert features["avx2"] == bool(caps["avx2"])
 
 
 def test_a_wrong_precision_names_the_value_and_the_choices():
