@@ -175,3 +175,14 @@ def http_server(tmp_path):
         server.server_close()
         thread.join(timeout=5)
 
+
+
+@pytest.fixture
+def restore_threads():
+    """Put back torch's thread count and the process's thread governor after a test that sets them."""
+    from n2n_core import devices
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+    devices._GOVERNOR = None

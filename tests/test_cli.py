@@ -232,16 +232,6 @@ def test_console_script_is_declared():
     assert project["scripts"]["n2n"] == "n2n_core.__main__:main"
 
 
-@pytest.fixture
-def restore_threads():
-    from n2n_core import devices
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-    devices._GOVERNOR = None
-
-
 def test_precision_and_threads_from_the_command_line(own_checkpoint, tmp_path, capsys, restore_threads):
     checkpoint, root = own_checkpoint
     out = tmp_path / "bf16.pth"

@@ -181,14 +181,6 @@ class FakeClock:
         self.own += own * seconds
 
 
-@pytest.fixture
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-    devices._GOVERNOR = None
-
-
 def test_the_governor_drops_a_thread_while_another_process_is_busy_and_comes_back(monkeypatch, restore_threads,
                                                                                    capsys):
     monkeypatch.delenv("N2N_THREADS", raising=False)
