@@ -17,7 +17,7 @@ SUB := $(if $(filter cpu,$(PROFILE)),,/$(PROFILE))
 REPORTS := reports$(SUB)
 CHECKPOINTS := checkpoints$(SUB)
 PACKAGE := $(wildcard n2n_core/*.py n2n_core/*/*.py)
-NOTEBOOKS := 01_data_augmentation 02_noise2noise_resnet 03_noise2noise_unet 04_discriminative_unet 05_paper_table \
+NOTEBOOKS := 00_quickstart 01_data_augmentation 02_noise2noise_resnet 03_noise2noise_unet 04_discriminative_unet 05_paper_table \
              06_your_own_data
 EXECUTED := $(NOTEBOOKS:%=$(REPORTS)/%.ipynb)
 
@@ -42,12 +42,13 @@ $(VENV)/.bm3d: $(ENV_STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q "bm3d==4.0.3"
 	@touch $@
 
-## all: run the six notebooks in order (papermill) into reports/, writing checkpoints/*.pth
+## all: run the seven notebooks in order (papermill) into reports/, writing checkpoints/*.pth
 all: $(EXECUTED)
 	@$(PY) -m n2n_core summary --profile $(PROFILE)
 	@echo "Done: executed notebooks and figures in $(REPORTS)/, checkpoints in $(CHECKPOINTS)/, numbers in $(REPORTS)/results.json, Table 1 in $(REPORTS)/table1.md"
 
 # each notebook runs after the previous one; a failed run leaves only a .failed.ipynb to inspect
+$(REPORTS)/01_data_augmentation.ipynb: $(REPORTS)/00_quickstart.ipynb
 $(REPORTS)/02_noise2noise_resnet.ipynb: $(REPORTS)/01_data_augmentation.ipynb
 $(REPORTS)/03_noise2noise_unet.ipynb: $(REPORTS)/02_noise2noise_resnet.ipynb
 $(REPORTS)/04_discriminative_unet.ipynb: $(REPORTS)/03_noise2noise_unet.ipynb
@@ -64,6 +65,12 @@ test: $(ENV_STAMP) $(BM3D_STAMP)
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval-lax notebooks
 
+## pretrained: train the shipped weights, resumable: NOISE=gaussian|poisson, MINUTES=N per chunk (data: N2N_DATA_DIR)
+NOISE ?= gaussian
+MINUTES ?=
+pretrained: $(ENV_STAMP)
+	$(PY) -m n2n_core pretrained --noise $(NOISE) $(if $(MINUTES),--max-minutes $(MINUTES),)
+
 ## bench: training and inference throughput per setting, against plain float32 (reports/bench.json)
 bench: $(ENV_STAMP)
 	$(PY) -m n2n_core.bench
@@ -72,12 +79,13 @@ bench: $(ENV_STAMP)
 lab: $(ENV_STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=.
 
-## clean: delete reports/, checkpoints/, prepared patch sets and notebook 06's pairs (keeps downloads and .venv)
+## clean: delete reports/, trained checkpoints, patch sets and notebook 06's pairs (keeps checkpoints/pretrained/, downloads, .venv)
 clean:
-	rm -rf reports checkpoints data/patches_*.pt data/own_data
+	rm -rf reports data/patches_*.pt data/own_data
+	[ ! -d checkpoints ] || find checkpoints -mindepth 1 -maxdepth 1 ! -name pretrained ! -name README.md -exec rm -rf {} +
 
 ## distclean: clean, and delete downloads and the environment
 distclean: clean
 	rm -rf data/downloads $(VENV)
 
-.PHONY: help env all test bench lab clean distclean
+.PHONY: help env all test pretrained bench lab clean distclean

@@ -5,6 +5,7 @@
     python -m n2n_core eval CHECKPOINT [options]     a checkpoint on the test sets, the paper's protocol
     python -m n2n_core eval --baseline input|bm3d    the noisy input, or BM3D, under the same noise
     python -m n2n_core summary [--profile cpu]        the PSNR table of a `make all` run
+    python -m n2n_core pretrained [--max-minutes M]  train the shipped weights in chunks (`make pretrained`)
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _denoise_parser(sub)
     _train_parser(sub)
+    _pretrained_parser(sub)
     summary = sub.add_parser("summary", help="print the PSNR table of reports/results.json")
     summary.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
 
@@ -55,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                         description="Evaluate with the paper's protocol: every image in RGB, noise in float "
                                     "(fixed seeds), output and reference clipped and rounded to 8 bit, PSNR per "
                                     "image over all channels, then the mean.")
-    ev.add_argument("checkpoint", nargs="?", help="a .pth checkpoint written by this project")
+    ev.add_argument("checkpoint", nargs="?",
+                    help="a .pth checkpoint written by this project, or pretrained:gaussian / pretrained:poisson")
     ev.add_argument("--baseline", choices=("input", "bm3d"),
                     help="evaluate the noisy input or BM3D (optional bm3d package) instead of a checkpoint")
     ev.add_argument("--noise", choices=NOISE_KINDS,
@@ -132,9 +135,7 @@ def _eval(args) -> int:
     precision = _speed(args, device)
     checkpoint_noise, model = None, None
     if args.checkpoint:
-        path = Path(args.checkpoint)
-        if not path.is_file():
-            raise UsageError(f"{path}: no such checkpoint; `make all` writes them to checkpoints/")
+        path = _checkpoint_argument(args.checkpoint)
         try:
             checkpoint_noise = load_checkpoint(path)["config"].get("noise")
             model = load_model(path, device=device)
@@ -169,6 +170,24 @@ def _eval(args) -> int:
     return 0
 
 
+def _pretrained_parser(sub) -> None:
+    p = sub.add_parser("pretrained", help="train the shipped weights in chunks (`make pretrained`), or write their card",
+                       description="Train the shipped U-Net (checkpoints/pretrained/) with the pretrained profile: "
+                                   "noisy targets, blind noise, on the clean training pool (N2N_DATA_DIR or the "
+                                   "BSDS300 download). Each call trains at most --max-minutes, resumes where the "
+                                   "last stopped, and re-exports the weights.")
+    p.add_argument("--noise", default="gaussian", choices=("gaussian", "poisson"))
+    p.add_argument("--max-minutes", type=float, help="stop this chunk after so many minutes (default: train to the end)")
+    p.add_argument("--data-dir", help="folder with train_pool/ (default: N2N_DATA_DIR, else the official download)")
+    p.add_argument("--card-only", action="store_true", help="do not train: only measure and write the model card")
+    p.add_argument("--no-card", action="store_true", help="train, but do not measure the model card afterwards")
+    p.add_argument("--repeats", type=int, default=1, help="noise draws per test image in the card (default 1)")
+    p.add_argument("--bm3d", action="store_true",
+                   help="measure BM3D where card.json lacks it (slow: about a minute per Kodak image on 2 cores)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _speed_options(p)
+
+
 def _denoise_parser(sub) -> None:
     from .denoise import DEFAULT_OVERLAP, DEFAULT_TILE
 
@@ -178,8 +197,10 @@ def _denoise_parser(sub) -> None:
                                    "tiles, so memory stays bounded.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or glob patterns")
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
-    p.add_argument("--checkpoint", type=Path,
-                   help="a .pth checkpoint (default: checkpoints/unet_n2n_gaussian.pth, written by `make all`)")
+    p.add_argument("--checkpoint",
+                   help="a .pth checkpoint, or pretrained:gaussian / pretrained:poisson, the shipped blind weights "
+                        "(default: checkpoints/unet_n2n_gaussian.pth of `make all` if it exists, else "
+                        "pretrained:gaussian)")
     p.add_argument("--model", choices=MODEL_NAMES, help="refuse a checkpoint of any other architecture")
     p.add_argument("--tile", type=int, default=DEFAULT_TILE,
                    help=f"tile side in pixels (default {DEFAULT_TILE}; 0 runs every image whole)")
@@ -222,6 +243,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--val-every", type=int, help="validate every N steps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from these weights instead of random ones (fine-tuning): a .pth of the same "
+                        "architecture, or pretrained:gaussian / pretrained:poisson, the shipped U-Nets")
     p.add_argument("--out", type=Path, help="checkpoint path (default checkpoints/own_<model>_<source>.pth)")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint that --out already holds")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -246,15 +270,15 @@ def _denoise(args) -> int:
 
     device = _device(args.device)
     precision = _speed(args, device)
-    checkpoint = args.checkpoint or experiment.checkpoint_path("cpu", "unet_n2n_gaussian")
-    if not checkpoint.is_file():
-        hint = "run `make all` to train it, or pass --checkpoint" if args.checkpoint is None else "check the path"
-        raise UsageError(f"{checkpoint}: no such checkpoint; {hint}")
+    checkpoint = _checkpoint_argument(args.checkpoint)
     if args.batch is not None and args.batch < 1:
         raise UsageError(f"--batch must be >= 1, got {args.batch}")
     try:
         check_tiling(args.tile, args.overlap)
         model = load_model(checkpoint, device=device, expect=args.model)
+        print(f"Weights: {checkpoint}" + (" (the shipped blind Gaussian U-Net; --checkpoint chooses others)"
+                                           if args.checkpoint is None and str(checkpoint).startswith("pretrained:")
+                                           else ""))
         if args.compile:
             from .devices import compile_module
 
@@ -269,6 +293,45 @@ def _denoise(args) -> int:
         raise UsageError(str(error)) from None
     print(f"Denoised {len(written)} image(s) into {args.out} with {checkpoint}")
     return 0
+
+
+def _pretrained(args) -> int:
+    from . import pretrained
+
+    device = _device(args.device)
+    _speed(args, device)
+    if args.card_only and args.no_card:
+        raise UsageError("--card-only and --no-card exclude each other")
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
+    try:
+        if not args.card_only:
+            pretrained.train(args.noise, max_minutes=args.max_minutes, data_dir=args.data_dir, device=device,
+                             precision=args.precision)
+        if not args.no_card:
+            pretrained.write_card(data_dir=args.data_dir, repeats=args.repeats, bm3d=args.bm3d, device=device,
+                                  precision=args.precision)
+    except (pretrained.PretrainedError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from None
+    return 0
+
+
+def _checkpoint_argument(value: str | None) -> str | Path:
+    """A --checkpoint value checked: a shipped name (``pretrained:gaussian``) or an existing file;
+    without one, `make all`'s Gaussian U-Net where it exists, else the shipped Gaussian weights."""
+    from .checkpoint import PRETRAINED_PREFIX, resolve_checkpoint
+
+    if value is None:
+        trained = experiment.checkpoint_path("cpu", "unet_n2n_gaussian")
+        value = str(trained) if trained.is_file() else PRETRAINED_PREFIX + "gaussian"
+    try:
+        path = resolve_checkpoint(value)
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from None
+    if not path.is_file():
+        raise UsageError(f"{path}: no such checkpoint; check the path, or name the shipped weights "
+                         f"({PRETRAINED_PREFIX}gaussian)")
+    return value if value.startswith(PRETRAINED_PREFIX) else path
 
 
 def _init_distributed(device_arg: str):
@@ -329,7 +392,7 @@ def _train_in_group(args, distributed_device) -> int:
                             else ("clean", args.clean))
         run = train_own(source, location, model, train_cfg, out=args.out, noise=noise if source == "clean" else None,
                         data_cfg=profile.data, val_pickle=args.val_pickle, overwrite=args.overwrite, device=device,
-                        compile_model=args.compile, precision=args.precision)
+                        compile_model=args.compile, precision=args.precision, init=args.init)
     except (DataError, ValueError) as error:
         raise UsageError(str(error)) from None
     if world()[0] != 0:
@@ -342,7 +405,7 @@ def _train_in_group(args, distributed_device) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"eval": _eval, "summary": _summary, "denoise": _denoise, "train": _train}
+    commands = {"eval": _eval, "summary": _summary, "denoise": _denoise, "train": _train, "pretrained": _pretrained}
     try:
         return commands[args.command](args)
     except UsageError as error:

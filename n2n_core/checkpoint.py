@@ -30,11 +30,14 @@ def library_versions() -> dict:
 
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_args: dict, config: dict, step: int,
                     elapsed: float, history: dict, seed: int, optimizer: torch.optim.Optimizer | None = None,
-                    generator_state: torch.Tensor | None = None, finished: bool = False) -> Path:
+                    generator_state: torch.Tensor | None = None, finished: bool = False,
+                    ema: torch.nn.Module | None = None) -> Path:
     state = {
         "format": FORMAT,
         "model_args": model_args,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        # the moving average of the weights (TrainConfig.ema): what load_model returns when present
+        "ema": {k: v.detach().cpu() for k, v in ema.state_dict().items()} if ema is not None else None,
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "generator_state": generator_state,
         "config": config,
@@ -48,9 +51,37 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_args: dic
     return atomic_save(state, path)
 
 
+PRETRAINED_PREFIX = "pretrained:"
+PRETRAINED_NOISES = ("gaussian", "poisson")
+
+
+def pretrained_path(noise: str, folder: str | Path | None = None) -> Path:
+    """Where the shipped weights for ``noise`` lie (``checkpoints/pretrained/unet_<noise>_blind.pth``)."""
+    from .paths import pretrained_dir
+
+    return Path(folder or pretrained_dir()) / f"unet_{noise}_blind.pth"
+
+
+def resolve_checkpoint(name: str | Path) -> Path:
+    """A checkpoint path from a path or a shipped name, ``pretrained:gaussian`` or ``pretrained:poisson``."""
+    text = str(name)
+    if not text.startswith(PRETRAINED_PREFIX):
+        return Path(name)
+    noise = text[len(PRETRAINED_PREFIX):]
+    if noise not in PRETRAINED_NOISES:
+        raise ValueError(f"{text}: unknown shipped weights; choose "
+                         f"{' or '.join(PRETRAINED_PREFIX + n for n in PRETRAINED_NOISES)}")
+    path = pretrained_path(noise)
+    if not path.is_file():
+        raise FileNotFoundError(f"{text}: {path} is missing; `git checkout {path}` restores the shipped file, "
+                                f"`make pretrained NOISE={noise}` trains it")
+    return path
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """The checkpoint dict; a clear error for a missing file or a file that is not a checkpoint."""
-    path = Path(path)
+    """The checkpoint dict (``path`` may be a shipped name, see ``resolve_checkpoint``); a clear
+    error for a missing file or a file that is not a checkpoint."""
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint; train one first (`make all`)")
     try:
@@ -63,6 +94,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+def initial_weights(source: str | Path, model_args: dict) -> dict:
+    """The weights a run starts from instead of a random initialisation (fine-tuning): those of a
+    checkpoint or of the shipped weights (``pretrained:gaussian``), in float32; the architecture must
+    be the one being trained."""
+    state = load_checkpoint(source)
+    if state["model_args"] != model_args:
+        raise ValueError(f"{source}: holds a {state['model_args']} model, but a {model_args} model is being "
+                         f"trained; start from weights of the same architecture (--model)")
+    weights = state.get("ema") or state["model"]
+    return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+
+
 def checkpoint_precision(state: dict) -> str:
     """The number format ('fp32' or 'bf16') a checkpoint was trained in, from its history;
     checkpoints written before it was recorded were all float32."""
@@ -72,16 +115,18 @@ def checkpoint_precision(state: dict) -> str:
 def load_model(path: str | Path, device: str | torch.device = "cpu", expect: str | None = None) -> torch.nn.Module:
     """The trained model of a checkpoint, in eval mode on ``device``. It takes an N x 3 x H x W
     float tensor in [0, 1] of any H and W and returns the denoised tensor of the same shape.
+    ``path`` may name the shipped weights: ``load_model("pretrained:gaussian")``.
     ``expect`` ('unet' or 'resnet') guards against loading a checkpoint of another architecture."""
     from .models import build
 
     state = load_checkpoint(path)
+    path = resolve_checkpoint(path)
     args = state["model_args"]
     if expect is not None and args.get("name") != expect:
         raise ValueError(f"{path}: holds a {args.get('name')!r} model, not the {expect!r} that was asked for")
     model = build(args)
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state.get("ema") or state["model"])  # the moving average where kept
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise ValueError(f"{path}: weights do not fit a {args} model ({first})") from None

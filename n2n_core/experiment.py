@@ -233,7 +233,8 @@ def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | Non
 
 
 __all__ = ["get_profile", "prepare_patches", "train", "evaluate_run", "record_results", "read_results",
-           "checkpoint_path", "report_path", "run_name", "load_model", "train_table_models", "paper_table"]
+           "checkpoint_path", "report_path", "run_name", "load_model", "train_table_models", "paper_table",
+           "denoise_demo", "resolve_device", "resolve_precision"]
 
 
 # --------------------------------------------------------------------------------- figures
@@ -287,3 +288,28 @@ def paper_references(test_set: str) -> dict[str, float]:
 
     runs = [run_name(m, t) for m in ("resnet", "unet") for t in ("noisy", "clean")]
     return {run: ref for run in runs if (ref := reference(run, test_set)) is not None}
+
+
+# ------------------------------------------------------------------------------ quickstart
+@dataclass
+class Demo:
+    """One photograph, its noisy version and the denoised result, with their PSNRs (8-bit protocol)."""
+    clean: torch.Tensor
+    noisy: torch.Tensor
+    denoised: torch.Tensor
+    psnr_noisy: float
+    psnr_denoised: float
+
+
+def denoise_demo(model: torch.nn.Module, clean: torch.Tensor, sigma: float, seed: int = 0, device: str = "auto",
+                 precision: str = "auto") -> Demo:
+    """Gaussian noise of ``sigma`` (0..255 scale; a function of ``seed``) added to a clean 3 x H x W
+    image in [0, 1], denoised by ``model`` whole (notebook 00)."""
+    from .denoise import denoise_tensor
+    from .metrics import psnr
+    from .noise import GaussianNoise, seeded_generator
+
+    device = resolve_device(device)
+    noisy = GaussianNoise(sigma)(clean, seeded_generator(seed, 0))
+    denoised = denoise_tensor(model, noisy, tile=0, device=device, precision=resolve_precision(precision, device))
+    return Demo(clean, noisy, denoised, float(psnr(noisy, clean)), float(psnr(denoised, clean)))

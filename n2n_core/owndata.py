@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from . import augment, models, paths
-from .checkpoint import load_checkpoint
+from .checkpoint import initial_weights, load_checkpoint
 from .config import DataConfig, ModelConfig, NoiseConfig, TrainConfig
 from .data import Batch, BatchSource, DataSources, PairSampler, build_patch_sets, list_images, to_uint8, validation_pairs
 from .images import ImageError, read_image
@@ -248,9 +248,11 @@ def _from_pickle(path: Path, val_pickle, train_cfg: TrainConfig):
 def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig, out: str | Path | None = None,
               noise: NoiseConfig | None = None, data_cfg: DataConfig | None = None, val_pickle=None,
               overwrite: bool = False, device: str = "auto", progress: bool = True,
-              compile_model: bool = False, precision: str = "auto") -> OwnRun:
+              compile_model: bool = False, precision: str = "auto", init: str | Path | None = None) -> OwnRun:
     """Train ``model`` on ``source`` ('clean', 'pairs' or 'pickle') at ``location`` (a folder, a list
-    of one or two folders, or a pickle file) and return the run; the checkpoint goes to ``out``."""
+    of one or two folders, or a pickle file) and return the run; the checkpoint goes to ``out``.
+    ``init`` starts from the weights of a checkpoint or of the shipped ones (``pretrained:gaussian``)
+    instead of a random initialisation: fine-tuning."""
     out = Path(out) if out is not None else default_checkpoint(model.name, source)
     if train_cfg.target == "clean" and source != "clean":
         raise DataError("clean targets need clean images: use --clean DIR (with synthetic noise), or --target noisy")
@@ -267,9 +269,15 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
 
     _prepare_checkpoint(out, overwrite)
     net = models.build(model, seed=train_cfg.seed)
+    if init is not None:
+        try:
+            net.load_state_dict(initial_weights(init, models.model_args(model)))
+        except (ValueError, FileNotFoundError) as err:
+            raise DataError(f"--init {err}") from None
     run_config = json.loads(json.dumps({"profile": "own data", "source": described, "model": dataclasses.asdict(model),
                                         "noise": dataclasses.asdict(noise) if noise else None,
-                                        "train": dataclasses.asdict(train_cfg)}))
+                                        "train": dataclasses.asdict(train_cfg),
+                                        "init": None if init is None else str(init)}))
     if world()[0] == 0:
         print(f"Training a {model.name} on {described['kind']} data ({described['path']}); validation: "
               f"{described['validation']}; checkpoint {out}")

@@ -59,6 +59,12 @@ def checkpoint_dir() -> Path:
     return output_root() / "checkpoints"
 
 
+def pretrained_dir() -> Path:
+    """The shipped weights (``checkpoints/pretrained/``, committed): part of the code, so never
+    under N2N_OUTPUT_DIR."""
+    return PROJECT_ROOT / "checkpoints" / "pretrained"
+
+
 def report_dir() -> Path:
     return output_root() / "reports"
 

@@ -97,3 +97,17 @@ def table1_figure(table, path: str | Path) -> Path:
         ax.grid(axis="y", alpha=0.3)
         ax.legend(loc="lower right", fontsize=7)
     return _save(fig, path)
+
+
+def pretrained_curve(history: History, pixels_per_step: int, path: str | Path, title: str) -> Path:
+    """Validation PSNR against the pixels a long run has seen (the shipped weights' model card)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    gpix = [s * pixels_per_step / 1e9 for s in history.val_step]
+    ax.plot(gpix, history.val_psnr, marker=".", label="moving average of the weights")
+    if history.val_psnr_input is not None:
+        ax.axhline(history.val_psnr_input, color="grey", ls=":", lw=1, label="noisy input")
+    ax.set(xlabel="Gpix seen (crops x pixels)", ylabel="PSNR (dB)", title=title)
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)

@@ -3,6 +3,8 @@ seconds, validation PSNR against the clean image (never the noisy target), perio
 checkpoints, and resume from the last checkpoint."""
 from __future__ import annotations
 
+import copy
+import datetime
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +33,9 @@ class History:
     val_psnr_input: float | None = None
     precision: str = "fp32"  # the forward pass's number format, 'fp32' or 'bf16'
     hardware: str | None = None  # where it trained (last), e.g. 'Intel Xeon (AVX2, AVX512-BF16, no AMX)'
+    # one entry per call of fit that trained: steps, seconds, date, hardware and precision (a run
+    # resumed over several sessions and machines says where each part ran)
+    chunks: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,7 +139,8 @@ def _all_agree(flag: bool, device: torch.device) -> bool:
 
 def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pairs: tuple[torch.Tensor, torch.Tensor],
         checkpoint_path: str | Path, model_args: dict, run_config: dict, device: str = "auto",
-        progress: bool = True, precision: str = "auto", compile_model: bool = False) -> History:
+        progress: bool = True, precision: str = "auto", compile_model: bool = False,
+        chunk_seconds: float | None = None, keep_precision: bool = True) -> History:
     """Train ``model`` in place and return its History; the checkpoint at ``checkpoint_path`` is
     written every ``cfg.checkpoint_every_seconds`` and at the end. If it exists, training resumes
     from it (same ``run_config`` required), and a finished run returns at once.
@@ -149,17 +155,23 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     ``devices.fast_bf16``), else float32. A resumed run keeps the precision it was started with
     unless another is asked for by name; the checkpoint records it. ``compile_model`` trains through torch.compile
     (validation and checkpoints use the plain module, which shares its weights); the first steps
-    then wait for the compiler. The sampler draws its batches on ``device`` (``use_device``)."""
+    then wait for the compiler. The sampler draws its batches on ``device`` (``use_device``).
+
+    ``chunk_seconds`` ends this call after that much wall-clock time, with a checkpoint that a later
+    call resumes (a long run in chunks, e.g. one per session); ``keep_precision=False`` lets a resumed
+    run take ``precision`` on this machine (resolved afresh) instead of the one it started with.
+    With ``cfg.ema`` the model also keeps a moving average of its weights: validation measures the
+    average, the checkpoint holds both, and ``model`` returns holding the average."""
     device = resolve_device(device)
     rank, size = world()
     if cfg.batch_size % size:
         raise ValueError(f"batch_size {cfg.batch_size} does not split over {size} processes; use a multiple of {size}")
     checkpoint_path = Path(checkpoint_path)
     state = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
-    if precision == "auto" and state is not None:
+    if precision == "auto" and state is not None and keep_precision:
         precision = checkpoint_precision(state)  # a resumed run keeps its number format
     precision = resolve_precision(precision, device)
-    if state is not None and not state["finished"] and precision != checkpoint_precision(state):
+    if state is not None and not state["finished"] and keep_precision and precision != checkpoint_precision(state):
         raise ConfigMismatch(f"{checkpoint_path} was started in precision {checkpoint_precision(state)}, not "
                              f"{precision}; resume it with precision auto or {checkpoint_precision(state)}, or "
                              f"choose another path")
@@ -174,6 +186,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     if compile_model:
         net = compile_module(net)
     optimizer = make_optimizer(model, cfg.lr)
+    average = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema else None
     sampler.use_device(device)  # before a checkpoint restores its state
     loss_fn = get_loss(cfg.loss)
     history, step, elapsed_before = History(), 0, 0.0
@@ -186,6 +199,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
             raise ConfigMismatch(f"{checkpoint_path} was trained with another configuration (differs in: "
                              f"{', '.join(diff) or 'model_args'}); delete it to retrain, or choose another path")
         model.load_state_dict(state["model"])
+        if average is not None:
+            average.load_state_dict(state.get("ema") or state["model"])
         if state["optimizer"] is not None:
             optimizer.load_state_dict(state["optimizer"])
         if state["generator_state"] is not None:
@@ -193,6 +208,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
         history = History.from_dict(state["history"])
         step, elapsed_before = state["step"], state["elapsed_seconds"]
         if state["finished"]:
+            if average is not None:
+                model.load_state_dict(average.state_dict())
             print(f"{checkpoint_path.name}: already trained ({step} steps); loaded it")
             return history
         print(f"{checkpoint_path.name}: resuming at step {step}")
@@ -200,6 +217,10 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
         print(f"{checkpoint_path.name}: training on {describe_path(device, precision, layout)}")
 
     history.precision, history.hardware = precision, describe_device(device)
+    chunk = {"start_step": step, "end_step": step, "seconds": 0.0, "precision": precision,
+             "hardware": history.hardware, "date": datetime.date.today().isoformat()}
+    history.chunks.append(chunk)
+    evaluated = average if average is not None else model
     if history.val_psnr_input is None:
         history.val_psnr_input = float(psnr(val_noisy, val_clean).mean())
     share = slice(rank * cfg.batch_size // size, (rank + 1) * cfg.batch_size // size)
@@ -209,22 +230,29 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     def save(finished: bool) -> None:
         if rank != 0:
             return
+        chunk.update(end_step=step, seconds=round(time.monotonic() - start, 1))
         save_checkpoint(checkpoint_path, model=model, model_args=model_args, config=run_config, step=step,
                         elapsed=elapsed_before + time.monotonic() - start, history=history.to_dict(),
                         seed=cfg.seed, optimizer=optimizer, generator_state=sampler.get_state(),
-                        finished=finished)
+                        finished=finished, ema=average)
 
     start = last_save = time.monotonic()
     total = cfg.max_steps if cfg.max_seconds is None else None
     bar = tqdm(total=total, initial=step, desc=checkpoint_path.stem, disable=not progress, unit="step")
     loss_sum, loss_count = torch.zeros((), device=device), 0  # summed on the device: no wait per step
-    while _all_agree((p := _progress(cfg, step, elapsed_before + time.monotonic() - start)) < 1.0, device):
+    chunk_over = False
+    while _all_agree((p := _progress(cfg, step, elapsed_before + time.monotonic() - start)) < 1.0
+                     and not chunk_over, device):
         lr = learning_rate(cfg.lr, p, cfg.rampdown)
         for group in optimizer.param_groups:
             group["lr"] = lr
         if size == 1:
             threads().poll()  # one fewer thread while another process keeps a core busy
         loss = train_step(sampler.sample(), share)
+        if average is not None:
+            # the decay warms up, (1 + t) / (10 + t) until it reaches cfg.ema: early weights are soon forgotten
+            decay = min(cfg.ema, (1.0 + step) / (10.0 + step))
+            torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), 1.0 - decay)
         step += 1
         loss_sum, loss_count = loss_sum + loss, loss_count + 1
         bar.update(1)
@@ -232,20 +260,30 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
             _log(history, step, elapsed_before + time.monotonic() - start, loss_sum.item() / loss_count, lr)
             loss_sum, loss_count = torch.zeros((), device=device), 0
             history.val_step.append(step)
-            history.val_psnr.append(validate(model, val_noisy, val_clean, device, precision=precision))
+            history.val_psnr.append(validate(evaluated, val_noisy, val_clean, device, precision=precision))
             bar.set_postfix(loss=f"{history.train_loss[-1]:.4g}", val_psnr=f"{history.val_psnr[-1]:.2f}")
         if time.monotonic() - last_save > cfg.checkpoint_every_seconds:
             save(finished=False)
             last_save = time.monotonic()
+        chunk_over = chunk_seconds is not None and time.monotonic() - start >= chunk_seconds
     bar.close()
     if rank != 0:
+        return history
+    if chunk_over and _progress(cfg, step, elapsed_before + time.monotonic() - start) < 1.0:
+        save(finished=False)
+        if average is not None:
+            model.load_state_dict(average.state_dict())
+        print(f"{checkpoint_path.name}: stopped after {time.monotonic() - start:.0f} s of this chunk at step {step}; "
+              f"the same call resumes it")
         return history
     if loss_count:
         _log(history, step, elapsed_before + time.monotonic() - start, loss_sum.item() / loss_count, lr)
     if not history.val_step or history.val_step[-1] != step:
         history.val_step.append(step)
-        history.val_psnr.append(validate(model, val_noisy, val_clean, device, precision=precision))
+        history.val_psnr.append(validate(evaluated, val_noisy, val_clean, device, precision=precision))
     save(finished=True)
+    if average is not None:
+        model.load_state_dict(average.state_dict())
     print(f"{checkpoint_path.name}: {step} steps in {elapsed_before + time.monotonic() - start:.0f} s, "
           f"validation PSNR {history.val_psnr[-1]:.2f} dB (noisy input {history.val_psnr_input:.2f} dB)"
           + (f", {size} processes" if size > 1 else ""))

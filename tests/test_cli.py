@@ -156,7 +156,8 @@ def _one_line_error(capsys, argv, message):
     ("empty", "no image files"),
     ("not_checkpoint", "fake.pth: not a readable checkpoint"),
     ("other_arch", "holds a 'resnet' model, not the 'unet'"),
-    ("no_default", "no such checkpoint; run `make all`"),
+    ("unknown_shipped", "pretrained:nope: unknown shipped weights; choose pretrained:gaussian or pretrained:poisson"),
+    ("missing_file", "no such checkpoint; check the path"),
     ("unwritable", "cannot write to this folder"),
     ("bad_tile", "tile 32 is too small for overlap 16"),
 ])
@@ -188,8 +189,10 @@ def test_denoise_errors_are_one_line(own_checkpoint, tmp_path, capsys, case, mes
         args[2] = str(tmp_path / "fake.pth")
     elif case == "other_arch":
         args += ["--model", "unet"]
-    elif case == "no_default":
-        args = [str(good), "--out", str(tmp_path / "out")]
+    elif case == "unknown_shipped":
+        args[2] = "pretrained:nope"
+    elif case == "missing_file":
+        args[2] = str(tmp_path / "nowhere.pth")
     elif case == "unwritable":
         (tmp_path / "file").write_text("a file, not a folder")
         args[-1] = str(tmp_path / "file" / "sub")

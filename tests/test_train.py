@@ -305,3 +305,35 @@ def test_fit_says_where_and_how_it_trains(tmp_path, smooth_patches, val_pairs, c
     assert "say.pth: training on cpu, " in printed and ("float32" in printed or "bfloat16" in printed)
     hardware = load_checkpoint(tmp_path / "say.pth")["history"]["hardware"]
     assert hardware == describe_device(torch.device("cpu")) and "AVX2" in hardware
+
+
+# ---------------------------------------------------------------- moving average, chunks (make pretrained)
+def test_fit_keeps_a_moving_average_validates_and_returns_it(tmp_path, smooth_patches, val_pairs):
+    from n2n_core.checkpoint import load_checkpoint, load_model
+
+    path = tmp_path / "ema.pth"
+    model = models.build(TINY, seed=0)
+    cfg = TrainConfig(crop=16, batch_size=2, lr=1e-2, max_steps=4, val_every=2, ema=0.5)
+    history = _fit(model, cfg, _sampler(smooth_patches, batch=2), val_pairs, path)
+    state = load_checkpoint(path)
+    assert not all(torch.equal(state["ema"][k], state["model"][k]) for k in state["model"])
+    assert all(torch.equal(v, state["ema"][k]) for k, v in model.state_dict().items())  # the average comes back
+    assert all(torch.equal(v, state["ema"][k]) for k, v in load_model(path).state_dict().items())
+    noisy, clean = val_pairs
+    assert history.val_psnr[-1] == pytest.approx(validate(model, noisy, clean, torch.device("cpu")))
+
+
+def test_fit_in_chunks_resumes_and_may_change_precision_when_told(tmp_path, smooth_patches, val_pairs):
+    path = tmp_path / "chunks.pth"
+    cfg = TrainConfig(crop=16, batch_size=2, max_steps=3, val_every=3)
+    args = (models.model_args(TINY), RUN_CONFIG)
+    history = fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path, *args,
+                  device="cpu", progress=False, chunk_seconds=0.0)
+    assert [(c["start_step"], c["end_step"], c["precision"]) for c in history.chunks] == [(0, 1, "fp32")]
+    with pytest.raises(train_module.ConfigMismatch, match="was started in precision fp32"):
+        fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path, *args,
+            device="cpu", progress=False, precision="bf16")
+    history = fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path, *args,
+                  device="cpu", progress=False, precision="bf16", keep_precision=False)
+    assert [(c["start_step"], c["end_step"], c["precision"]) for c in history.chunks] == [(0, 1, "fp32"), (1, 3, "bf16")]
+    assert history.precision == "bf16" and history.step[-1] == 3

@@ -1,0 +1,309 @@
+"""The shipped weights: how `make pretrained` trains them, exports them and writes their model card.
+
+``checkpoints/pretrained/unet_<noise>_blind.pth`` holds the paper's U-Net trained by ``train.fit``
+with noisy targets only (Noise2Noise) and blind noise levels (Gaussian sigma ~ U(0, 50), Poisson
+lambda ~ U(0.001, 50)), in the ``pretrained`` profile (config.py). The weights are the moving average
+of the run (``TrainConfig.ema``), stored in float16 (half the size, PSNR unchanged to 0.01 dB), in
+an ordinary checkpoint: ``load_model("pretrained:gaussian")`` reads it, ``n2n denoise`` uses it
+when no checkpoint of `make all` exists.
+
+Training runs in chunks (``--max-minutes``), one per session or machine: while it is unfinished,
+``unet_<noise>_blind.state.pth`` beside the weights holds the whole training state (weights, moving
+average, Adam, the sampler's random state), one file that each chunk replaces; the finished run
+deletes it. Each chunk re-exports the weights, so the shipped file is always the latest average.
+The data are the clean training pool (``N2N_DATA_DIR`` with train_pool/, or the official BSDS300
+download); a resumed run must see the same pool (its file names and sizes are part of the run's
+configuration).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from . import models, paths
+from .checkpoint import FORMAT, atomic_save, library_versions, load_checkpoint, pretrained_path
+from .config import PROFILES, NoiseConfig, Profile
+from .data import PairSampler, build_patch_sets, validation_pairs
+from .noise import test_noise, training_noise
+from .train import History, fit
+
+NOISES = ("gaussian", "poisson")
+# the levels the model card measures, per noise type (the paper's Table 1 level in the middle)
+CARD_LEVELS = {"gaussian": (15.0, 25.0, 50.0), "poisson": (30.0, 10.0)}
+
+
+class PretrainedError(ValueError):
+    """A pretrained run that cannot go on as asked; the message says why and what to do."""
+
+
+def profile() -> Profile:
+    return PROFILES["pretrained"]
+
+
+def noise_config(noise: str) -> NoiseConfig:
+    """The blind training noise of the shipped ``noise`` weights (test level: the paper's)."""
+    if noise not in NOISES:
+        raise PretrainedError(f"no shipped weights for {noise!r} noise; choose one of {', '.join(NOISES)}")
+    config = profile().noise_config(noise)
+    keep = {"gaussian": "train_sigma_range", "poisson": "train_lam_range"}[noise]
+    return dataclasses.replace(config, **{name: None for name in ("train_sigma_range", "train_lam_range",
+                                                                   "train_p_range") if name != keep})
+
+
+def state_path(noise: str, folder: Path | None = None) -> Path:
+    """The training state of an unfinished run, beside the weights."""
+    return pretrained_path(noise, folder).with_suffix(".state.pth")
+
+
+def _pool_identity(files: list[Path]) -> str:
+    """Names and sizes of the training pool, hashed: a resumed run must draw from the same images,
+    wherever the folder lies."""
+    digest = hashlib.sha256()
+    for f in sorted(files, key=lambda p: (p.parent.name, p.name)):
+        digest.update(f"{f.parent.name}/{f.name}:{f.stat().st_size}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _sources(data_dir: str | Path | None):
+    from .experiment import data_sources
+
+    sources = data_sources(None if data_dir is None else str(data_dir))
+    if not sources.comparable:
+        raise PretrainedError("the shipped weights train on the paper's training pool; the embedded photographs "
+                              "are too few. Set N2N_DATA_DIR to a folder with train_pool/ (and kodak/), or allow "
+                              "the official BSDS300 download (unset N2N_OFFLINE)")
+    return sources
+
+
+def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: str | Path | None = None,
+          device: str = "auto", precision: str = "auto", folder: Path | None = None, progress: bool = True,
+          profile_override: Profile | None = None) -> History:
+    """Train (or go on training) the shipped ``noise`` weights for at most ``max_minutes`` of this
+    call, then export them. A finished run only re-exports. ``precision`` is resolved on this machine
+    for every chunk (bfloat16 on AMX CPUs), and recorded per chunk in the history."""
+    prof = profile_override or profile()
+    noise_cfg = noise_config(noise)
+    weights, state = pretrained_path(noise, folder), state_path(noise, folder)
+    if not state.exists() and weights.exists() and load_checkpoint(weights).get("finished"):
+        print(f"{weights}: finished ({load_checkpoint(weights)['step']} steps); nothing to train")
+        return History.from_dict(load_checkpoint(weights)["history"])
+    if max_minutes is not None and max_minutes <= 0:
+        raise PretrainedError(f"--max-minutes must be > 0, got {max_minutes}")
+    sources = _sources(data_dir)
+    started = time.monotonic()
+    sets = build_patch_sets(sources, prof.data, prof.train.seed)
+    print(f"Cut {len(sets.train)} training and {len(sets.val)} validation patches of {prof.data.patch_size} px "
+          f"in {time.monotonic() - started:.0f} s")
+    train_cfg = prof.train
+    model_cfg = prof.unet
+    run_config = json.loads(json.dumps({
+        "profile": prof.name, "pretrained": noise, "model": dataclasses.asdict(model_cfg),
+        "noise": dataclasses.asdict(noise_cfg), "train": dataclasses.asdict(train_cfg),
+        "data": {"pool": _pool_identity(sources.train), "train_images": sets.meta["train_images"],
+                 "val_images": sets.meta["val_images"], "data_config": sets.meta["data_config"]}}))
+    net = models.build(model_cfg, seed=train_cfg.seed)
+    sampler = PairSampler(sets.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise_cfg), "noisy",
+                          torch.Generator().manual_seed(train_cfg.seed))
+    val = validation_pairs(sets.val, test_noise(noise_cfg), train_cfg.seed)
+    history = fit(net, train_cfg, sampler, val, state, models.model_args(model_cfg), run_config, device=device,
+                  progress=progress, precision=precision, keep_precision=False,
+                  chunk_seconds=None if max_minutes is None else 60.0 * max_minutes)
+    export(noise, folder, data_description=f"{sources.origin}: {len(sources.train)} clean pool images, "
+                                         f"{sets.meta['val_images']} of them held out for validation")
+    return history
+
+
+def export(noise: str, folder: Path | None = None, data_description: str | None = None) -> Path:
+    """Write the shipped weights from the training state: the moving average in float16, the run's
+    configuration and history, no optimizer. A finished run's state file is deleted after."""
+    state_file, weights = state_path(noise, folder), pretrained_path(noise, folder)
+    state = load_checkpoint(state_file)
+    average = state.get("ema") or state["model"]
+    cfg = state["config"]["train"]
+    shipped = {
+        "format": FORMAT, "model_args": state["model_args"],
+        "model": {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in average.items()},
+        "ema": None, "optimizer": None, "generator_state": None,
+        "config": state["config"], "step": state["step"], "elapsed_seconds": state["elapsed_seconds"],
+        "finished": state["finished"], "history": state["history"], "seed": state["seed"],
+        "versions": library_versions(),
+        "pretrained": {"noise": noise, "pixels_seen": state["step"] * cfg["batch_size"] * cfg["crop"] ** 2,
+                       "command": f"make pretrained NOISE={noise}", "data": data_description,
+                       "weights": "moving average of the weights (decay {}), float16".format(cfg.get("ema"))},
+    }
+    atomic_save(shipped, weights)
+    print(f"Wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB): step {state['step']} of {cfg['max_steps']}"
+          + (", finished" if state["finished"] else ""))
+    if state["finished"]:
+        state_file.unlink()
+        print(f"Deleted the training state {state_file}: the run is finished")
+    return weights
+
+
+# ------------------------------------------------------------------------------- model card
+def _level_config(noise: str, level: float) -> NoiseConfig:
+    return dataclasses.replace(noise_config(noise), **{"gaussian": {"sigma": level}, "poisson": {"lam": level}}[noise])
+
+
+def _paper(noise: str, level: float, test_set: str) -> tuple[float | None, float | None]:
+    """(the paper's Noise2Noise U-Net, the paper's classical baseline) at Table 1's level only: the
+    released U-Net where the paper gives it, else Table 1 (RED30 for Gaussian)."""
+    from .paper import RELEASED_UNET_GAUSSIAN, RELEASED_UNET_POISSON, TABLE1
+
+    if level != {"gaussian": 25.0, "poisson": 30.0}[noise]:
+        return None, None
+    released = {"gaussian": RELEASED_UNET_GAUSSIAN, "poisson": RELEASED_UNET_POISSON}[noise]
+    table = TABLE1[noise].get(test_set, {})
+    return released.get(test_set, {}).get("n2n", table.get("n2n")), table.get("baseline")
+
+
+def card_figures(noise: str, folder: Path | None = None, data_dir: str | Path | None = None, repeats: int = 1,
+                 bm3d: bool = False, device: str = "auto", precision: str = "auto",
+                 limit: int | None = None) -> list[dict]:
+    """The card's numbers for the shipped ``noise`` weights: every available test set at every level
+    of ``CARD_LEVELS``, the paper's protocol with ``repeats`` noise draws per image (``limit``: the
+    first images only), beside the noisy input, BM3D with the level known (read from ``card.json``
+    beside the weights; measured where missing when ``bm3d``) and the paper."""
+    from . import baselines
+    from .checkpoint import load_model
+    from .experiment import evaluate_sets
+
+    folder = Path(folder) if folder else pretrained_path(noise).parent
+    cache_file = folder / "card.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    from .devices import resolve_device
+
+    sources = _sources(data_dir)
+    device = resolve_device(device)
+    model = load_model(pretrained_path(noise, folder), device=device)
+    rows = []
+    for level in CARD_LEVELS[noise]:
+        cfg = _level_config(noise, level)
+        names = list(sources.test_sets)
+        reps, limits = {n: repeats for n in names}, {n: limit for n in names}
+        ours = evaluate_sets(model, sources, names, cfg, device=device, repeats=reps, limits=limits,
+                             label=f"pretrained:{noise} | {cfg.label} | ", precision=precision)
+        for name in names:
+            ev = ours[name]
+            key = f"{noise}/{level:g}/{name}/{len(ev.names)}x{repeats}"
+            if key not in cache.get("bm3d", {}) and bm3d and baselines.available():
+                from .paths import bm3d_cache_dir
+
+                measured = evaluate_sets(baselines.BM3DBaseline(cfg, bm3d_cache_dir()), sources, [name], cfg,
+                                         device="cpu", repeats=reps, limits=limits, label=f"BM3D | {cfg.label} | ")
+                cache.setdefault("bm3d", {})[key] = round(measured[name].psnr, 4)
+            paper_n2n, paper_baseline = _paper(noise, level, name)
+            rows.append({"set": name, "images": len(ev.names), "repeats": repeats, "level": level,
+                         "input": round(ev.psnr_input, 2), "ours": round(ev.psnr, 2), "ssim": round(ev.ssim, 4),
+                         "bm3d": cache.get("bm3d", {}).get(key), "paper_n2n": paper_n2n,
+                         "paper_baseline": paper_baseline, "precision": ev.precision})
+    from .paths import atomic_write_text
+
+    atomic_write_text(cache_file, json.dumps(cache, indent=2, sort_keys=True) + "\n")
+    return rows
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def card_section(noise: str, rows: list[dict], folder: Path | None = None) -> str:
+    """The markdown of one shipped model: what it is, how it was trained, its curve and its numbers."""
+    from .plots import pretrained_curve
+
+    path = pretrained_path(noise, folder)
+    state = load_checkpoint(path)
+    history = History.from_dict(state["history"])
+    info, cfg = state.get("pretrained", {}), state["config"]
+    train_cfg, noise_cfg = cfg["train"], cfg["noise"]
+    per_step = train_cfg["batch_size"] * train_cfg["crop"] ** 2
+    blind = noise_cfg["train_sigma_range"] if noise == "gaussian" else noise_cfg["train_lam_range"]
+    symbol = "sigma" if noise == "gaussian" else "lambda"
+    test_level = noise_cfg["sigma" if noise == "gaussian" else "lam"]
+    curve = pretrained_curve(history, per_step, path.with_name(f"{path.stem}_curve.png"),
+                             title=f"{path.name}: validation PSNR, {symbol} {test_level:g}, held-out pool crops")
+    status = (f"finished, {state['step']} steps" if state["finished"] else
+              f"**unfinished**: step {state['step']} of {train_cfg['max_steps']}; `make pretrained NOISE={noise}` "
+              f"goes on from the committed training state")
+    minutes = sum(c["seconds"] for c in history.chunks) / 60
+    lines = [
+        f"## `{path.name}`: blind {noise.capitalize()} U-Net, noisy targets only",
+        "",
+        f"The paper's U-Net trained with Noise2Noise (noisy input, independent noisy target, L2 loss; no clean "
+        f"image) on {noise} noise with {symbol} drawn per image from U{tuple(blind)}: one model for every level "
+        f"in that range, no level to give. Status: {status}.",
+        "",
+        f"- Use: `n2n denoise photo.jpg --out denoised/` (the default weights{'' if noise == 'gaussian' else ' for Gaussian; here `--checkpoint pretrained:poisson`'}), "
+        f"`n2n_core.load_model(\"pretrained:{noise}\")` in Python, `n2n train --pairs DIR --init pretrained:{noise}` to "
+        f"fine-tune on your own pairs.",
+        f"- Trained by: `{info.get('command', 'make pretrained')}` (the `pretrained` profile of `n2n_core/config.py`), "
+        f"with `N2N_DATA_DIR` pointing at the paper's training data.",
+        f"- Data: {info.get('data') or 'the clean training pool'}; crops of "
+        f"{train_cfg['crop']} px, batch {train_cfg['batch_size']}, random flips and rotations; validation on crops of "
+        f"the held-out pool images.",
+        f"- Recipe: Adam (0.9, 0.99, 1e-8), learning rate {train_cfg['lr']:g} with the paper's ramp-down over the last "
+        f"{train_cfg['rampdown']:.0%} of {train_cfg['max_steps']} steps; shipped weights: {info.get('weights')}.",
+        f"- Seen so far: {state['step']} steps, {state['step'] * per_step / 1e9:.2f} Gpix, {minutes:.0f} minutes of "
+        f"training in {len(history.chunks)} chunk(s):",
+        "",
+        "| date | hardware | number format | steps | minutes | steps/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in history.chunks:
+        steps = c["end_step"] - c["start_step"]
+        lines.append(f"| {c['date']} | {c['hardware']} | {c['precision']} | {c['start_step']}-{c['end_step']} | "
+                     f"{c['seconds'] / 60:.0f} | {steps / max(c['seconds'], 1e-9):.2f} |")
+    lines += ["", f"![training curve]({curve.name})", "",
+              "| Gpix seen | step | validation PSNR (dB) |", "|---|---|---|"]
+    for step, value in zip(history.val_step, history.val_psnr):
+        lines.append(f"| {step * per_step / 1e9:.3f} | {step} | {value:.2f} |")
+    if history.val_psnr_input is not None:
+        lines.append(f"| noisy input | | {history.val_psnr_input:.2f} |")
+    lines += ["", f"Test sets, the paper's protocol (`n2n eval pretrained:{noise} --{'sigma' if noise == 'gaussian' else 'lam'} L`): "
+              "RGB, noise in float from fixed seeds (seed 0), output and reference clipped and rounded to 8 bit, PSNR "
+              "per image over all channels, then the mean. BM3D is told the noise level (measured here, with the "
+              "same noisy images; `–`: not measured yet). The paper's figures exist at its Table 1 level only: "
+              "its released U-Net where given (Kodak, BSD300), else Table 1.", "",
+              f"| test set | {symbol} | images x draws | noisy input | this model | BM3D, measured | paper: N2N | paper: BM3D |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['set']} | {r['level']:g} | {r['images']} x {r['repeats']} | {_fmt(r['input'])} | "
+                     f"**{_fmt(r['ours'])}** | {_fmt(r['bm3d'])} | {_fmt(r['paper_n2n'])} | {_fmt(r['paper_baseline'])} |")
+    return "\n".join(lines) + "\n"
+
+
+CARD_INTRO = """# Shipped weights (model card)
+
+Written by `make pretrained` (`n2n_core.pretrained.write_card`) from the checkpoints in this folder; do
+not edit by hand. The weights are float16 state dicts in this project's checkpoint format, with the
+run's configuration and training history; any `n2n` command or `n2n_core.load_model` reads them.
+
+Limits: trained on synthetic noise (independent per pixel) added to natural photographs. Camera noise
+is not independent Gaussian noise (it depends on the signal, is correlated after demosaicing, and is
+clipped): for your own captures, fine-tune on pairs of them (`n2n train --pairs DIR --init
+pretrained:gaussian`, notebook 06). Training data: BSDS300 and T91, whose images are for research use.
+"""
+
+
+def write_card(folder: Path | None = None, data_dir: str | Path | None = None, repeats: int = 1, bm3d: bool = False,
+               device: str = "auto", precision: str = "auto", limit: int | None = None) -> Path:
+    """Measure every shipped model in ``folder`` and write its README.md (the model card)."""
+    from .paths import atomic_write_text
+
+    folder = Path(folder) if folder else pretrained_path("gaussian").parent
+    sections = []
+    for noise in NOISES:
+        if pretrained_path(noise, folder).is_file():
+            rows = card_figures(noise, folder, data_dir, repeats=repeats, bm3d=bm3d, device=device,
+                                precision=precision, limit=limit)
+            sections.append(card_section(noise, rows, folder))
+    if not sections:
+        raise PretrainedError(f"{folder}: no shipped weights to describe; `make pretrained` trains them")
+    path = atomic_write_text(folder / "README.md", CARD_INTRO + "\n" + "\n".join(sections))
+    print(f"Wrote {path}")
+    return path

@@ -1,0 +1,183 @@
+"""The shipped weights: the committed file, loading them by name, `n2n denoise` without a checkpoint,
+fine-tuning from them (`--init`), and `make pretrained`'s chunked training, export and model card."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import skimage.data
+import torch
+
+from n2n_core import experiment, load_model, models, pretrained
+from n2n_core.__main__ import main
+from n2n_core.checkpoint import initial_weights, load_checkpoint, pretrained_path, resolve_checkpoint
+from n2n_core.config import ModelConfig
+from n2n_core.data import load_image
+
+SHIPPED = pretrained_path("gaussian")
+PHOTO = Path(skimage.data.__file__).parent / "astronaut.png"
+
+
+# ------------------------------------------------------------------------------ the shipped file
+def test_shipped_gaussian_weights_are_small_blind_noise2noise_float16():
+    assert SHIPPED.is_file(), "checkpoints/pretrained/unet_gaussian_blind.pth is part of the repository"
+    assert SHIPPED.stat().st_size <= 4 * 1024 * 1024
+    state = load_checkpoint(SHIPPED)
+    assert state["model_args"] == {"name": "unet"}
+    assert state["optimizer"] is None and state["ema"] is None  # weights and card data only
+    assert {v.dtype for v in state["model"].values()} == {torch.float16}
+    config = state["config"]
+    assert config["train"]["target"] == "noisy"  # the Noise2Noise claim: no clean target
+    assert config["noise"]["kind"] == "gaussian" and config["noise"]["train_sigma_range"] == [0.0, 50.0]
+    assert state["pretrained"]["pixels_seen"] == state["step"] * config["train"]["batch_size"] * config["train"]["crop"] ** 2
+    assert state["history"]["chunks"] and state["versions"]["torch"]
+
+
+def test_shipped_weights_denoise_a_photograph_they_never_saw():
+    model = load_model("pretrained:gaussian")
+    assert next(model.parameters()).dtype == torch.float32  # float16 on disk, float32 to compute
+    clean = load_image(PHOTO)[:, 128:384, 128:384]
+    gains = [experiment.denoise_demo(model, clean, sigma, device="cpu", precision="fp32") for sigma in (15.0, 40.0)]
+    for demo in gains:  # blind: one model for both levels
+        assert demo.psnr_denoised - demo.psnr_noisy >= 5.0, (demo.psnr_noisy, demo.psnr_denoised)
+
+
+def test_shipped_names_resolve_and_wrong_ones_say_what_to_do(monkeypatch, tmp_path):
+    assert resolve_checkpoint("pretrained:gaussian") == SHIPPED
+    assert resolve_checkpoint("some/file.pth") == Path("some/file.pth")
+    with pytest.raises(ValueError, match="pretrained:nope: unknown shipped weights; choose pretrained:gaussian or"):
+        resolve_checkpoint("pretrained:nope")
+    monkeypatch.setattr("n2n_core.paths.pretrained_dir", lambda: tmp_path / "gone")
+    with pytest.raises(FileNotFoundError, match=r"pretrained:gaussian: .* is missing; `git checkout .*` restores"):
+        load_model("pretrained:gaussian")
+
+
+def test_denoise_without_a_checkpoint_uses_the_shipped_weights(tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+    Image.open(PHOTO).crop((0, 0, 96, 80)).save(photo)
+    assert main(["denoise", str(photo), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "Weights: pretrained:gaussian (the shipped blind Gaussian U-Net" in out
+    assert Image.open(tmp_path / "out" / "photo.png").size == (96, 80)
+
+
+def test_denoise_prefers_the_make_all_checkpoint_when_there_is_one(tmp_path, capsys, output_dir):
+    target = experiment.checkpoint_path("cpu", "unet_n2n_gaussian")
+    target.parent.mkdir(parents=True)
+    shutil.copy(SHIPPED, target)
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+    Image.open(PHOTO).crop((0, 0, 40, 40)).save(photo)
+    assert main(["denoise", str(photo), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert f"Weights: {target}" in capsys.readouterr().out
+
+
+def test_eval_takes_a_shipped_name(data_folder, tmp_path):
+    report = tmp_path / "eval.json"
+    assert main(["eval", "pretrained:gaussian", "--data-dir", str(data_folder), "--sets", "kodak", "--device", "cpu",
+                 "--json", str(report)]) == 0
+    numbers = json.loads(report.read_text())
+    assert numbers["model"] == "pretrained:gaussian" and numbers["noise"]["sigma"] == 25.0
+    assert numbers["sets"]["kodak"]["psnr"] > numbers["sets"]["kodak"]["psnr_input"] + 3
+
+
+# ---------------------------------------------------------------------------------- fine-tuning
+def test_train_init_starts_from_the_shipped_weights(tmp_path, capsys):
+    from conftest import write_noisy_pairs
+
+    root = write_noisy_pairs(tmp_path / "pairs", [(40, 44)] * 3)
+    out = tmp_path / "ft.pth"
+    assert main(["train", "--pairs", str(root), "--profile", "smoke", "--steps", "1", "--crop", "32",
+                 "--batch-size", "2", "--lr", "1e-9", "--out", str(out), "--device", "cpu",
+                 "--init", "pretrained:gaussian"]) == 0
+    state = load_checkpoint(out)
+    assert state["config"]["init"] == "pretrained:gaussian"
+    shipped = initial_weights("pretrained:gaussian", {"name": "unet"})
+    # one step at a negligible learning rate: still the shipped weights, not a random initialisation
+    for name, value in state["model"].items():
+        assert torch.allclose(value, shipped[name], atol=1e-4), name
+
+
+def test_train_init_refuses_weights_of_another_architecture(tmp_path, capsys):
+    from conftest import write_noisy_pairs
+
+    root = write_noisy_pairs(tmp_path / "pairs", [(40, 44)] * 3)
+    code = main(["train", "--pairs", str(root), "--model", "resnet", "--profile", "smoke", "--steps", "1",
+                 "--out", str(tmp_path / "r.pth"), "--device", "cpu", "--init", "pretrained:gaussian"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--init pretrained:gaussian: holds a {'name': 'unet'} model" in err
+    assert "start from weights of the same architecture" in err and not (tmp_path / "r.pth").exists()
+
+
+# -------------------------------------------------------------------- make pretrained, in little
+@pytest.fixture
+def little(tiny_profile):
+    """The pretrained profile cut to seconds: 24 px patches, 16 px crops, 6 steps."""
+    prof = pretrained.profile()
+    return dataclasses.replace(prof, data=dataclasses.replace(tiny_profile.data, test_limit=None, test_crop=None),
+                               train=dataclasses.replace(prof.train, crop=16, batch_size=2, max_steps=6, val_every=2,
+                                                         ema=0.9))
+
+
+def test_pretrained_trains_in_chunks_exports_and_finishes(little, data_folder, tmp_path):
+    folder = tmp_path / "ship"
+    # a chunk of (almost) no time: one step, a training state, and weights exported from it
+    history = pretrained.train("gaussian", max_minutes=1e-6, data_dir=data_folder, folder=folder,
+                               profile_override=little, progress=False, device="cpu")
+    state = load_checkpoint(pretrained.state_path("gaussian", folder))
+    assert state["step"] == 1 and not state["finished"] and state["optimizer"] is not None
+    assert state["ema"] is not None
+    shipped = load_checkpoint(pretrained_path("gaussian", folder))
+    assert shipped["step"] == 1 and shipped["optimizer"] is None and not shipped["finished"]
+    assert all(torch.equal(shipped["model"][k], v.half()) for k, v in state["ema"].items())  # the average, float16
+    assert len(history.chunks) == 1
+    # the next call goes on where the last stopped, finishes, and drops the training state
+    history = pretrained.train("gaussian", data_dir=data_folder, folder=folder, profile_override=little,
+                               progress=False, device="cpu")
+    assert history.step[-1] == 6 and [(c["start_step"], c["end_step"]) for c in history.chunks] == [(0, 1), (1, 6)]
+    assert not pretrained.state_path("gaussian", folder).exists()
+    shipped = load_checkpoint(pretrained_path("gaussian", folder))
+    assert shipped["finished"] and shipped["step"] == 6 and shipped["pretrained"]["pixels_seen"] == 6 * 2 * 16 * 16
+    # a finished run is not retrained
+    assert pretrained.train("gaussian", data_dir=data_folder, folder=folder, profile_override=little,
+                            progress=False).step[-1] == 6
+
+
+def test_pretrained_refuses_the_embedded_photographs(little, tmp_path):
+    with pytest.raises(pretrained.PretrainedError, match="Set N2N_DATA_DIR to a folder with train_pool/"):
+        pretrained.train("gaussian", folder=tmp_path, profile_override=little)
+    with pytest.raises(pretrained.PretrainedError, match="no shipped weights for 'bernoulli' noise"):
+        pretrained.train("bernoulli", folder=tmp_path, profile_override=little)
+
+
+def test_model_card_is_written_from_the_checkpoint(little, data_folder, tmp_path):
+    folder = tmp_path / "ship"
+    pretrained.train("gaussian", data_dir=data_folder, folder=folder, profile_override=little, progress=False,
+                     device="cpu")
+    # a BM3D figure measured before is read from card.json, not measured again
+    (folder / "card.json").write_text(json.dumps({"bm3d": {"gaussian/25/kodak/2x1": 12.345}}))
+    card = pretrained.write_card(folder, data_dir=data_folder, device="cpu").read_text()
+    assert "## `unet_gaussian_blind.pth`: blind Gaussian U-Net, noisy targets only" in card
+    assert "Status: finished, 6 steps" in card and "| 0.000 | 6 |" in card  # the curve's table
+    assert (folder / "unet_gaussian_blind_curve.png").stat().st_size > 1000
+    rows = [line for line in card.splitlines() if line.startswith("| kodak |")]
+    assert [row.split(" | ")[1] for row in rows] == ["15", "25", "50"]
+    assert "12.35" in rows[1] and "32.39" in rows[1] and "31.82" in rows[1]  # BM3D cached; the paper at sigma 25
+    assert rows[0].endswith("| – | – | – |")  # no BM3D measured, no paper figure at sigma 15
+
+
+# ------------------------------------------------------------------------------------------ make
+def test_make_clean_keeps_the_shipped_weights(tmp_path):
+    shutil.copy(Path(__file__).parent.parent / "Makefile", tmp_path / "Makefile")
+    for name in ("checkpoints/pretrained/unet_gaussian_blind.pth", "checkpoints/unet_n2n_gaussian.pth",
+                 "checkpoints/smoke/x.pth", "checkpoints/README.md", "reports/r.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    subprocess.run(["make", "-s", "clean"], cwd=tmp_path, check=True, capture_output=True)
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["Makefile", "checkpoints/README.md", "checkpoints/pretrained/unet_gaussian_blind.pth"]
