@@ -17,6 +17,7 @@ from pathlib import Path
 from . import baselines, experiment, paths
 from .config import MODEL_NAMES, NOISE_KINDS, PAPER_REPEATS, PROFILES, TARGETS, get_profile
 from .devices import PRECISIONS
+from .train import TrainingInterrupted
 
 
 class UsageError(Exception):
@@ -247,7 +248,12 @@ def _train_parser(sub) -> None:
                    help="start from these weights instead of random ones (fine-tuning): a .pth of the same "
                         "architecture, or pretrained:gaussian / pretrained:poisson, the shipped U-Nets")
     p.add_argument("--out", type=Path, help="checkpoint path (default checkpoints/own_<model>_<source>.pth)")
-    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint that --out already holds")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train anew although --out holds a checkpoint; the old file is replaced when the new run "
+                        "writes its first checkpoint")
+    p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                   help="write the checkpoint every SECONDS of training (default: the profile's, 120 in cpu); "
+                        "Ctrl-C or SIGTERM also write one, at the current step")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--compile", action="store_true",
                    help="train through torch.compile (measured slower for these networks on a 2-core CPU and on "
@@ -384,7 +390,10 @@ def _train_in_group(args, distributed_device) -> int:
         model = dataclasses.replace(profile.model(args.model))
         train_cfg = dataclasses.replace(profile.train_config(args.model, args.noise), target=args.target,
                                         seed=args.seed)
-        overrides = {"crop": args.crop, "batch_size": args.batch_size, "lr": args.lr, "val_every": args.val_every}
+        if args.checkpoint_every is not None and not args.checkpoint_every > 0:
+            raise UsageError(f"--checkpoint-every must be > 0 seconds, got {args.checkpoint_every}")
+        overrides = {"crop": args.crop, "batch_size": args.batch_size, "lr": args.lr, "val_every": args.val_every,
+                     "checkpoint_every_seconds": args.checkpoint_every}
         train_cfg = dataclasses.replace(train_cfg, **{k: v for k, v in overrides.items() if v is not None})
         if args.steps is not None or args.seconds is not None:
             train_cfg = dataclasses.replace(train_cfg, max_steps=args.steps, max_seconds=args.seconds)
@@ -411,8 +420,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stop:
+        print(f"interrupted at step {stop.step}: {stop.checkpoint} holds it; the same command resumes from there",
+              file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
-        print("interrupted; a training run resumes from its last checkpoint when started again", file=sys.stderr)
+        print("interrupted" + ("; nothing was trained yet" if args.command == "train" else ""), file=sys.stderr)
         return 130
 
 

@@ -169,15 +169,10 @@ def default_checkpoint(model: str, source: str) -> Path:
 
 
 def _prepare_checkpoint(out: Path, overwrite: bool) -> None:
-    """Refuse to replace a finished or foreign checkpoint without ``overwrite``; an unfinished one
-    with the same configuration is resumed by ``fit``."""
-    if not out.exists():
-        return
-    if overwrite:
-        if world()[0] == 0:  # under torchrun, rank 0 alone touches the file
-            out.unlink(missing_ok=True)
-        if world()[1] > 1:
-            torch.distributed.barrier()
+    """Refuse to replace a finished or foreign checkpoint
+    without ``overwrite``; an unfinished one with the same configuration is resumed by ``fit``. With
+    ``overwrite`` the old file stays until the new run writes its first checkpoint (``fit(fresh=True)``)."""
+    if not out.exists() or overwrite:
         return
     try:
         state = load_checkpoint(out)
@@ -254,6 +249,10 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
     ``init`` starts from the weights of a checkpoint or of the shipped ones (``pretrained:gaussian``)
     instead of a random initialisation: fine-tuning."""
     out = Path(out) if out is not None else default_checkpoint(model.name, source)
+    try:
+        paths.ensure_writable_file(out)  # before reading any data: nothing is trained for a file that cannot be written
+    except ValueError as err:
+        raise DataError(str(err)) from None
     if train_cfg.target == "clean" and source != "clean":
         raise DataError("clean targets need clean images: use --clean DIR (with synthetic noise), or --target noisy")
     noise = (noise or NoiseConfig()) if source == "clean" else None
@@ -283,7 +282,7 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
               f"{described['validation']}; checkpoint {out}")
     try:
         history = fit(net, train_cfg, sampler, val, out, models.model_args(model), run_config, device=device,
-                      progress=progress, compile_model=compile_model, precision=precision)
+                      progress=progress, compile_model=compile_model, precision=precision, fresh=overwrite)
     except ConfigMismatch as err:
         raise DataError(f"{err}, or pass --overwrite") from None
     return OwnRun(net.eval(), history, out, run_config)

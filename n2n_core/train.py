@@ -3,9 +3,12 @@ seconds, validation PSNR against the clean image (never the noisy target), perio
 checkpoints, and resume from the last checkpoint."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +23,7 @@ from .devices import (compile_module, describe_device, describe_path, infer, mem
                       resolve_precision, threads)
 from .losses import get_loss
 from .metrics import psnr
+from .paths import ensure_writable_file
 
 
 @dataclass
@@ -47,6 +51,51 @@ class History:
 
 class ConfigMismatch(ValueError):
     """A checkpoint at the run's path was trained with another configuration."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C, a notebook's interrupt) or SIGTERM stopped ``fit``, which first wrote a
+    checkpoint at the current step: the same call resumes from it. ``exit_code`` is 128 + the signal."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path):
+        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}")
+        self.signum, self.step, self.checkpoint, self.exit_code = signum, step, checkpoint, 128 + signum
+
+
+@contextlib.contextmanager
+def _signals_end_training():
+    """While training, SIGINT and SIGTERM only set a flag (the list yielded), which ``fit`` reads after
+    each step; the previous handlers come back at once, so a second signal acts as it always did.
+    Handlers can only be set in the main thread: elsewhere nothing changes."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def note(signum, frame):
+        received.append(signum)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    for s in previous:
+        signal.signal(s, note)
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+# what a resumed run may change without being another run: when checkpoints are written
+_NOT_IDENTITY = ("checkpoint_every_seconds",)
+
+
+def _identity(run_config: dict) -> dict:
+    train_cfg = run_config.get("train")
+    if not isinstance(train_cfg, dict):
+        return run_config
+    return {**run_config, "train": {k: v for k, v in train_cfg.items() if k not in _NOT_IDENTITY}}
 
 
 def learning_rate(base: float, progress: float, rampdown: float) -> float:
@@ -140,7 +189,7 @@ def _all_agree(flag: bool, device: torch.device) -> bool:
 def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pairs: tuple[torch.Tensor, torch.Tensor],
         checkpoint_path: str | Path, model_args: dict, run_config: dict, device: str = "auto",
         progress: bool = True, precision: str = "auto", compile_model: bool = False,
-        chunk_seconds: float | None = None, keep_precision: bool = True) -> History:
+        chunk_seconds: float | None = None, keep_precision: bool = True, fresh: bool = False) -> History:
     """Train ``model`` in place and return its History; the checkpoint at ``checkpoint_path`` is
     written every ``cfg.checkpoint_every_seconds`` and at the end. If it exists, training resumes
     from it (same ``run_config`` required), and a finished run returns at once.
@@ -161,13 +210,21 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     call resumes (a long run in chunks, e.g. one per session); ``keep_precision=False`` lets a resumed
     run take ``precision`` on this machine (resolved afresh) instead of the one it started with.
     With ``cfg.ema`` the model also keeps a moving average of its weights: validation measures the
-    average, the checkpoint holds both, and ``model`` returns holding the average."""
+    average, the checkpoint holds both, and ``model`` returns holding the average.
+
+    SIGINT (Ctrl-C, a notebook's interrupt button) and SIGTERM end training after the current step
+    with a checkpoint at that step, then raise TrainingInterrupted (a KeyboardInterrupt); the same
+    call resumes from it and ends with the weights an uninterrupted run has. ``fresh`` ignores a
+    checkpoint already at ``checkpoint_path``: the first checkpoint of the new run replaces it (until
+    then it stays, so an early crash loses nothing). The path is checked for writing before step 1."""
     device = resolve_device(device)
     rank, size = world()
     if cfg.batch_size % size:
         raise ValueError(f"batch_size {cfg.batch_size} does not split over {size} processes; use a multiple of {size}")
     checkpoint_path = Path(checkpoint_path)
-    state = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+    if rank == 0:
+        ensure_writable_file(checkpoint_path)
+    state = load_checkpoint(checkpoint_path) if checkpoint_path.exists() and not fresh else None
     if precision == "auto" and state is not None and keep_precision:
         precision = checkpoint_precision(state)  # a resumed run keeps its number format
     precision = resolve_precision(precision, device)
@@ -193,7 +250,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     val_noisy, val_clean = val_pairs
 
     if state is not None:
-        if state["config"] != run_config or state["model_args"] != model_args:
+        if _identity(state["config"]) != _identity(run_config) or state["model_args"] != model_args:
             diff = sorted(k for k in set(state["config"]) | set(run_config)
                           if state["config"].get(k) != run_config.get(k))
             raise ConfigMismatch(f"{checkpoint_path} was trained with another configuration (differs in: "
@@ -241,32 +298,39 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     bar = tqdm(total=total, initial=step, desc=checkpoint_path.stem, disable=not progress, unit="step")
     loss_sum, loss_count = torch.zeros((), device=device), 0  # summed on the device: no wait per step
     chunk_over = False
-    while _all_agree((p := _progress(cfg, step, elapsed_before + time.monotonic() - start)) < 1.0
-                     and not chunk_over, device):
-        lr = learning_rate(cfg.lr, p, cfg.rampdown)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        if size == 1:
-            threads().poll()  # one fewer thread while another process keeps a core busy
-        loss = train_step(sampler.sample(), share)
-        if average is not None:
-            # the decay warms up, (1 + t) / (10 + t) until it reaches cfg.ema: early weights are soon forgotten
-            decay = min(cfg.ema, (1.0 + step) / (10.0 + step))
-            torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), 1.0 - decay)
-        step += 1
-        loss_sum, loss_count = loss_sum + loss, loss_count + 1
-        bar.update(1)
-        if step % cfg.val_every == 0 and rank == 0:
-            _log(history, step, elapsed_before + time.monotonic() - start, loss_sum.item() / loss_count, lr)
-            loss_sum, loss_count = torch.zeros((), device=device), 0
-            history.val_step.append(step)
-            history.val_psnr.append(validate(evaluated, val_noisy, val_clean, device, precision=precision))
-            bar.set_postfix(loss=f"{history.train_loss[-1]:.4g}", val_psnr=f"{history.val_psnr[-1]:.2f}")
-        if time.monotonic() - last_save > cfg.checkpoint_every_seconds:
-            save(finished=False)
-            last_save = time.monotonic()
-        chunk_over = chunk_seconds is not None and time.monotonic() - start >= chunk_seconds
+    with _signals_end_training() as signals:
+        while _all_agree((p := _progress(cfg, step, elapsed_before + time.monotonic() - start)) < 1.0
+                         and not chunk_over and not signals, device):
+            lr = learning_rate(cfg.lr, p, cfg.rampdown)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if size == 1:
+                threads().poll()  # one fewer thread while another process keeps a core busy
+            loss = train_step(sampler.sample(), share)
+            if average is not None:
+                # the decay warms up, (1 + t) / (10 + t) until it reaches cfg.ema: early weights are soon forgotten
+                decay = min(cfg.ema, (1.0 + step) / (10.0 + step))
+                torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), 1.0 - decay)
+            step += 1
+            loss_sum, loss_count = loss_sum + loss, loss_count + 1
+            bar.update(1)
+            if step % cfg.val_every == 0 and rank == 0:
+                _log(history, step, elapsed_before + time.monotonic() - start, loss_sum.item() / loss_count, lr)
+                loss_sum, loss_count = torch.zeros((), device=device), 0
+                history.val_step.append(step)
+                history.val_psnr.append(validate(evaluated, val_noisy, val_clean, device, precision=precision))
+                bar.set_postfix(loss=f"{history.train_loss[-1]:.4g}", val_psnr=f"{history.val_psnr[-1]:.2f}")
+            if time.monotonic() - last_save > cfg.checkpoint_every_seconds:
+                save(finished=False)
+                last_save = time.monotonic()
+            chunk_over = chunk_seconds is not None and time.monotonic() - start >= chunk_seconds
     bar.close()
+    if signals:
+        if rank == 0:
+            save(finished=False)
+            print(f"{checkpoint_path.name}: {signal.Signals(signals[0]).name} at step {step}: checkpoint written; "
+                  f"the same call resumes from it", flush=True)
+        raise TrainingInterrupted(signals[0], step, checkpoint_path)
     if rank != 0:
         return history
     if chunk_over and _progress(cfg, step, elapsed_before + time.monotonic() - start) < 1.0:
