@@ -141,7 +141,7 @@ def _eval(args) -> int:
             checkpoint_noise = load_checkpoint(path)["config"].get("noise")
             model = load_model(path, device=device)
         except (ValueError, RuntimeError) as error:
-            raise UsageError(f"{path}: {error}") from None
+            raise UsageError(str(error) if str(path) in str(error) else f"{path}: {error}") from None
     noise_cfg = _noise(args, checkpoint_noise)
     if args.baseline == "bm3d":
         if not baselines.available():
@@ -270,7 +270,7 @@ def _device(value: str):
 
 def _denoise(args) -> int:
     from .checkpoint import load_model
-    from .denoise import check_tiling, default_batch, denoise_files, plan, prepare_out_dir
+    from .denoise import check_tiling, default_batch, denoise_files, output_folder, plan
     from .devices import describe_path
     from .images import ImageError
 
@@ -290,11 +290,11 @@ def _denoise(args) -> int:
 
             model = compile_module(model)
         jobs = plan(args.inputs, args.out, overwrite=args.overwrite)
-        prepare_out_dir(args.out)
-        batch = args.batch or default_batch(device)
-        print(f"Denoising on {describe_path(device, precision)}")
-        written = denoise_files(model, jobs, tile=args.tile, overlap=args.overlap, device=device, batch=batch,
-                                precision=precision)
+        with output_folder(args.out):
+            batch = args.batch or default_batch(device)
+            print(f"Denoising on {describe_path(device, precision)}")
+            written = denoise_files(model, jobs, tile=args.tile, overlap=args.overlap, device=device, batch=batch,
+                                    precision=precision)
     except (ImageError, ValueError) as error:
         raise UsageError(str(error)) from None
     print(f"Denoised {len(written)} image(s) into {args.out} with {checkpoint}")
@@ -390,6 +390,9 @@ def _train_in_group(args, distributed_device) -> int:
         model = dataclasses.replace(profile.model(args.model))
         train_cfg = dataclasses.replace(profile.train_config(args.model, args.noise), target=args.target,
                                         seed=args.seed)
+        for flag, value in (("--steps", args.steps), ("--seconds", args.seconds)):
+            if value is not None and not value > 0:
+                raise UsageError(f"{flag} must be > 0, got {value:g}")
         if args.checkpoint_every is not None and not args.checkpoint_every > 0:
             raise UsageError(f"--checkpoint-every must be > 0 seconds, got {args.checkpoint_every}")
         overrides = {"crop": args.crop, "batch_size": args.batch_size, "lr": args.lr, "val_every": args.val_every,

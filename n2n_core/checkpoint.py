@@ -89,7 +89,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as err:
         raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}); "
                          f"pass a .pth file written by n2n_core") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    found = state.get("format") if isinstance(state, dict) else None
+    if isinstance(found, str) and found.startswith("n2n_core.checkpoint/") and found != FORMAT:
+        raise ValueError(f"{path}: written by another version of n2n_core (checkpoint format {found!r}; this "
+                         f"version reads {FORMAT!r}); update the code (git pull) or use the version that wrote it")
+    if found != FORMAT:
         raise ValueError(f"{path}: not an n2n_core checkpoint (format {FORMAT!r} expected)")
     return state
 

@@ -9,8 +9,10 @@ keeps their mode and bit depth), never overwriting a file unless asked to.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from .images import ImageError, read_image, write_image
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
+MIN_TILE = 32  # the U-Net's 5 poolings: a tile of 32 px is one pixel at its bottom
 
 
 def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
@@ -41,6 +44,10 @@ def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
 def check_tiling(tile: int, overlap: int) -> None:
     if tile < 0:
         raise ValueError(f"tile must be >= 0 (0: never tile), got {tile}")
+    if 0 < tile < MIN_TILE:
+        raise ValueError(f"tile {tile} is too small to be useful: every tile costs a forward pass (a 300x200 image "
+                         f"in tiles of 1 px is 60,000 of them); use --tile 0 (whole images) or at least {MIN_TILE} "
+                         f"(default {DEFAULT_TILE})")
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
     if tile and tile < 3 * overlap + 1:
@@ -116,14 +123,19 @@ def plan(inputs: list[str], out_dir: str | Path, overwrite: bool = False) -> lis
     if out_dir.exists() and not out_dir.is_dir():
         raise ImageError(f"{out_dir}: exists and is not a folder; choose another --out")
     jobs, seen = [], {}
-    for source in expand_inputs(inputs):
-        target = (out_dir / source.name).resolve()
+    sources = expand_inputs(inputs)
+    for source in sources:
+        # the folder resolved, the name not: a link in --out must never be followed
+        target = out_dir.resolve() / source.name
         if source.name in seen:
             raise ImageError(f"{source} and {seen[source.name]} would both be written to {target}; "
                              f"denoise them into different --out folders")
         seen[source.name] = source
-        if target == source:
-            raise ImageError(f"{source}: the output would replace the input; choose another --out folder")
+        if os.path.islink(target):
+            raise ImageError(f"{target}: is a symbolic link (to {os.readlink(target)}); n2n denoise never writes "
+                             f"through links: remove it or choose another --out")
+        if target == source or (target.exists() and any(target.samefile(other) for other in sources)):
+            raise ImageError(f"{target}: the output would replace the input; choose another --out folder")
         jobs.append(Job(source, target))
     existing = [job.target for job in jobs if job.target.exists()]
     if existing and not overwrite:
@@ -145,6 +157,21 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
         raise ImageError(f"{out_dir}: cannot write to this folder ({err.strerror or err}); "
                          f"choose another --out") from None
     return out_dir
+
+
+@contextlib.contextmanager
+def output_folder(out_dir: str | Path):
+    """``prepare_out_dir`` for a block that writes into the folder: when the block fails and this
+    call created the folder, an empty folder is not left behind."""
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    prepare_out_dir(out_dir)
+    try:
+        yield out_dir
+    except BaseException:
+        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
 
 
 def denoise_files(model: torch.nn.Module, jobs: list[Job], tile: int = DEFAULT_TILE,

@@ -84,6 +84,9 @@ def _pair_dirs(dirs: list[str | Path]) -> tuple[Path, Path]:
     for folder in (a, b):
         if not folder.is_dir():
             raise DataError(f"{folder}: no such folder")
+    if a.resolve() == b.resolve():
+        raise DataError(f"--pairs names {a} twice: the second capture of each scene must come from another folder "
+                        f"(two identical captures teach the network to copy its input)")
     return a, b
 
 
@@ -118,6 +121,9 @@ def load_pairs(dirs: list[str | Path], crop: int) -> tuple[tuple[Path, Path], li
         if img_a.shape != img_b.shape:
             raise DataError(f"{by_stem_a[stem]} is {img_a.shape[-1]}x{img_a.shape[-2]} but {by_stem_b[stem]} is "
                             f"{img_b.shape[-1]}x{img_b.shape[-2]}: the two captures of a scene must have the same size")
+        if torch.equal(img_a, img_b):
+            raise DataError(f"{by_stem_a[stem]} and {by_stem_b[stem]} hold the same pixels: the two captures of a "
+                            f"scene must be independent noisy shots, not copies of one")
         if min(img_a.shape[-2:]) < crop:
             raise DataError(f"{by_stem_a[stem]} is {img_a.shape[-1]}x{img_a.shape[-2]}, smaller than the "
                             f"{crop}x{crop} training crop; pass a smaller --crop or remove the image")

@@ -114,7 +114,7 @@ def own_checkpoint(tmp_path, capsys):
 def test_train_then_denoise_from_the_command_line(own_checkpoint, tmp_path, capsys):
     checkpoint, root = own_checkpoint
     out = tmp_path / "denoised"
-    assert main(["denoise", str(root / "a"), "--checkpoint", str(checkpoint), "--out", str(out), "--tile", "16",
+    assert main(["denoise", str(root / "a"), "--checkpoint", str(checkpoint), "--out", str(out), "--tile", "32",
                  "--overlap", "4"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["s0.png", "s1.png", "s2.png"]
     assert "Denoised 3 image(s)" in capsys.readouterr().out
@@ -131,7 +131,7 @@ def test_denoise_through_torch_compile_writes_the_same_pixels(own_checkpoint, tm
 
     checkpoint, root = own_checkpoint
     plain, compiled = tmp_path / "plain", tmp_path / "compiled"
-    args = [str(root / "a" / "s0.png"), "--checkpoint", str(checkpoint), "--tile", "16", "--overlap", "4"]
+    args = [str(root / "a" / "s0.png"), "--checkpoint", str(checkpoint), "--tile", "32", "--overlap", "4"]
     assert main(["denoise", *args, "--out", str(plain)]) == 0
     assert main(["denoise", *args, "--out", str(compiled), "--compile"]) == 0
     a = np.asarray(Image.open(plain / "s0.png"), dtype=int)
@@ -208,7 +208,7 @@ def test_denoise_errors_are_one_line(own_checkpoint, tmp_path, capsys, case, mes
     (["--sigma", "-3"], "sigma must be >= 0, got -3.0"),
     (["--crop", "64"], "smaller than the 64x64 training crop"),
     (["--target", "clean"], "clean targets need clean images"),
-    (["--steps", "0"], "max_steps must be >= 1"),
+    (["--steps", "0"], "--steps must be > 0, got 0"),
 ])
 def test_train_errors_are_one_line(own_checkpoint, tmp_path, capsys, extra, message):
     _, root = own_checkpoint
@@ -274,3 +274,32 @@ def test_eval_json_records_the_precision(checkpoint, tmp_path, capsys):
     assert main(["eval", str(checkpoint), "--sets", "kodak", "--precision", "fp32", "--json", str(out)]) == 0
     stored = json.loads(out.read_text())
     assert stored["precision"] == "fp32" and stored["sets"]["kodak"]["precision"] == "fp32"
+
+
+def test_a_failed_denoise_leaves_no_empty_out_folder(tmp_path, capsys):
+    from PIL import Image
+
+    import numpy as np
+
+    cut = tmp_path / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(cut)
+    cut.write_bytes(cut.read_bytes()[:300])
+    assert main(["denoise", str(cut), "--out", str(tmp_path / "new_out"), "--device", "cpu"]) == 2
+    assert "damaged or truncated" in capsys.readouterr().err
+    assert not (tmp_path / "new_out").exists()
+
+
+def test_messages_name_the_flag_the_version_and_the_path_once(tmp_path, capsys):
+    import torch
+
+    from n2n_core.checkpoint import FORMAT
+
+    newer = tmp_path / "newer.pth"
+    torch.save({"format": "n2n_core.checkpoint/99"}, newer)
+    assert main(["eval", str(newer)]) == 2
+    err = capsys.readouterr().err
+    assert "written by another version of n2n_core (checkpoint format 'n2n_core.checkpoint/99'" in err
+    assert f"this version reads {FORMAT!r}" in err and err.count(str(newer)) == 1
+    for flag in ("--steps", "--seconds"):
+        assert main(["train", "--clean", str(tmp_path), flag, "0"]) == 2
+        assert f"{flag} must be > 0, got 0" in capsys.readouterr().err

@@ -49,12 +49,14 @@ def test_tiles_without_context_show_seams():
     net = _local_net()
     image = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(2))
     whole = denoise_tensor(net, image, tile=0)
-    tiled = denoise_tensor(net, image, tile=16, overlap=0)
+    tiled = denoise_tensor(net, image, tile=32, overlap=0)
     assert not torch.allclose(tiled, whole, atol=1e-3)  # the test above would catch missing context
 
 
 @pytest.mark.parametrize("tile,overlap,match", [(-1, 8, "tile must be >= 0"), (64, -2, "overlap must be >= 0"),
-                                                (40, 16, "tile 40 is too small for overlap 16")])
+                                                (40, 16, "tile 40 is too small for overlap 16"),
+                                                (1, 0, "tile 1 is too small to be useful"),
+                                                (31, 0, "use --tile 0 .whole images. or at least 32")])
 def test_bad_tiling_is_named(tile, overlap, match):
     with pytest.raises(ValueError, match=match):
         check_tiling(tile, overlap)
@@ -110,9 +112,37 @@ def test_denoise_files_writes_each_image_in_its_own_form(tmp_path):
     rgba = _png(tmp_path / "in" / "rgba.png", mode="RGBA", size=(40, 30))
     jobs = plan([str(tmp_path / "in")], tmp_path / "out")
     (tmp_path / "out").mkdir()
-    written = denoise_files(_local_net(), jobs, tile=16, overlap=4, progress=False)
+    written = denoise_files(_local_net(), jobs, tile=32, overlap=4, progress=False)
     assert [p.name for p in written] == ["grey.png", "rgba.png"]
     with Image.open(written[0]) as a, Image.open(written[1]) as b, Image.open(rgba) as original:
         assert (a.mode, a.size) == ("L", (20, 16)) and (b.mode, b.size) == ("RGBA", (40, 30))
         assert np.array_equal(np.asarray(b)[..., 3], np.asarray(original)[..., 3])
     assert grey.exists()
+
+
+# ------------------------------------------------------------------------------ links in --out
+@pytest.mark.parametrize("link", ["to_input", "to_outside", "dangling"])
+def test_denoise_never_writes_through_a_link_in_out(tmp_path, link, capsys):
+    """A link in --out named like an output is refused in one line, even with --overwrite: no input
+    (or any other file) changes, nothing is written."""
+    import os
+
+    from n2n_core.__main__ import main
+
+    shipped_input = tmp_path / "in" / "b.png"
+    shipped_input.parent.mkdir()
+    Image.fromarray(np.full((24, 24, 3), 90, np.uint8)).save(shipped_input)
+    outside = tmp_path / "elsewhere" / "keep.png"
+    outside.parent.mkdir()
+    outside.write_bytes(b"not to be touched")
+    out = tmp_path / "out"
+    out.mkdir()
+    target = {"to_input": shipped_input, "to_outside": outside, "dangling": tmp_path / "new" / "dir" / "x.png"}[link]
+    os.symlink(target, out / "b.png")
+    before = {p: p.read_bytes() for p in (shipped_input, outside)}
+    code = main(["denoise", str(shipped_input), "--out", str(out), "--overwrite", "--checkpoint", "pretrained:gaussian",
+                 "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a symbolic link" in err and "never writes through links" in err and err.count("\n") == 1
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (tmp_path / "new").exists() and os.path.islink(out / "b.png")

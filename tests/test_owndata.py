@@ -164,3 +164,12 @@ def test_train_on_a_clean_folder_with_synthetic_noise(data_folder, tmp_path):
                                                                      val_image_every=3),
                     device="cpu", progress=False)
     assert run.config["source"]["noise"]["kind"] == "poisson" and run.config["source"]["images"] == 6
+
+
+def test_the_same_folder_twice_or_copied_captures_are_refused(tmp_path):
+    root = write_noisy_pairs(tmp_path / "pairs", [(24, 24)] * 2)
+    with pytest.raises(DataError, match="names .* twice: the second capture of each scene must come from another"):
+        load_pairs([root / "a", str(root / "a") + "/"], crop=16)
+    (root / "b" / "s1.png").write_bytes((root / "a" / "s1.png").read_bytes())
+    with pytest.raises(DataError, match=r"a/s1.png and .*b/s1.png hold the same pixels"):
+        load_pairs([root], crop=16)
