@@ -209,6 +209,8 @@ def _denoise_parser(sub) -> None:
                    help=f"context pixels around each tile, thrown away (default {DEFAULT_OVERLAP})")
     p.add_argument("--batch", type=int, default=None, help="tiles per forward pass (default 1 on CPU, 8 on CUDA)")
     p.add_argument("--overwrite", action="store_true", help="replace files that already exist in --out")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave out inputs whose output already exists in --out (finishing an interrupted batch)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--compile", action="store_true",
                    help="run the model through torch.compile: pays for many images (about 1.25x on a 2-core "
@@ -289,15 +291,22 @@ def _denoise(args) -> int:
             from .devices import compile_module
 
             model = compile_module(model)
-        jobs = plan(args.inputs, args.out, overwrite=args.overwrite)
+        jobs = plan(args.inputs, args.out, overwrite=args.overwrite, skip_existing=args.skip_existing)
+        failures = []
         with output_folder(args.out):
             batch = args.batch or default_batch(device)
             print(f"Denoising on {describe_path(device, precision)}")
             written = denoise_files(model, jobs, tile=args.tile, overlap=args.overlap, device=device, batch=batch,
-                                    precision=precision)
+                                    precision=precision, failures=failures)
     except (ImageError, ValueError) as error:
         raise UsageError(str(error)) from None
     print(f"Denoised {len(written)} image(s) into {args.out} with {checkpoint}")
+    for _, reason in failures:
+        print(f"failed: {reason}", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} of {len(jobs)} image(s) failed (above); the others are written. Mend or remove those "
+              f"files and rerun with --skip-existing to finish the batch", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .data import IMAGE_SUFFIXES
 from .devices import infer
-from .images import ImageError, read_image, write_image
+from .images import ImageError, check_image, read_image, write_image
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
@@ -115,10 +115,11 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return list(dict.fromkeys(p.resolve() for p in files))
 
 
-def plan(inputs: list[str], out_dir: str | Path, overwrite: bool = False) -> list[Job]:
+def plan(inputs: list[str], out_dir: str | Path, overwrite: bool = False, skip_existing: bool = False) -> list[Job]:
     """One job per input file, written to ``out_dir`` under the same name. Refuses, before
-    anything is written, when two inputs share a name, an output would replace its own input, or
-    an output exists and ``overwrite`` is off."""
+    anything is written, when an input is not an image (``images.check_image``), two inputs share a
+    name, an output would replace its own input or is a link, or an output exists and neither
+    ``overwrite`` nor ``skip_existing`` (which leaves those inputs out: finishing a batch) is on."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ImageError(f"{out_dir}: exists and is not a folder; choose another --out")
@@ -137,11 +138,16 @@ def plan(inputs: list[str], out_dir: str | Path, overwrite: bool = False) -> lis
         if target == source or (target.exists() and any(target.samefile(other) for other in sources)):
             raise ImageError(f"{target}: the output would replace the input; choose another --out folder")
         jobs.append(Job(source, target))
+    for job in jobs:
+        check_image(job.source)
     existing = [job.target for job in jobs if job.target.exists()]
+    if existing and skip_existing and not overwrite:
+        print(f"{len(existing)} of {len(jobs)} output(s) already in {out_dir}: skipped (--skip-existing)")
+        return [job for job in jobs if not job.target.exists()]
     if existing and not overwrite:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise ImageError(f"{existing[0]}{more} already exist; pass --overwrite to replace them, or choose "
-                         f"another --out")
+        raise ImageError(f"{existing[0]}{more} already exist; pass --overwrite to replace them, --skip-existing "
+                         f"to finish an interrupted batch, or choose another --out")
     return jobs
 
 
@@ -161,30 +167,43 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
 
 @contextlib.contextmanager
 def output_folder(out_dir: str | Path):
-    """``prepare_out_dir`` for a block that writes into the folder: when the block fails and this
-    call created the folder, an empty folder is not left behind."""
+    """``prepare_out_dir`` for a block that writes into the folder: when this call created the folder
+    and the block wrote nothing into it (it failed, or every file did), the folder goes again."""
     out_dir = Path(out_dir)
     created = not out_dir.exists()
     prepare_out_dir(out_dir)
     try:
         yield out_dir
-    except BaseException:
+    finally:
         if created and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()
-        raise
 
 
 def denoise_files(model: torch.nn.Module, jobs: list[Job], tile: int = DEFAULT_TILE,
                   overlap: int = DEFAULT_OVERLAP, device: str | torch.device = "cpu", batch: int = 1,
-                  progress: bool = True, precision: str = "fp32") -> list[Path]:
+                  progress: bool = True, precision: str = "fp32",
+                  failures: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Denoise every job's file into its target; each file is read completely before anything of
-    it is written, and each write is atomic."""
+    it is written, and each write is atomic. With a ``failures`` list, a file that cannot be read is
+    added to it as (path, message) and the batch goes on; without, the error is raised. A write that
+    fails (a full disk) stops the batch with an ImageError: the next ones would fail too."""
     written = []
     for job in tqdm(jobs, desc="denoise", unit="image", disable=not progress or len(jobs) < 2):
-        image = read_image(job.source)
+        try:
+            image = read_image(job.source)
+        except ImageError as err:
+            if failures is None:
+                raise
+            failures.append((job.source, str(err)))
+            continue
         out = denoise_tensor(model, image.rgb, tile=tile, overlap=overlap, device=device, batch=batch,
                              progress=progress, precision=precision)
-        written.append(write_image(image, out, job.target))
+        try:
+            written.append(write_image(image, out, job.target))
+        except OSError as err:
+            raise ImageError(f"{job.target}: cannot be written ({err.strerror or err}); {len(written)} image(s) were "
+                             f"written before it. Free some space or choose another --out, then rerun with "
+                             f"--skip-existing") from None
         if progress:
             tqdm.write(f"{job.source} ({image.describe()}) -> {job.target}")
     return written

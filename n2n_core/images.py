@@ -74,10 +74,8 @@ def read_image(path: str | Path) -> ImageFile:
             fmt = img.format or path.suffix.lstrip(".").upper()
             img = ImageOps.exif_transpose(img)
             img.load()
-    except (UnidentifiedImageError, SyntaxError) as err:
-        raise ImageError(f"{path}: not an image file ({_reason(err)}); remove it or pass image files only") from None
-    except (OSError, ValueError) as err:
-        raise ImageError(f"{path}: damaged or truncated image ({_reason(err)}); re-export or remove it") from None
+    except Exception as err:
+        raise _open_error(path, err) from None
     info = {k: img.info[k] for k in ("icc_profile", "dpi") if img.info.get(k)}
     exif = img.getexif()
     if exif:
@@ -104,6 +102,34 @@ def read_image(path: str | Path) -> ImageFile:
         grey = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
         return ImageFile(path, _grey_to_rgb(grey), True, 16, None, fmt, "I;16", info)
     raise ImageError(f"{path}: unsupported image mode {mode!r}; use {SUPPORTED_HINT}")
+
+
+def _open_error(path: Path, err: Exception) -> ImageError:
+    """The one-line ImageError for a file Pillow could not open or decode."""
+    if isinstance(err, Image.DecompressionBombError):
+        return ImageError(f"{path}: claims more pixels than Pillow's safety limit ({_reason(err)}); a genuine image "
+                          f"that large must be split into smaller files first")
+    if isinstance(err, (UnidentifiedImageError, SyntaxError)):
+        return ImageError(f"{path}: not an image file ({_reason(err)}); remove it or pass image files only")
+    if isinstance(err, (OSError, ValueError, EOFError)):
+        return ImageError(f"{path}: damaged or truncated image ({_reason(err)}); re-export or remove it")
+    raise err
+
+
+def check_image(path: str | Path) -> None:
+    """Open ``path``'s header without decoding its pixels: an ImageError for a file that is no image
+    (empty, another format, a size beyond Pillow's limit). Damage further in shows only when the
+    pixels are read."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: an empty file (0 bytes); remove it or pass image files only")
+    try:
+        with Image.open(path):
+            pass
+    except Exception as err:
+        raise _open_error(path, err) from None
 
 
 def _reason(err: Exception) -> str:
