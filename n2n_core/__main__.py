@@ -150,22 +150,32 @@ def _eval(args) -> int:
             raise UsageError(f"no BM3D baseline for {noise_cfg.kind} noise (gaussian and poisson have one)")
         model = baselines.BM3DBaseline(noise_cfg, paths.bm3d_cache_dir())
 
-    sources = experiment.data_sources(args.data_dir)
+    if args.json:
+        try:
+            paths.ensure_writable_file(args.json, "--json")  # before the evaluation, not after it
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    try:
+        sources = experiment.data_sources(args.data_dir)
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(str(error)) from None
     sets = args.sets or list(sources.test_sets)
     unknown = [s for s in sets if s not in sources.test_sets]
     if unknown:
         raise UsageError(f"test set {unknown[0]!r} is not available; available: {', '.join(sources.test_sets)}")
     repeats = {name: dict(PAPER_REPEATS).get(name, 1) if args.repeats == "paper" else args.repeats for name in sets}
     label = args.checkpoint or args.baseline
-    evaluations = experiment.evaluate_sets(model, sources, sets, noise_cfg, seed=args.seed, device=device,
-                                           repeats=repeats, limits={name: args.limit for name in sets},
-                                           label=f"{label} | {noise_cfg.label} | ", precision=precision)
+    try:
+        evaluations = experiment.evaluate_sets(model, sources, sets, noise_cfg, seed=args.seed, device=device,
+                                               repeats=repeats, limits={name: args.limit for name in sets},
+                                               label=f"{label} | {noise_cfg.label} | ", precision=precision)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     results = {name: ev.as_dict() for name, ev in evaluations.items()}
     if not sources.comparable:
         print("NOTE: scikit-image's embedded photographs (offline default), NOT comparable with the paper.")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"model": label, "noise": dataclasses.asdict(noise_cfg),
+        paths.atomic_write_text(args.json, json.dumps({"model": label, "noise": dataclasses.asdict(noise_cfg),
                                          "seed": args.seed, "precision": precision if model is not None else None,
                                          "sets": results}, indent=2) + "\n")
     return 0

@@ -125,10 +125,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", expect: str
 
     state = load_checkpoint(path)
     path = resolve_checkpoint(path)
-    args = state["model_args"]
+    args = state.get("model_args")
+    if not isinstance(args, dict):
+        raise ValueError(f"{path}: has no model_args, so the network cannot be rebuilt; pass a checkpoint written "
+                         f"by n2n_core")
     if expect is not None and args.get("name") != expect:
         raise ValueError(f"{path}: holds a {args.get('name')!r} model, not the {expect!r} that was asked for")
-    model = build(args)
+    try:
+        model = build(args)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: model_args {args} describe no model of this version ({err}); pass a checkpoint "
+                         f"written by n2n_core") from None
     try:
         model.load_state_dict(state.get("ema") or state["model"])  # the moving average where kept
     except RuntimeError as err:

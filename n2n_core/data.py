@@ -138,14 +138,11 @@ def find_data(data_dir: str | Path | None = None, download: bool | None = None) 
 def _from_folder(root: Path) -> DataSources:
     if not root.is_dir():
         raise FileNotFoundError(f"data folder {root} does not exist (from N2N_DATA_DIR or data_dir)")
-    pool = root / "train_pool"
-    if not pool.is_dir():
-        raise FileNotFoundError(f"{root} has no train_pool/ folder; expected train_pool/ (clean training "
-                                f"images) and test sets such as kodak/")
+    pool = root / "train_pool"  # needed to train, not to evaluate: an empty pool fails in split_pool
     tests = {name: list_images(root / name, recursive=False) for name in TEST_SET_NAMES if (root / name).is_dir()}
     if not tests:
         raise FileNotFoundError(f"{root} has no test set folder; expected one of {', '.join(TEST_SET_NAMES)}")
-    return DataSources(list_images(pool), tests, "folder", f"folder {root}")
+    return DataSources(list_images(pool) if pool.is_dir() else [], tests, "folder", f"folder {root}")
 
 
 def _downloads_complete(cache: Path) -> bool:
@@ -208,7 +205,8 @@ def patch_set_path(profile: str, seed: int) -> Path:
 def split_pool(files: list[Path], every: int) -> tuple[list[Path], list[Path]]:
     """Hold out every n-th image of the pool for validation (at least one)."""
     if len(files) < 2:
-        raise ValueError(f"the training pool needs at least 2 images (one is held out), got {len(files)}")
+        raise ValueError(f"the training pool needs at least 2 images (one is held out), got {len(files)}; put clean "
+                         f"training images in train_pool/ of the data folder (N2N_DATA_DIR)")
     every = max(2, min(every, len(files)))
     val = files[every - 1::every]
     train = [f for f in files if f not in set(val)]

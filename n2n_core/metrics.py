@@ -184,6 +184,9 @@ def _evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu
     is_module = isinstance(model, torch.nn.Module)
     for index, path in enumerate(tqdm(files, desc="evaluate", disable=not progress, leave=False)):
         clean = center_crop(load_image(path), crop)
+        if min(clean.shape[-2:]) < 11:
+            raise ValueError(f"{path}: {clean.shape[-1]}x{clean.shape[-2]} px, smaller than the 11x11 window of SSIM; "
+                             f"evaluate on images of at least 11x11 px")
         per_draw = []
         for repeat in range(repeats):
             noisy = noise(clean, noise_generator(seed, index, repeat))

@@ -347,3 +347,48 @@ def test_a_huge_claimed_size_is_one_line(tmp_path, capsys):
     assert main(["denoise", str(bomb), "--out", str(tmp_path / "o"), "--checkpoint", "pretrained:gaussian"]) == 2
     err = capsys.readouterr().err
     assert "bomb.png: claims more pixels than Pillow's safety limit" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("case,message", [
+    ("no_pool", "PSNR"),  # evaluation needs test sets, not a training pool
+    ("missing_dir", "data folder"),
+    ("tiny_image", "smaller than the 11x11 window of SSIM"),
+    ("json_unwritable", "cannot write to this folder"),
+    ("args_missing", "has no model_args"),
+    ("args_unknown", "describe no model of this version"),
+    ("device_meta", "device meta: this project runs on cpu or cuda"),
+    ("device_mps", "device mps: this project runs on cpu or cuda"),
+])
+def test_eval_problems_are_one_line(tmp_path, capsys, case, message):
+    import shutil
+
+    import torch
+    from PIL import Image
+
+    import numpy as np
+
+    from n2n_core.checkpoint import load_checkpoint, pretrained_path
+
+    data = tmp_path / "data"
+    (data / "kodak").mkdir(parents=True)
+    size = 8 if case == "tiny_image" else 24
+    Image.fromarray(np.full((size, size, 3), 120, np.uint8)).save(data / "kodak" / "k.png")
+    weights = tmp_path / "w.pth"
+    shutil.copy(pretrained_path("gaussian"), weights)
+    args = ["eval", str(weights), "--data-dir", str(data), "--device", "cpu"]
+    if case == "missing_dir":
+        args[3] = str(tmp_path / "nowhere")
+    elif case == "json_unwritable":
+        args += ["--json", "/proc/n2n/out.json"]
+    elif case in ("args_missing", "args_unknown"):
+        state = load_checkpoint(weights)
+        state["model_args"] = None if case == "args_missing" else {"name": "unet", "wings": 3}
+        torch.save(state, weights)
+    elif case.startswith("device"):
+        args[-1] = case.split("_")[1]
+    code = main(args)
+    captured = capsys.readouterr()
+    if case == "no_pool":
+        assert code == 0 and message in captured.out
+        return
+    assert code == 2 and message in captured.err and captured.err.count("\n") == 1, captured.err

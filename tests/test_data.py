@@ -191,11 +191,17 @@ def test_find_data_uses_n2n_data_dir(data_folder, monkeypatch):
     assert sources.origin == "folder" and len(sources.train) == 6
 
 
-def test_find_data_without_train_pool_says_what_is_missing(data_folder):
+def test_find_data_without_train_pool_evaluates_but_training_says_what_is_missing(data_folder):
     import shutil
+
+    from n2n_core.config import DataConfig
+    from n2n_core.data import build_patch_sets
+
     shutil.rmtree(data_folder / "train_pool")
-    with pytest.raises(FileNotFoundError, match="train_pool"):
-        find_data(data_folder)
+    sources = find_data(data_folder)  # test sets alone are enough to evaluate
+    assert sources.train == [] and list(sources.test_sets) == ["kodak"]
+    with pytest.raises(ValueError, match="put clean training images in train_pool/ of the data folder"):
+        build_patch_sets(sources, DataConfig(), seed=0)
 
 
 def test_find_data_without_test_sets_says_what_is_missing(data_folder):
