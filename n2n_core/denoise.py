@@ -206,4 +206,6 @@ def denoise_files(model: torch.nn.Module, jobs: list[Job], tile: int = DEFAULT_T
                              f"--skip-existing") from None
         if progress:
             tqdm.write(f"{job.source} ({image.describe()}) -> {job.target}")
+        for note in image.notes:
+            tqdm.write(f"{job.source}: {note}")
     return written

@@ -41,6 +41,8 @@ class ImageFile:
     format: str = "PNG"
     mode: str = "RGB"  # Pillow's mode of the file (after palette expansion)
     info: dict = field(default_factory=dict)  # icc_profile, exif, dpi
+    notes: list[str] = field(default_factory=list)  # how the output will differ from the file in form, said to the user
+    scale: float = 1.0  # float (32-bit) samples: the file's value of white (1 or 255)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -72,11 +74,16 @@ def read_image(path: str | Path) -> ImageFile:
     try:
         with Image.open(path) as img:
             fmt = img.format or path.suffix.lstrip(".").upper()
+            _refuse_frames(path, getattr(img, "n_frames", 1))
             img = ImageOps.exif_transpose(img)
             img.load()
+    except ImageError:
+        raise
     except Exception as err:
         raise _open_error(path, err) from None
     info = {k: img.info[k] for k in ("icc_profile", "dpi") if img.info.get(k)}
+    if fmt == "WEBP":
+        info["lossless"] = _webp_lossless(path)  # Pillow does not say; a lossless file must come back lossless
     exif = img.getexif()
     if exif:
         info["exif"] = exif.tobytes()
@@ -97,10 +104,26 @@ def read_image(path: str | Path) -> ImageFile:
     if mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
         alpha = np.asarray(img.getchannel("A")) if mode == "RGBA" else None
         rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-        return ImageFile(path, torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), False, 8, alpha, fmt, mode, info)
-    if mode == "F":  # 32-bit float grey (TIFF): read as [0, 1], written back as 16-bit
-        grey = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
-        return ImageFile(path, _grey_to_rgb(grey), True, 16, None, fmt, "I;16", info)
+        notes = []
+        if mode not in ("RGB", "RGBA"):
+            # converting back would invent the channels RGB lacks (CMYK's black came back empty): written as
+            # RGB, said so, and without a colour profile that describes other channels
+            notes.append(f"{mode} written as RGB (the network works in RGB)")
+            info.pop("icc_profile", None)
+            mode = "RGB"
+        return ImageFile(path, torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), False, 8, alpha, fmt, mode, info,
+                         notes)
+    if mode == "F":  # 32-bit float grey (TIFF): written back as float, on the file's own scale
+        values = np.asarray(img, dtype=np.float32)
+        low, high = float(values.min()), float(values.max())
+        if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 255:
+            raise ImageError(f"{path}: float samples from {low:g} to {high:g}; n2n denoise takes float images on a "
+                             f"0..1 (or 0..255) scale: rescale it first")
+        scale, notes = 1.0, []
+        if high > 1:  # never clipped silently: a 0..255 float image is read on its own scale and said so
+            scale = 255.0
+            notes.append(f"float samples up to {high:g}, read as 0..255 (divided by 255), written back on that scale")
+        return ImageFile(path, _grey_to_rgb(values / scale), True, 32, None, fmt, "F", info, notes, scale)
     raise ImageError(f"{path}: unsupported image mode {mode!r}; use {SUPPORTED_HINT}")
 
 
@@ -126,10 +149,32 @@ def check_image(path: str | Path) -> None:
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: an empty file (0 bytes); remove it or pass image files only")
     try:
-        with Image.open(path):
-            pass
+        with Image.open(path) as img:
+            frames = getattr(img, "n_frames", 1)
     except Exception as err:
         raise _open_error(path, err) from None
+    _refuse_frames(path, frames)
+
+
+def _refuse_frames(path: Path, frames: int) -> None:
+    """Several frames (an animated GIF, a multi-page TIFF stack) are refused rather than cut to the first."""
+    if frames > 1:
+        raise ImageError(f"{path}: holds {frames} frames (an animation or a stack); n2n denoise writes one image per "
+                         f"file and would drop all but the first: save the frames as separate files")
+
+
+def _webp_lossless(path: Path) -> bool:
+    """Whether a WebP file holds a lossless (VP8L) image: its first image chunk after the RIFF header,
+    or the one after an extended (VP8X) header and its metadata chunks."""
+    with open(path, "rb") as f:
+        data = f.read(1 << 16)
+    offset = 12
+    while offset + 8 <= len(data):
+        kind, size = data[offset:offset + 4], int.from_bytes(data[offset + 4:offset + 8], "little")
+        if kind in (b"VP8L", b"VP8 "):
+            return kind == b"VP8L"
+        offset += 8 + size + (size & 1)
+    return False
 
 
 def _reason(err: Exception) -> str:
@@ -167,6 +212,8 @@ def _pypng():
 
 
 def _quantize(channel: np.ndarray, bits: int) -> np.ndarray:
+    if bits == 32:  # float: not quantised, only kept in [0, 1]
+        return np.clip(channel, 0.0, 1.0).astype(np.float32)
     top = 65535 if bits == 16 else 255
     return np.round(np.clip(channel, 0.0, 1.0) * top).astype(np.uint16 if bits == 16 else np.uint8)
 
@@ -188,19 +235,20 @@ def write_image(image: ImageFile, rgb: torch.Tensor, path: str | Path) -> Path:
             options = dict(image.info)
             if fmt == "JPEG":
                 options.update(quality=95, subsampling=0)  # the denoised image, not a second round of artefacts
+            if fmt == "WEBP":  # lossless stays lossless; a lossy one at quality 95, as JPEGs
+                options.update(quality=100 if options.get("lossless") else 95, method=6 if options.get("lossless") else 4)
             _pil_image(image, samples).save(tmp, format=fmt, **options)
     return path
 
 
 def _pil_image(image: ImageFile, samples: np.ndarray) -> Image.Image:
+    if image.bits == 32:
+        return Image.fromarray((samples * np.float32(image.scale)).astype(np.float32), "F")
     if image.grey and image.bits == 16:
         return Image.frombytes("I;16", (samples.shape[1], samples.shape[0]), samples.astype("<u2").tobytes())
     if image.grey:
         return Image.fromarray(samples, "LA" if image.alpha is not None else "L")
-    out = Image.fromarray(samples, "RGBA" if image.alpha is not None else "RGB")
-    if image.mode not in ("RGB", "RGBA"):
-        out = out.convert(image.mode)  # back to CMYK, YCbCr, ...
-    return out
+    return Image.fromarray(samples, "RGBA" if image.alpha is not None else "RGB")
 
 
 def _write_png16(samples: np.ndarray, path: Path, grey: bool) -> None:

@@ -173,3 +173,66 @@ def test_16_bit_grey_with_alpha_stays_16_bit(tmp_path):
     written = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(6, 9, 2)
     assert meta["bitdepth"] == 16 and meta["greyscale"] and meta["alpha"]
     assert np.array_equal(written, values)
+
+
+@pytest.mark.parametrize("lossless", [True, False])
+def test_webp_keeps_its_lossless_flag(tmp_path, lossless):
+    pixels = np.random.default_rng(3).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    source = tmp_path / "in.webp"
+    Image.fromarray(pixels).save(source, lossless=lossless, quality=80)
+    image = read_image(source)
+    out = write_image(image, image.rgb, tmp_path / "out.webp")
+    head = out.read_bytes()[12:16]
+    assert head == (b"VP8L" if lossless else b"VP8 ")
+    if lossless:  # the same pixels come back exactly
+        assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), np.asarray(Image.open(source).convert("RGB")))
+
+
+def test_a_cmyk_jpeg_comes_back_as_rgb_and_says_so(tmp_path):
+    from conftest import smooth_image
+
+    rgb = smooth_image(24, 32, seed=4)
+    source = tmp_path / "print.jpg"
+    Image.fromarray(rgb).convert("CMYK").save(source, quality=95)
+    image = read_image(source)
+    assert image.notes == ["CMYK written as RGB (the network works in RGB)"]
+    out = write_image(image, image.rgb, tmp_path / "out.jpg")
+    with Image.open(out) as written, Image.open(source) as original:
+        assert written.mode == "RGB"
+        # the same colours as the file's own RGB rendering (was: an empty black channel)
+        diff = np.abs(np.asarray(written, dtype=float) - np.asarray(original.convert("RGB"), dtype=float))
+        assert diff.mean() < 3
+
+
+@pytest.mark.parametrize("top", [1.0, 255.0])
+def test_a_float_tiff_stays_float_on_its_own_scale(tmp_path, top):
+    values = (np.linspace(0.1, 0.9, 20 * 16, dtype=np.float32).reshape(16, 20) * top).astype(np.float32)
+    source = tmp_path / "scan.tif"
+    Image.fromarray(values, "F").save(source)
+    image = read_image(source)
+    assert float(image.rgb.max()) <= 1.0 and image.grey
+    assert image.notes == ([] if top == 1 else ["float samples up to 229.5, read as 0..255 (divided by 255), "
+                                                  "written back on that scale"])
+    out = write_image(image, image.rgb, tmp_path / "out.tif")
+    with Image.open(out) as written:
+        assert written.mode == "F"
+        assert np.allclose(np.asarray(written), values, atol=1e-4 * top)
+
+
+def test_a_float_tiff_outside_both_scales_is_refused(tmp_path):
+    source = tmp_path / "hdr.tif"
+    Image.fromarray(np.full((8, 8), 1000.0, np.float32), "F").save(source)
+    with pytest.raises(ImageError, match="hdr.tif: float samples from 1000 to 1000; .* rescale it first"):
+        read_image(source)
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".tif"])
+def test_several_frames_are_refused_not_cut_to_the_first(tmp_path, suffix):
+    from n2n_core.images import check_image
+
+    frames = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (10, 120, 240)]
+    source = tmp_path / f"stack{suffix}"
+    frames[0].save(source, save_all=True, append_images=frames[1:])
+    for read in (check_image, read_image):
+        with pytest.raises(ImageError, match=r"stack\.(gif|tif): holds 3 frames .* save the frames as separate files"):
+            read(source)
