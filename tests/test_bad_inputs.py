@@ -1,0 +1,166 @@
+"""A property test of the command line against a new user's odd and bad inputs (issue 13): for every
+generated case `n2n denoise` and `n2n train` either succeed with a correct output (exit 0), refuse in
+one line naming the problem (exit 2, no traceback), or, for a batch in which a file is found damaged
+only when its pixels are read, report it and finish the rest (exit 1 with a summary). In every case
+no input byte changes and no partial output is left behind."""
+from __future__ import annotations
+
+import io
+import os
+import random
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from n2n_core.__main__ import main
+
+SEED = 20181213
+
+
+def _photo(height: int = 40, width: int = 48, seed: int = 0) -> np.ndarray:
+    from conftest import smooth_image
+
+    return smooth_image(height, width, seed)
+
+
+def _encoded(mode: str, suffix: str, size=(48, 40)) -> bytes:
+    rgb = Image.fromarray(_photo(size[1], size[0]))
+    grey = np.asarray(rgb.convert("L"))
+    image = {"F": lambda: Image.fromarray(grey.astype(np.float32) / 255.0),
+             "I;16": lambda: Image.fromarray(grey.astype(np.uint16) * 257),
+             "I": lambda: Image.fromarray(grey.astype(np.int32) * 100)}.get(mode, lambda: rgb.convert(mode))()
+    buffer = io.BytesIO()
+    image.save(buffer, format=Image.registered_extensions()[suffix])
+    return buffer.getvalue()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def _cases() -> list[tuple[str, str, bytes]]:
+    """(case id, file name, file bytes): at least 30, from a fixed seed."""
+    rng = random.Random(SEED)
+    cases = []
+    for suffix in (".png", ".jpg", ".tif", ".webp", ".bmp", ".gif"):
+        whole = _encoded("RGB", suffix)
+        for k in range(2):  # truncated at random offsets
+            cut = rng.randrange(1, len(whole) - 1)
+            cases.append((f"truncated{suffix}@{cut}", f"cut{k}{suffix}", whole[:cut]))
+        cases.append((f"random{suffix}", f"noise{suffix}", bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000)))))
+    for mode, suffix in (("1", ".png"), ("L", ".png"), ("LA", ".png"), ("P", ".png"), ("RGB", ".png"), ("RGBA", ".png"),
+                         ("I;16", ".png"), ("I", ".tif"), ("F", ".tif"), ("CMYK", ".jpg"), ("CMYK", ".tif"),
+                         ("YCbCr", ".jpg"), ("LAB", ".tif"), ("RGBA", ".webp"), ("L", ".jpg"), ("P", ".gif")):
+        cases.append((f"mode {mode}{suffix}", f"mode_{mode.replace(';', '')}{suffix}", _encoded(mode, suffix)))
+    for size in ((1, 1), (2, 3), (5, 700)):
+        cases.append((f"tiny {size}", f"tiny_{size[0]}x{size[1]}.png", _encoded("RGB", ".png", size)))
+    cases.append(("huge claimed", "huge.png", _png_claiming(40000, 40000)))
+    cases.append(("empty file", "empty.png", b""))
+    cases.append(("text as png", "notes.png", b"these are my notes, not an image\n"))
+    return cases
+
+
+CASES = _cases()
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _check_outcome(code: int, err: str, out_dir: Path, names: list[str]):
+    assert "Traceback" not in err, err
+    if code == 2:
+        assert err.count("\n") == 1 and err.startswith("error: "), err
+        assert not out_dir.exists() or not any(out_dir.iterdir())
+    elif code == 1:
+        assert "image(s) failed (above); the others are written" in err, err
+    else:
+        assert code == 0, err
+    written = sorted(p.name for p in out_dir.iterdir()) if out_dir.exists() else []
+    assert all(not name.startswith(".") for name in written), written  # no temporary file left
+    assert set(written) <= set(names)
+    for name in written:  # every output is a whole, readable image of the input's size
+        with Image.open(out_dir / name) as result:
+            result.load()
+    return written
+
+
+def test_there_are_at_least_thirty_cases():
+    assert len(CASES) >= 30 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case,name,data", CASES, ids=[c[0] for c in CASES])
+def test_denoise_on_an_odd_or_bad_file(tmp_path, capsys, case, name, data):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / name).write_bytes(data)
+    before = _snapshot(inputs)
+    out = tmp_path / "out"
+    code = main(["denoise", str(inputs / name), "--out", str(out), "--checkpoint", "pretrained:gaussian",
+                 "--device", "cpu", "--tile", "64", "--overlap", "8"])
+    err = capsys.readouterr().err
+    written = _check_outcome(code, err, out, [name])
+    assert _snapshot(inputs) == before
+    if code == 0:
+        with Image.open(inputs / name) as original, Image.open(out / name) as result:
+            assert result.size == original.size
+    assert written == ([name] if code == 0 else [])
+
+
+@pytest.mark.parametrize("where", ["link_to_input", "unwritable", "out_is_a_file"])
+def test_denoise_with_an_odd_out(tmp_path, capsys, where):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.png").write_bytes(_encoded("RGB", ".png"))
+    before = _snapshot(inputs)
+    out = tmp_path / "out"
+    if where == "link_to_input":
+        out.mkdir()
+        os.symlink(inputs / "a.png", out / "a.png")
+    elif where == "unwritable":
+        out = Path("/proc/n2n_out")
+    else:
+        out.write_text("a file")
+    code = main(["denoise", str(inputs / "a.png"), "--out", str(out), "--checkpoint", "pretrained:gaussian",
+                 "--device", "cpu", "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert _snapshot(inputs) == before
+
+
+@pytest.mark.parametrize("case", ["same_folder", "damaged_capture", "size_mismatch", "tiny", "empty_folder",
+                                  "copied_capture", "one_folder_missing"])
+def test_train_on_odd_pairs(tmp_path, capsys, case):
+    from conftest import write_noisy_pairs
+
+    root = write_noisy_pairs(tmp_path / "pairs", [(40, 44)] * 3)
+    args = ["train", "--pairs", str(root), "--profile", "smoke", "--steps", "1", "--crop", "32", "--batch-size", "2",
+            "--device", "cpu", "--out", str(tmp_path / "m.pth")]
+    if case == "same_folder":
+        args[2:3] = [str(root / "a"), str(root / "a")]
+    elif case == "damaged_capture":
+        (root / "b" / "s1.png").write_bytes((root / "b" / "s1.png").read_bytes()[:100])
+    elif case == "size_mismatch":
+        Image.fromarray(_photo(40, 50)).save(root / "b" / "s2.png")
+    elif case == "tiny":
+        Image.fromarray(_photo(8, 8)).save(root / "a" / "s9.png")
+        Image.fromarray(_photo(8, 8, 1)).save(root / "b" / "s9.png")
+    elif case == "empty_folder":
+        for p in (root / "b").iterdir():
+            p.unlink()
+    elif case == "copied_capture":
+        (root / "b" / "s0.png").write_bytes((root / "a" / "s0.png").read_bytes())
+    elif case == "one_folder_missing":
+        args[2:3] = [str(root / "a"), str(root / "nowhere")]
+    before = _snapshot(root)
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert _snapshot(root) == before and not (tmp_path / "m.pth").exists()
