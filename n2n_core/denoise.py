@@ -28,15 +28,20 @@ DEFAULT_OVERLAP = 32
 MIN_TILE = 32  # the U-Net's 5 poolings: a tile of 32 px is one pixel at its bottom
 
 
-def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
+def _spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int, int]]:
     """(window start, core start, core end) along one axis: the fewest windows of ``tile`` pixels,
-    evenly spaced, that overlap by at least 2 x ``overlap``; neighbouring cores meet in the middle of
-    each overlap, so every core keeps ``overlap`` pixels of context on each inner side."""
+    about evenly spaced and starting on multiples of ``align`` (``length`` and ``tile`` are then
+    multiples of it), that overlap by at least 2 x ``overlap``; neighbouring cores meet in the middle
+    of each overlap, so every core keeps ``overlap`` pixels of context on each inner side."""
     if length <= tile:
         return [(0, 0, length)]
-    core = tile - 2 * overlap
-    n = math.ceil((length - tile) / core) + 1
-    starts = [round(i * (length - tile) / (n - 1)) for i in range(n)]
+    if align == 1:
+        n = math.ceil((length - tile) / (tile - 2 * overlap)) + 1
+        starts = [round(i * (length - tile) / (n - 1)) for i in range(n)]
+    else:  # steps on the grid, the last window flush with the end
+        step = max(align, (tile - 2 * overlap) // align * align)
+        n = math.ceil((length - tile) / step) + 1
+        starts = [min(i * step, length - tile) for i in range(n)]
     bounds = [0] + [(starts[i + 1] + starts[i] + tile) // 2 for i in range(n - 1)] + [length]
     return [(starts[i], bounds[i], bounds[i + 1]) for i in range(n)]
 
@@ -66,7 +71,16 @@ def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, tile: int = DEFA
     h, w = image.shape[-2:]
     if not tile or (h <= tile and w <= tile):
         return infer(model, image[None], device, precision)[0]
-    rows, cols = _spans(h, tile, overlap), _spans(w, tile, overlap)
+    # a model that pads its input (the U-Net, to multiples of 32) is given the image padded as it
+    # would pad it whole, and tiles on its grid: the edge tiles see the same borders as the whole
+    # image, every tile the same pooling grid (no seams, no different last rows and columns)
+    align, pad = getattr(model, "side_multiple", 1), getattr(model, "pad_input", None)
+    whole_h, whole_w = h, w
+    if pad is not None:
+        image = pad(image[None])[0]
+        h, w = image.shape[-2:]
+    tile -= tile % align
+    rows, cols = _spans(h, tile, overlap, align), _spans(w, tile, overlap, align)
     out = torch.empty(image.shape, dtype=torch.float32)
     jobs = [(r, c) for r in rows for c in cols]
     bar = tqdm(total=len(jobs), desc="tiles", unit="tile", leave=False, disable=not progress)
@@ -78,7 +92,7 @@ def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, tile: int = DEFA
             out[:, r0:r1, c0:c1] = result[k, :, r0 - wr:r1 - wr, c0 - wc:c1 - wc]
         bar.update(len(group))
     bar.close()
-    return out
+    return out[:, :whole_h, :whole_w]
 
 
 def default_batch(device: str | torch.device) -> int:

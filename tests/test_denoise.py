@@ -1,6 +1,8 @@
 """Tiled inference and the file side of `n2n denoise`."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -18,11 +20,13 @@ def _local_net(seed=0):
                          nn.Conv2d(8, 3, 3, padding=1)).eval()
 
 
-@pytest.mark.parametrize("length,tile,overlap", [(100, 40, 8), (41, 40, 8), (40, 40, 8), (7, 40, 8),
-                                                 (257, 64, 16), (129, 64, 0)])
-def test_spans_cover_every_pixel_once_inside_their_windows(length, tile, overlap):
+@pytest.mark.parametrize("length,tile,overlap,align", [(100, 40, 8, 1), (41, 40, 8, 1), (40, 40, 8, 1), (7, 40, 8, 1),
+                                                       (257, 64, 16, 1), (129, 64, 0, 1), (1120, 512, 32, 32),
+                                                       (704, 512, 32, 32), (4000, 256, 32, 32), (544, 64, 16, 32)])
+def test_spans_cover_every_pixel_once_inside_their_windows(length, tile, overlap, align):
     covered = np.zeros(length, int)
-    for window, start, end in _spans(length, tile, overlap):
+    for window, start, end in _spans(length, tile, overlap, align):
+        assert window % align == 0  # on the U-Net's pooling grid
         assert 0 <= window <= start < end <= min(window + tile, length)
         assert window + min(tile, length) <= length
         # context on every inner side: the core stays `overlap` away from a window edge inside the image
@@ -146,3 +150,23 @@ def test_denoise_never_writes_through_a_link_in_out(tmp_path, link, capsys):
     assert code == 2 and "is a symbolic link" in err and "never writes through links" in err and err.count("\n") == 1
     assert {p: p.read_bytes() for p in before} == before
     assert not (tmp_path / "new").exists() and os.path.islink(out / "b.png")
+
+
+@pytest.mark.parametrize("height,width", [(70, 110), (33, 517), (65, 300)])
+def test_unet_tiles_equal_the_whole_image_borders_included(height, width):
+    """Tiles see the borders and the pooling grid of the whole image (the right and bottom edges used
+    to differ by up to 44 levels): shipped weights, a noisy photograph of odd size."""
+    import skimage.data
+
+    from n2n_core import load_model
+    from n2n_core.data import load_image
+    from n2n_core.metrics import psnr, quantize
+
+    model = load_model("pretrained:gaussian")
+    clean = load_image(Path(skimage.data.__file__).parent / "astronaut.png")[:, 100:100 + height, 50:50 + width]
+    noisy = clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    whole = denoise_tensor(model, noisy, tile=0)
+    tiled = denoise_tensor(model, noisy, tile=64, overlap=16)
+    levels = (quantize(whole) - quantize(tiled)).abs() * 255
+    assert float(levels.max()) <= 2, float(levels.max())
+    assert abs(float(psnr(whole, clean)) - float(psnr(tiled, clean))) <= 0.01

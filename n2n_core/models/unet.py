@@ -14,11 +14,30 @@ from torch import nn
 SIDE_MULTIPLE = 32  # five 2x2 poolings: each side must be a multiple of 2**5
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int = SIDE_MULTIPLE) -> torch.Tensor:
+    """``x`` (N x C x H x W) padded at the bottom and right to sides that are multiples of
+    ``multiple``: reflected where the image is large enough, else replicated."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if not (pad_h or pad_w):
+        return x
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
 def _conv(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, padding=1)
 
 
 class UNet(nn.Module):
+    # `n2n denoise` pads an image as forward does and cuts its tiles on this grid, so that tiles see
+    # the borders and the pooling grid of the whole image
+    side_multiple = SIDE_MULTIPLE
+
+    @staticmethod
+    def pad_input(x: torch.Tensor) -> torch.Tensor:
+        return pad_to_multiple(x)
+
     def __init__(self, in_channels: int = 3, out_channels: int = 3):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -50,11 +69,7 @@ class UNet(nn.Module):
         """Denoise x (N x C x H x W). Any H and W: sides are reflect-padded to a multiple of 32
         and the output is cropped back."""
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % SIDE_MULTIPLE, (-w) % SIDE_MULTIPLE
-        if pad_h or pad_w:
-            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        y = self._forward_padded(x)
+        y = self._forward_padded(pad_to_multiple(x))
         return y[..., :h, :w]
 
     def _forward_padded(self, x: torch.Tensor) -> torch.Tensor:
