@@ -14,12 +14,14 @@ noisy draw of the same clean crop, or the clean crop itself; one setting (``targ
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from . import augment, paths
@@ -29,6 +31,14 @@ from .noise import NoiseModel, seeded_generator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
 TEST_SET_NAMES = ("kodak", "bsd300", "set14")
+# The paper's test sets, recognised by their pixels rather than by a folder's name: sha256 over the
+# sorted sha256s of each image's RGB pixels (``set_digest``), measured on the copies described in
+# ../shared/datasets/SOURCES.md (Kodak 24, BSD300 test 100, Set14 14)
+KNOWN_SET_DIGESTS = {
+    "kodak": "9d2fddc339cb44249411cc9225fe9901e37e0fcfc9f057a718260951c8f325cf",
+    "bsd300": "69d8bf1e1b6f3027f46ab12cccdf0b155d9d75436879d897cb7eb963e9855aa8",
+    "set14": "f58a95f24549c95a1b265e155b020c6b54038fe4e3761f7de613678f0ca76a2f",
+}
 
 KODAK_URL = "http://r0k.us/graphics/kodak/kodak/"
 BSDS300_URL = "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz"
@@ -110,10 +120,13 @@ class DataSources:
     def summary(self) -> str:
         sets = ", ".join(f"{k} ({len(v)})" for k, v in self.test_sets.items())
         line = f"Data: {self.description}; training pool: {len(self.train)} images; test sets: {sets}."
-        if not self.comparable:
+        if not self.comparable and self.origin == "embedded":
             line += ("\nNOTE: these are the embedded scikit-image photographs, not the paper's data:"
                      " PSNRs are NOT comparable with the paper's Table 1. Set N2N_DATA_DIR to a"
                      " folder with train_pool/ and kodak/ for comparable numbers.")
+        elif not self.comparable:
+            line += ("\nNOTE: the test sets are not the paper's test sets (recognised by their pixels, not their"
+                     " names): PSNRs are NOT comparable with the paper's Table 1.")
         return line
 
 
@@ -135,6 +148,37 @@ def find_data(data_dir: str | Path | None = None, download: bool | None = None) 
     return _embedded()
 
 
+def set_digest(files: list[Path]) -> str:
+    """A digest of a set of images by their RGB pixels, independent of names, order and file format."""
+    from PIL import Image
+
+    digests = []
+    for path in files:
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        digests.append(hashlib.sha256(f"{pixels.shape}".encode() + pixels.tobytes()).hexdigest())
+    return hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()
+
+
+def paper_sets(test_sets: dict[str, list[Path]]) -> bool:
+    """Whether every set is the paper's set of its name, image for image (``KNOWN_SET_DIGESTS``)."""
+    return all(KNOWN_SET_DIGESTS.get(name) == set_digest(files) for name, files in test_sets.items())
+
+
+def from_image_folders(folders: list[str | Path]) -> DataSources:
+    """Test sets from any folders of clean images, each named after its folder (``n2n eval --images``);
+    comparable with the paper only where a folder holds one of its test sets."""
+    tests: dict[str, list[Path]] = {}
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder (--images takes folders of clean images)")
+        if folder.name in tests:
+            raise ValueError(f"two --images folders are named {folder.name!r}; the name labels the results: "
+                             f"rename one")
+        tests[folder.name] = list_images(folder, recursive=False)
+    return DataSources([], tests, "folder", "your folders " + ", ".join(map(str, folders)), paper_sets(tests))
+
+
 def _from_folder(root: Path) -> DataSources:
     if not root.is_dir():
         raise FileNotFoundError(f"data folder {root} does not exist (from N2N_DATA_DIR or data_dir)")
@@ -142,7 +186,8 @@ def _from_folder(root: Path) -> DataSources:
     tests = {name: list_images(root / name, recursive=False) for name in TEST_SET_NAMES if (root / name).is_dir()}
     if not tests:
         raise FileNotFoundError(f"{root} has no test set folder; expected one of {', '.join(TEST_SET_NAMES)}")
-    return DataSources(list_images(pool) if pool.is_dir() else [], tests, "folder", f"folder {root}")
+    return DataSources(list_images(pool) if pool.is_dir() else [], tests, "folder", f"folder {root}",
+                       comparable=paper_sets(tests))  # a folder named kodak/ is not Kodak by its name
 
 
 def _downloads_complete(cache: Path) -> bool:

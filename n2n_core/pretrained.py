@@ -73,7 +73,7 @@ def _sources(data_dir: str | Path | None):
     from .experiment import data_sources
 
     sources = data_sources(None if data_dir is None else str(data_dir))
-    if not sources.comparable:
+    if sources.origin == "embedded":
         raise PretrainedError("the shipped weights train on the paper's training pool; the embedded photographs "
                               "are too few. Set N2N_DATA_DIR to a folder with train_pool/ (and kodak/), or allow "
                               "the official BSDS300 download (unset N2N_OFFLINE)")

@@ -182,8 +182,10 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
     sources = data_sources(data_dir)
     table = Table1(comparable=sources.comparable)
     if not sources.comparable:
-        table.notes.append("Measured on scikit-image's embedded photographs (offline default): NOT comparable "
-                           "with the paper. Set N2N_DATA_DIR to a folder with kodak/, bsd300/ and set14/.")
+        what = ("scikit-image's embedded photographs (offline default)" if sources.origin == "embedded" else
+                "test sets that are not the paper's (recognised by their pixels, not their folder names)")
+        table.notes.append(f"Measured on {what}: NOT comparable with the paper. Set N2N_DATA_DIR to a folder with "
+                           f"the paper's kodak/, bsd300/ and set14/.")
     else:
         table.notes.append("Ours: the paper's U-Net for every noise type. The paper's Gaussian columns come from "
                            "RED30; its released U-Net reaches 32.38 (clean) / 32.39 (noisy targets) on Kodak.")

@@ -392,3 +392,24 @@ def test_eval_problems_are_one_line(tmp_path, capsys, case, message):
         assert code == 0 and message in captured.out
         return
     assert code == 2 and message in captured.err and captured.err.count("\n") == 1, captured.err
+
+
+def test_eval_on_your_own_folder_is_labelled_by_its_name_and_not_comparable(tmp_path, capsys):
+    from PIL import Image
+
+    from conftest import smooth_image
+
+    for folder in ("holiday", "kodak"):  # a folder named kodak/ is not Kodak by its name
+        for i in range(2):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            Image.fromarray(smooth_image(40, 48, seed=i)).save(tmp_path / folder / f"p{i}.png")
+    report = tmp_path / "r.json"
+    assert main(["eval", "pretrained:gaussian", "--images", str(tmp_path / "holiday"), str(tmp_path / "kodak"),
+                 "--device", "cpu", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "NOT comparable with the paper" in out
+    sets = json.loads(report.read_text())["sets"]
+    assert sorted(sets) == ["holiday", "kodak"] and sets["holiday"]["images"] == 2
+    assert sets["kodak"]["comparable_with_paper"] is False
+    assert main(["eval", "pretrained:gaussian", "--images", str(tmp_path / "holiday"), "--sets", "kodak"]) == 2
+    assert "--images replaces --data-dir and --sets" in capsys.readouterr().err

@@ -178,11 +178,12 @@ def test_list_images_of_a_missing_folder_names_it(tmp_path):
 # ------------------------------------------------------------------------------------- find_data
 def test_find_data_reads_a_user_folder(data_folder):
     sources = find_data(data_folder)
-    assert sources.origin == "folder" and sources.comparable
+    # synthetic images in a folder named kodak/: not the paper's Kodak, whose pixels are checked
+    assert sources.origin == "folder" and not sources.comparable
     assert len(sources.train) == 6 and any(p.name == "pool5.png" for p in sources.train)  # recursive
     assert list(sources.test_sets) == ["kodak"] and sources.main_test_set == "kodak"
     assert [p.name for p in sources.test_sets["kodak"]] == ["kodim01.png", "kodim02.png"]
-    assert "NOT comparable" not in sources.summary()
+    assert "not the paper's test sets (recognised by their pixels" in sources.summary()
 
 
 def test_find_data_uses_n2n_data_dir(data_folder, monkeypatch):
@@ -483,7 +484,7 @@ def test_validation_pairs_are_a_function_of_the_seed(smooth_patches):
 # ------------------------------------------------------------------------------------- real data
 def test_real_data_folder(real_data_dir):
     sources = find_data(real_data_dir)
-    assert sources.origin == "folder" and sources.comparable
+    assert sources.origin == "folder" and sources.comparable  # the paper's sets, recognised by their pixels
     assert len(sources.test_sets["kodak"]) == 24
     image = load_image(sources.test_sets["kodak"][0])
     assert image.shape[0] == 3 and sorted(image.shape[1:]) == [512, 768]

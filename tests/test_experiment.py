@@ -38,7 +38,7 @@ def test_pipeline_writes_only_under_the_output_dir(data_folder, output_dir, monk
 
     results = experiment.evaluate_run(run.model, tiny_profile, device="cpu")
     assert list(results) == ["kodak"] and len(results["kodak"].names) == 1  # test_limit
-    assert results["kodak"].extra == {"comparable_with_paper": True, "data": "folder", "available": 2}
+    assert results["kodak"].extra == {"comparable_with_paper": False, "data": "folder", "available": 2}
     written = experiment.record_results(tiny_profile, run.name, results)
     assert written == output_dir / "reports" / "smoke" / "results.json"
     stored = json.loads(written.read_text())
