@@ -14,10 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from . import baselines, experiment, paths
-from .config import MODEL_NAMES, NOISE_KINDS, PAPER_REPEATS, PROFILES, TARGETS, get_profile
-from .devices import PRECISIONS
-from .train import TrainingInterrupted
+# only light imports here: torch and the rest load inside main(), so that Ctrl-C while they load is
+# one line too
+from .config import MODEL_NAMES, NOISE_KINDS, PAPER_REPEATS, PRECISIONS, PROFILES, TARGETS, get_profile
 
 
 class UsageError(Exception):
@@ -129,6 +128,7 @@ def _noise(args, checkpoint_noise: dict | None):
 def _eval(args) -> int:
     import dataclasses
 
+    from . import baselines, experiment, paths
     from .data import from_image_folders
 
     from .checkpoint import load_checkpoint, load_model
@@ -283,6 +283,8 @@ def _train_parser(sub) -> None:
 
 
 def _device(value: str):
+    from . import experiment
+
     try:
         return experiment.resolve_device(value)
     except (ValueError, RuntimeError) as error:
@@ -353,6 +355,7 @@ def _pretrained(args) -> int:
 def _checkpoint_argument(value: str | None) -> str | Path:
     """A --checkpoint value checked: a shipped name (``pretrained:gaussian``) or an existing file;
     without one, `make all`'s Gaussian U-Net where it exists, else the shipped Gaussian weights."""
+    from . import experiment
     from .checkpoint import PRETRAINED_PREFIX, resolve_checkpoint
 
     if value is None:
@@ -444,23 +447,27 @@ def _train_in_group(args, distributed_device) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     commands = {"eval": _eval, "summary": _summary, "denoise": _denoise, "train": _train, "pretrained": _pretrained}
+    command = None
     try:
-        return commands[args.command](args)
+        args = _parser().parse_args(argv)  # (its denoise options import torch)
+        command = args.command
+        return commands[command](args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except TrainingInterrupted as stop:
-        print(f"interrupted at step {stop.step}: {stop.checkpoint} holds it; the same command resumes from there",
-              file=sys.stderr)
-        return stop.exit_code
-    except KeyboardInterrupt:
-        print("interrupted" + ("; nothing was trained yet" if args.command == "train" else ""), file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        if hasattr(stop, "checkpoint"):  # train.TrainingInterrupted: a checkpoint at the current step
+            print(f"interrupted at step {stop.step}: {stop.checkpoint} holds it; the same command resumes from "
+                  f"there", file=sys.stderr)
+            return stop.exit_code
+        print("interrupted" + (" (a training run resumes from its last checkpoint, if it wrote one)"
+                               if command in ("train", "pretrained") else ""), file=sys.stderr)
         return 130
 
 
 def _summary(args) -> int:
+    from . import experiment
     profile = get_profile(args.profile)
     results = experiment.read_results(profile)
     if not results:

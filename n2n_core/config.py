@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 NOISE_KINDS = ("gaussian", "poisson", "bernoulli")
+PRECISIONS = ("auto", "fp32", "bf16")  # number formats of the networks (devices.resolve_precision)
 MODEL_NAMES = ("unet", "resnet")
 TARGETS = ("noisy", "clean")
 LOSSES = ("l2", "l1")

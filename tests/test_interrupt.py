@@ -164,3 +164,20 @@ def test_checkpoint_every_may_change_when_a_run_resumes(tmp_path, smooth_patches
     assert run(50.0).step[-1] == 3 and "resuming at step 1" in capsys.readouterr().out
     assert main(["train", "--clean", str(tmp_path), "--checkpoint-every", "0"]) == 2
     assert "--checkpoint-every must be > 0 seconds, got 0.0" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
+    """The command line loads torch inside main(): a Ctrl-C while it loads (here 0.5 s after the start,
+    or later, during the work itself) ends with one line and status 130, not a traceback."""
+    import sys as _sys
+
+    assert "torch" not in subprocess.run([_sys.executable, "-c", "import sys, n2n_core.__main__; "
+                                          "print(sorted(m for m in sys.modules if m in ('torch', 'numpy')))"],
+                                         cwd=ROOT, capture_output=True, text=True).stdout
+    proc = subprocess.Popen([sys.executable, "-m", "n2n_core", "eval", "pretrained:gaussian", "--images", str(ROOT / "notebooks")],
+                            cwd=ROOT, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "interrupted"
