@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,7 +142,9 @@ def load_pickle_pair(path: str | Path, what: str) -> tuple[torch.Tensor, torch.T
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's "please file an issue" warning would come before our one line
+            warnings.simplefilter("ignore")
+            blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise DataError(f"{path}: not a readable torch pickle ({type(err).__name__}); expected a tuple of two "
                         f"uint8 tensors N x 3 x H x W ({what}), saved with torch.save") from None
@@ -240,6 +243,9 @@ def _from_pickle(path: Path, val_pickle, train_cfg: TrainConfig):
         val = (first[-held:].float() / 255.0, second[-held:].float() / 255.0)
         what = f"second capture of the last {held} pairs, held out"
     keep = len(first) - held
+    if keep < 1:
+        raise DataError(f"{path}: holds {len(first)} pair(s), all of them held out for validation; it needs at least "
+                        f"2 pairs (or pass --val-pickle for validation)")
     sampler = PairedCrops(list(first[:keep]), list(second[:keep]), train_cfg.crop, train_cfg.batch_size,
                           torch.Generator().manual_seed(train_cfg.seed))
     described = {"kind": "pickle", "path": str(Path(path).resolve()), "pairs": len(first), "validation": what}

@@ -413,3 +413,25 @@ def test_eval_on_your_own_folder_is_labelled_by_its_name_and_not_comparable(tmp_
     assert sets["kodak"]["comparable_with_paper"] is False
     assert main(["eval", "pretrained:gaussian", "--images", str(tmp_path / "holiday"), "--sets", "kodak"]) == 2
     assert "--images replaces --data-dir and --sets" in capsys.readouterr().err
+
+
+def test_a_full_disk_stops_denoise_with_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from PIL import Image
+
+    import numpy as np
+
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.full((24, 24, 3), 90, np.uint8)).save(tmp_path / name)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("n2n_core.denoise.write_image", full)
+    code = main(["denoise", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(tmp_path / "out"),
+                 "--checkpoint", "pretrained:gaussian", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("error:") == 1 and "Traceback" not in err  # (after the progress bar)
+    assert "a.png: cannot be written (No space left on device); 0 image(s) were written before it" in err
+    assert "--skip-existing" in err and not (tmp_path / "out").exists()

@@ -173,3 +173,19 @@ def test_the_same_folder_twice_or_copied_captures_are_refused(tmp_path):
     (root / "b" / "s1.png").write_bytes((root / "a" / "s1.png").read_bytes())
     with pytest.raises(DataError, match=r"a/s1.png and .*b/s1.png hold the same pixels"):
         load_pairs([root], crop=16)
+
+
+def test_a_one_pair_pickle_names_the_file_and_the_fix(tmp_path):
+    pickle = tmp_path / "one.pkl"
+    torch.save((torch.zeros(1, 3, 32, 32, dtype=torch.uint8), torch.ones(1, 3, 32, 32, dtype=torch.uint8)), pickle)
+    with pytest.raises(DataError, match=r"one.pkl: holds 1 pair\(s\), all of them held out .* --val-pickle"):
+        train_own("pickle", pickle, ModelConfig("resnet", depth=4, width=8),
+                  TrainConfig(crop=16, batch_size=2, max_steps=1), out=tmp_path / "m.pth", device="cpu")
+
+
+def test_a_bad_pickle_is_one_line_without_a_torch_warning(tmp_path, recwarn):
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"\x80\x04not really a pickle")
+    with pytest.raises(DataError, match="bad.pkl: not a readable torch pickle"):
+        load_pickle_pair(bad, "two noisy captures")
+    assert not [w for w in recwarn if "issue" in str(w.message).lower()]
