@@ -108,12 +108,13 @@ def autocast(device: torch.device, precision: str):
 # --------------------------------------------------------------------------------- layout
 def memory_format(device: torch.device, crop: int, precision: str = "fp32") -> torch.memory_format:
     """The layout ``fit`` trains in: channels_last (NHWC) on GPUs, in bfloat16, and on CPUs for
-    float32 crops up to 128 px; plain NCHW for larger float32 crops on CPUs, where `make bench`
+    float32 crops up to 64 px; plain NCHW for larger float32 crops on CPUs, where `make bench`
     measured channels_last slower. U-Net, channels_last against NCHW: on an H200, 2.21x at crop 256;
     on a 2-core AVX2 CPU, over three runs, 1.10x to 1.51x at crop 64, 0.81x to 1.14x at 128, 0.71x
-    to 0.77x at 256; oneDNN's bfloat16 kernels want channels_last (on an AMX Xeon bfloat16 +
+    to 0.77x at 256; on a 2-core AMD EPYC (AVX2 only), batch 4, 0.79x at crop 96 and 0.92x, 0.72x,
+    0.58x at crop 128 (three runs); oneDNN's bfloat16 kernels want channels_last (on an AMX Xeon bfloat16 +
     channels_last trained at 3.9x float32 NCHW at crop 256)."""
-    if device.type == "cuda" or crop <= 128 or precision == "bf16":
+    if device.type == "cuda" or crop <= 64 or precision == "bf16":
         return torch.channels_last
     return torch.contiguous_format
 
