@@ -246,7 +246,7 @@ def test_resolve_device():
 def test_memory_format_follows_the_bench():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert memory_format(cpu, 64) == torch.channels_last
-    assert memory_format(cpu, 128) == torch.channels_last
+    assert memory_format(cpu, 128) == torch.contiguous_format  # 0.58x-0.92x in channels_last on an AVX2 EPYC
     assert memory_format(cpu, 256) == torch.contiguous_format  # 0.71x in channels_last
     assert memory_format(gpu, 256) == torch.channels_last
 
