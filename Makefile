@@ -54,10 +54,12 @@ $(REPORTS)/03_noise2noise_unet.ipynb: $(REPORTS)/02_noise2noise_resnet.ipynb
 $(REPORTS)/04_discriminative_unet.ipynb: $(REPORTS)/03_noise2noise_unet.ipynb
 $(REPORTS)/05_paper_table.ipynb: $(REPORTS)/04_discriminative_unet.ipynb
 $(REPORTS)/06_your_own_data.ipynb: $(REPORTS)/05_paper_table.ipynb
+# papermill waits forever on an ipywidgets slider (nteract/papermill#723): headless, the quickstart has none
+$(REPORTS)/00_quickstart.ipynb: PARAMS = -p slider False
 $(REPORTS)/%.ipynb: notebooks/%.ipynb $(PACKAGE) | $(ENV_STAMP) $(BM3D_STAMP)
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/$*.failed.ipynb
-	$(VENV)/bin/papermill --cwd notebooks -k python3 -p profile $(PROFILE) $< $(REPORTS)/$*.failed.ipynb
+	$(VENV)/bin/papermill --cwd notebooks -k python3 -p profile $(PROFILE) $(PARAMS) $< $(REPORTS)/$*.failed.ipynb
 	@mv $(REPORTS)/$*.failed.ipynb $@
 
 ## test: unit tests and every notebook under nbval in the smoke profile
