@@ -6,7 +6,8 @@ and against what the hardware can do at all.
 
 Training is measured end to end with ``train.fit``'s own step (``train.TrainStep``): drawing the
 batch from the patch sampler (crops, flips, noise), moving it to the device, the forward and
-backward pass, and the Adam step. Settings, batch 4 (``--batch``):
+backward pass, and the Adam step. Settings, at the cpu profile's U-Net batch in this machine's
+default number format (``--batch``; 2 crops in float32, 8 where bfloat16 is the default):
 
 - ``fp32``: plain float32, NCHW tensors (the reference);
 - ``channels_last``: float32, NHWC memory format;
@@ -22,7 +23,7 @@ Inference, under ``torch.inference_mode``: the U-Net and the ResNet on one 768 x
 forward pass in NCHW (``fp32``), channels_last, and bfloat16; ``denoise, tiles 256`` and
 ``compiled`` run ``denoise.denoise_tensor`` as ``n2n denoise`` does (in 256 px tiles; whole, through
 torch.compile). The row marked ``*`` is what ``fit`` or ``n2n denoise`` does by default on this
-device and crop.
+device and crop. The last lines give each default path's ratio to plain float32.
 
 On a CPU the bench first prints its features (AVX2, AVX512-BF16, AMX) and the path ``fit`` and
 ``n2n denoise`` take, and last measures training with one core busy: a second process spins on
@@ -53,7 +54,7 @@ from pathlib import Path
 import torch
 
 from . import models, paths
-from .config import NOISE_KINDS, ModelConfig, NoiseConfig
+from .config import NOISE_KINDS, ModelConfig, NoiseConfig, get_profile
 from .data import PairSampler
 from .losses import get_loss
 from .noise import training_noise
@@ -158,7 +159,7 @@ def bench_training(model_name: str, crop: int, setting: tuple, device: torch.dev
     data_s = 0.0
     steps, elapsed = _timed(one, device, seconds, 3)
     return {"kind": "train", "model": model_name, "crop": crop, "batch": batch, "steps": steps,
-            "mpix_per_s": steps * batch * crop * crop / elapsed / 1e6, "data_share": data_s / elapsed,
+            "precision": "fp32" if amp_dtype is None else "bf16", "mpix_per_s": steps * batch * crop * crop / elapsed / 1e6, "data_share": data_s / elapsed,
             "peak_mb": _peak_mb(device)}
 
 
@@ -228,7 +229,8 @@ def bench_inference(model_name: str, setting: str, device: torch.device, seconds
                 return net(x)
     run()  # warm-up (and compilation)
     n, elapsed = _timed(run, device, seconds, 2)
-    return {"kind": "infer", "model": model_name, "crop": f"{width}x{height}", "steps": n,
+    used = precision if tile or setting == "compiled" else "bf16" if setting == "bf16" else "fp32"
+    return {"kind": "infer", "model": model_name, "crop": f"{width}x{height}", "steps": n, "precision": used,
             "mpix_per_s": n * width * height / elapsed / 1e6, "data_share": None, "peak_mb": _peak_mb(device)}
 
 
@@ -243,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="inference image size (default 768 512, a Kodak image)")
     parser.add_argument("--noise", default="gaussian", choices=NOISE_KINDS,
                         help="training noise drawn by the sampler (default gaussian; poisson costs most)")
-    parser.add_argument("--batch", type=int, default=BATCH, help=f"training crops per step (default {BATCH})")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="training crops per step (default: the cpu profile's U-Net batch in this machine's "
+                             "default number format, e.g. 2 in float32)")
     parser.add_argument("--bf16", action="store_true", help="measure bfloat16 even on a CPU without native support")
     parser.add_argument("--no-busy", dest="busy", action="store_false",
                         help="skip the measurement with one core busy (CPUs only)")
@@ -255,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     native = native_bf16(device)
     bf16 = native or args.bf16
     auto = resolve_precision("auto", device)
+    if args.batch is None:
+        args.batch = get_profile("cpu").train_config("unet", precision=auto).batch_size
+    elif args.batch < 1:
+        parser.error(f"--batch must be >= 1, got {args.batch}")
     rates = {"fp32": matmul_gflops(device, torch.float32, min(2.0, args.seconds))}
     if bf16:
         rates["bf16"] = matmul_gflops(device, torch.bfloat16, min(2.0, args.seconds))
@@ -280,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def record(row: dict, name: str, base: float | None, default: bool) -> float:
         training = row["kind"] == "train"
-        rate = rates["bf16" if "bf16" in name else "fp32"]
+        rate = rates[row["precision"]] if row["precision"] in rates else rates["fp32"]
         row.update(setting=name, ratio_to_fp32=row["mpix_per_s"] / (base or row["mpix_per_s"]), fit_default=default,
                    share_of_matmul_rate=row["mpix_per_s"] * flops[row["model"], training] / rate)
         rows.append(row)
@@ -317,11 +325,14 @@ def main(argv: list[str] | None = None) -> int:
         crop = min(args.crops)
         print(f"one core busy (another process spinning), {args.models[0]}, crop {crop}, fit's default setting:")
         for name, row in bench_busy(args.models[0], crop, device, args.seconds, args.batch):
-            row.update(setting=name, fit_default=name.endswith("governor"))
+            row.update(kind="busy", setting=name, fit_default=name.endswith("governor"))
             rows.append(row)
             print(f"busy   {row['model']:7} {crop:>8} {'*' if row['fit_default'] else ' '}{name:23} "
                   f"{row['mpix_per_s']:8.3f}  {row['ratio_to_idle']:5.2f} of idle ({row['idle_mpix_per_s']:.3f}), "
                   f"{row['threads']} thread(s) at the end", flush=True)
+    summary = _summary(rows, args.batch, auto)
+    for line in summary:
+        print(line)
     out = paths.report_dir() / "bench.json" if args.json is None else Path(args.json)
     paths.atomic_write_text(out, json.dumps({"device": str(device), "torch": torch.__version__,
                                              "threads": torch.get_num_threads(), "native_bf16": native,
@@ -331,9 +342,27 @@ def main(argv: list[str] | None = None) -> int:
                                              "matmul_gflops": rates, "ceiling_mpix_per_s": ceilings,
                                              "gflop_per_mpix": {f"{m} {'train' if t else 'infer'}": v
                                                                 for (m, t), v in flops.items()},
-                                             "rows": rows}, indent=1) + "\n")
+                                             "summary": summary, "rows": rows}, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
+
+
+def _summary(rows: list[dict], batch: int, precision: str) -> list[str]:
+    """The default paths against plain float32: ``fit``'s at the cpu profile's step (the smallest crop
+    measured, ``batch`` crops) and ``n2n denoise``'s on a whole image, per model."""
+    lines = []
+    for row in rows:
+        if row.get("fit_default") and row["kind"] in ("train", "infer"):
+            what = (f"fit's default ({_FORMATS[row['precision']]}) at {row['batch']} crops of {row['crop']}"
+                    if row["kind"] == "train" else f"n2n denoise ({_FORMATS[row['precision']]}) on {row['crop']}")
+            if row["kind"] == "train" and row["crop"] != min(r["crop"] for r in rows if r["kind"] == "train"):
+                continue
+            lines.append(f"default path, {row['model']}: {what}: {row['ratio_to_fp32']:.2f}x plain float32 NCHW "
+                         f"({row['mpix_per_s']:.3f} Mpix/s)")
+    return lines
+
+
+_FORMATS = {"fp32": "float32", "bf16": "bfloat16"}
 
 
 def _print(row: dict) -> None:
