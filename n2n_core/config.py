@@ -184,12 +184,6 @@ class Profile:
     # the U-Net on that kind, so noisy and clean targets get the same number of steps however fast
     # each step is (a noisy target costs a second noise draw)
     unet_steps: tuple[tuple[str, int], ...] = ()
-    # the U-Net's own training settings, ((TrainConfig field, value), ...), replacing those of ``train``
-    unet_train: tuple[tuple[str, float], ...] = ()
-    # where bfloat16 is the fast number format (CPUs with AMX, ``devices.fast_bf16``): fields of this
-    # profile to replace there, ((field, value), ...) (see ``for_precision``). A bigger step costs little
-    # more in bfloat16 on AMX, so the budgets there can be other steps that buy more PSNR per second.
-    bf16: tuple[tuple[str, object], ...] = ()
 
     def __post_init__(self):
         for field_name, names in (("model_seconds", MODEL_NAMES), ("noise_seconds", NOISE_KINDS),
@@ -199,45 +193,22 @@ class Profile:
                     raise ValueError(f"{field_name} names unknown {name!r}; choose from {', '.join(names)}")
                 if not seconds > 0:
                     raise ValueError(f"{field_name} for {name!r} must be > 0, got {seconds}")
-        allowed = ("batch_size", "lr", "crop")
-        for name, _ in self.unet_train:
-            if name not in allowed:
-                raise ValueError(f"unet_train names {name!r}; it may replace {', '.join(allowed)}")
-        fields = {f.name for f in dataclasses.fields(self)} - {"name", "bf16"}
-        for name, _ in self.bf16:
-            if name not in fields:
-                raise ValueError(f"bf16 names {name!r}, not a field of a profile that it may replace")
-        if self.bf16:
-            self.for_precision("bf16")  # its values are checked like the profile's own
-
-    def for_precision(self, precision: str) -> Profile:
-        """This profile as it trains in the resolved number format ``precision`` (fp32 or bf16, see
-        ``devices.resolve_precision``): with the ``bf16`` replacements for bf16, itself for fp32."""
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"a resolved precision is needed, fp32 or bf16, not {precision!r} "
-                             f"(devices.resolve_precision turns auto into one)")
-        return dataclasses.replace(self, bf16=(), **dict(self.bf16)) if precision == "bf16" and self.bf16 else self
 
     def model(self, name: str) -> ModelConfig:
         if name not in MODEL_NAMES:
             raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
         return getattr(self, name)
 
-    def train_config(self, model: str, noise: str | None = None, precision: str = "fp32") -> TrainConfig:
-        """The training settings of ``model`` on ``noise`` (default: the profile's) in the resolved
-        number format ``precision`` (``for_precision``): ``train`` (with ``unet_train`` for the U-Net)
-        and the budget that ``unet_steps``, ``noise_seconds`` or ``model_seconds`` give, if any."""
+    def train_config(self, model: str, noise: str | None = None) -> TrainConfig:
+        """The training settings of ``model`` on ``noise`` (default: the profile's): ``train`` with
+        the budget that ``unet_steps``, ``noise_seconds`` or ``model_seconds`` give, if any."""
         self.model(model)  # validates the name
-        profile = self.for_precision(precision)
-        kind = profile.noise_config(noise).kind
-        train = profile.train
-        if model == "unet" and profile.unet_train:
-            train = dataclasses.replace(train, **dict(profile.unet_train))
-        steps = dict(profile.unet_steps).get(kind) if model == "unet" else None
+        kind = self.noise_config(noise).kind
+        steps = dict(self.unet_steps).get(kind) if model == "unet" else None
         if steps is not None:
-            return dataclasses.replace(train, max_steps=int(steps), max_seconds=None)
-        seconds = dict(profile.noise_seconds).get(kind, dict(profile.model_seconds).get(model))
-        return train if seconds is None else dataclasses.replace(train, max_seconds=seconds)
+            return dataclasses.replace(self.train, max_steps=int(steps), max_seconds=None)
+        seconds = dict(self.noise_seconds).get(kind, dict(self.model_seconds).get(model))
+        return self.train if seconds is None else dataclasses.replace(self.train, max_seconds=seconds)
 
     def table_gap(self, noise: str) -> float:
         """How far apart noisy- and clean-target U-Nets may be on ``noise`` (notebook 05's check)."""
@@ -282,12 +253,6 @@ PROFILES = {
         # after 2800 steps and -0.05 / -0.13 / -0.09 after 4000 (measured on a GPU, same seeds and data;
         # this CPU gave -0.26 / -0.37 / -0.26 after 2800)
         unet_steps=(("gaussian", 4000), ("poisson", 1800), ("bernoulli", 4000)),
-        # CPUs with AMX train in bfloat16, where a U-Net step of 8 crops costs little more than one of
-        # 2 and buys more PSNR per second at lr 1e-3; the ResNet, far quicker there too, gives the
-        # U-Nets part of its time, so that make all takes no longer (README, "Number formats and threads")
-        bf16=(("unet_train", (("batch_size", 8), ("lr", 1e-3))),
-              ("unet_steps", (("gaussian", 3200), ("poisson", 800), ("bernoulli", 1600))),
-              ("model_seconds", (("resnet", 120.0),))),
     ),
     # the paper's recipe (released code): 256x256 crops, batch 4, lr 3e-4, 300k iterations,
     # blind sigma ~ U(0, 50); RED30 with 128 features. Meant for a GPU.

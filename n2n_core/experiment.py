@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from . import models, paths
-from .checkpoint import checkpoint_precision, load_checkpoint, load_model
+from .checkpoint import load_model
 from .config import NOISE_KINDS, ModelConfig, NoiseConfig, Profile, get_profile
 from .data import (DataSources, PairSampler, PatchSets, build_patch_sets, find_data, patch_set_path,
                    validation_pairs)
@@ -112,14 +112,12 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     notebook 01, on ``noise`` (gaussian, poisson or bernoulli; default: the profile's), in
     ``precision`` (auto, fp32 or bf16; see ``train.fit``). Budget overrides replace the profile's."""
     noise_cfg = noise_settings(profile, noise, sigma)
-    model_cfg: ModelConfig = profile.model(model)
-    name = run_name(model_cfg.name, target, noise_cfg.kind)
-    path = checkpoint_path(profile.name, name)
-    precision = run_precision(precision, device, path)
-    train_cfg = dataclasses.replace(profile.train_config(model, noise_cfg.kind, precision), target=target, seed=seed)
+    train_cfg = dataclasses.replace(profile.train_config(model, noise_cfg.kind), target=target, seed=seed)
     if max_steps is not None or max_seconds is not None:
         train_cfg = dataclasses.replace(train_cfg, max_steps=max_steps, max_seconds=max_seconds)
+    model_cfg: ModelConfig = profile.model(model)
     patches = load_patches(profile, seed)
+    name = run_name(model_cfg.name, target, noise_cfg.kind)
     run_config = {"profile": profile.name, "model": dataclasses.asdict(model_cfg),
                   "noise": dataclasses.asdict(noise_cfg), "train": dataclasses.asdict(train_cfg),
                   "data": patches.meta}
@@ -128,21 +126,10 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     sampler = PairSampler(patches.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise_cfg),
                           target, torch.Generator().manual_seed(seed))
     val = validation_pairs(patches.val, test_noise(noise_cfg), seed)
+    path = checkpoint_path(profile.name, name)
     history = fit(net, train_cfg, sampler, val, path, models.model_args(model_cfg), run_config,
                   device=device, progress=progress, precision=precision, compile_model=compile_model)
     return TrainedRun(name, net.eval(), history, path, run_config)
-
-
-def run_precision(precision: str, device: str, path: Path) -> str:
-    """The number format a run of the study trains in, which also picks its settings
-    (``Profile.train_config``): ``precision`` resolved on ``device``; for 'auto', a checkpoint already
-    at ``path`` keeps the format it was trained in, so that a run resumes or reloads as it began."""
-    if precision == "auto" and path.is_file():
-        try:
-            return checkpoint_precision(load_checkpoint(path))
-        except ValueError:
-            pass  # fit names what is wrong with the file
-    return resolve_precision(precision, resolve_device(device))
 
 
 # ------------------------------------------------------------------------------- evaluation
@@ -237,11 +224,9 @@ def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | Non
     from .table import measure
 
     models_ = {key: run.model if isinstance(run, TrainedRun) else run for key, run in runs.items()}
-    formats = {run.history.precision or "fp32" for run in runs.values() if isinstance(run, TrainedRun)}
     table = measure(models_, profile, seed=seed, data_dir=data_dir, device=device,
                     baseline_sets=profile.data.baseline_sets, run_baselines=run_baselines,
-                    baseline_limit=profile.data.baseline_limit, precision=precision,
-                    trained_in=formats.pop() if len(formats) == 1 else "fp32")
+                    baseline_limit=profile.data.baseline_limit, precision=precision)
     table.write(report_path(profile.name, "table1.md").parent)
     _update_results(profile, lambda data: data.__setitem__("table1", table.rows()))
     return table

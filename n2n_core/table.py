@@ -170,14 +170,13 @@ def _set_label(table: Table1, noise: str, test_set: str) -> str:
 def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None = None, device: str = "auto",
             baseline_sets: tuple[str, ...] | None = ("kodak",), run_baselines: bool = True,
             test_sets: tuple[str, ...] | None = None, baseline_limit: int | None = None,
-            precision: str = "auto", trained_in: str = "fp32") -> Table1:
+            precision: str = "auto") -> Table1:
     """Evaluate ``models`` (``{(noise, "noisy" | "clean"): module}``) and the baselines on every
     available test set (``test_sets``: names, None for all) and return the Table1.
 
     ``baseline_sets`` limits the slow classical baselines to some test sets (None: all of them), and
     ``baseline_limit`` to the first images of each. The networks run in ``precision`` (auto, fp32
-    or bf16), which the table's notes state; ``trained_in`` is the format the U-Nets were trained in,
-    which picks the profile's budgets that the notes quote (``Profile.train_config``)."""
+    or bf16), which the table's notes state."""
     from .experiment import data_sources, evaluate_run
 
     sources = data_sources(data_dir)
@@ -190,7 +189,7 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
     else:
         table.notes.append("Ours: the paper's U-Net for every noise type. The paper's Gaussian columns come from "
                            "RED30; its released U-Net reaches 32.38 (clean) / 32.39 (noisy targets) on Kodak.")
-    table.notes.append(f"Profile {profile.name}: {_budget_note(profile, trained_in)}")
+    table.notes.append(f"Profile {profile.name}: {_budget_note(profile)}")
     used = set()
     noises = sorted({noise for noise, _ in models}, key=NOISE_KINDS.index)
     for noise in noises:
@@ -218,15 +217,14 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
     return table
 
 
-def _budget_note(profile: Profile, trained_in: str = "fp32") -> str:
-    train = profile.train_config("unet", precision=trained_in)
+def _budget_note(profile: Profile) -> str:
+    train = profile.train
     budgets = []
     for kind in NOISE_KINDS:
-        cfg = profile.train_config("unet", kind, trained_in)
+        cfg = profile.train_config("unet", kind)
         budgets.append(f"{kind} " + (f"{cfg.max_seconds:g} s" if cfg.max_seconds else f"{cfg.max_steps} steps"))
     gaps = ", ".join(f"{kind} {profile.table_gap(kind):g} dB" for kind in NOISE_KINDS)
-    what = {"fp32": "float32", "bf16": "bfloat16"}[trained_in]
-    return (f"U-Nets trained in {what} for {', '.join(budgets)} each (batches of {train.batch_size} crops of "
+    return (f"U-Nets trained for {', '.join(budgets)} each (batches of {train.batch_size} crops of "
             f"{train.crop}x{train.crop}, lr {train.lr:g}); the paper trains 300k-500k steps of 4 crops of 256x256. "
             f"The notebook's check allows noisy and clean targets to differ by at most: {gaps}.")
 

@@ -182,36 +182,3 @@ def test_cpu_profile_gives_noisy_and_clean_unets_equal_steps_on_every_noise():
         assert cpu.train_config("unet", kind).max_steps is not None
         assert cpu.train_config("unet", kind).max_seconds is None
     assert cpu.table_gap("bernoulli") == 0.3  # the limit, no looser one for any noise
-
-
-def test_bf16_replaces_profile_fields_where_bfloat16_is_the_fast_format_only():
-    profile = dataclasses.replace(PROFILES["smoke"], model_seconds=(("resnet", 30.0),),
-                                  unet_steps=(("gaussian", 100), ("poisson", 50)),
-                                  bf16=(("unet_train", (("batch_size", 8), ("lr", 1e-3))),
-                                        ("unet_steps", (("gaussian", 70), ("poisson", 50))),
-                                        ("model_seconds", (("resnet", 12.0),))))
-    fast = profile.train_config("unet", "gaussian", "bf16")
-    assert (fast.batch_size, fast.lr, fast.max_steps, fast.max_seconds) == (8, 1e-3, 70, None)
-    assert fast.crop == profile.train.crop  # fields it does not name stay
-    plain = profile.train_config("unet", "gaussian", "fp32")
-    assert (plain.batch_size, plain.lr, plain.max_steps) == (profile.train.batch_size, profile.train.lr, 100)
-    assert profile.train_config("unet", "gaussian") == plain  # fp32 is the default
-    resnet = profile.train_config("resnet", "gaussian", "bf16")
-    assert (resnet.batch_size, resnet.max_seconds) == (profile.train.batch_size, 12.0)  # unet_train: the U-Net's
-    assert profile.for_precision("fp32") is profile and profile.for_precision("bf16").bf16 == ()
-    with pytest.raises(ValueError, match="resolved precision.*'auto'"):
-        profile.train_config("unet", "gaussian", "auto")
-    with pytest.raises(ValueError, match="bf16 names 'seeds'"):
-        dataclasses.replace(profile, bf16=(("seeds", 3),))
-    with pytest.raises(ValueError, match="unet_steps.*'speckle'"):  # the variant is checked as it is made
-        dataclasses.replace(profile, bf16=(("unet_steps", (("speckle", 3),)),))
-    with pytest.raises(ValueError, match="unet_train names 'seed'"):
-        dataclasses.replace(profile, unet_train=(("seed", 3),))
-
-
-def test_cpu_profile_keeps_equal_steps_for_noisy_and_clean_targets_in_every_format():
-    cpu = PROFILES["cpu"]
-    for precision in ("fp32", "bf16"):
-        for kind in ("gaussian", "poisson", "bernoulli"):
-            cfg = cpu.train_config("unet", kind, precision)
-            assert cfg.max_steps is not None and cfg.max_seconds is None

@@ -52,24 +52,3 @@ def test_checkpoint_and_report_paths_follow_the_profile(output_dir):
     assert experiment.checkpoint_path("paper", "x") == output_dir / "checkpoints" / "paper" / "x.pth"
     assert experiment.run_name("unet", "clean") == "unet_clean_gaussian"
     assert experiment.report_path("smoke", "r.json") == output_dir / "reports" / "smoke" / "r.json"
-
-
-def test_a_run_keeps_the_number_format_and_settings_it_began_with(data_folder, output_dir, monkeypatch,
-                                                                  tiny_profile):
-    """Where bf16 has its own U-Net settings (a bigger batch on CPUs with AMX), `precision='auto'`
-    reloads a run in the format of its checkpoint, so it is not refused as another configuration on a
-    machine whose own default differs; a fresh run takes the settings of its format."""
-    import dataclasses
-
-    monkeypatch.setenv("N2N_DATA_DIR", str(data_folder))
-    profile = dataclasses.replace(tiny_profile, unet_steps=(("gaussian", 4),),
-                                  bf16=(("unet_train", (("batch_size", 3),)), ("unet_steps", (("gaussian", 2),))))
-    experiment.prepare_patches(profile, seed=0)
-    run = experiment.train("unet", "noisy", profile, seed=0, device="cpu", progress=False, precision="bf16")
-    assert run.history.precision == "bf16" and run.history.step[-1] == 2
-    assert run.config["train"]["batch_size"] == 3
-    assert experiment.run_precision("auto", "cpu", run.checkpoint) == "bf16"
-    again = experiment.train("unet", "noisy", profile, seed=0, device="cpu", progress=False)  # auto: reloads
-    assert again.history.step[-1] == 2 and again.config["train"]["batch_size"] == 3
-    clean = experiment.train("unet", "clean", profile, seed=0, device="cpu", progress=False, precision="fp32")
-    assert clean.history.step[-1] == 4 and clean.config["train"]["batch_size"] == profile.train.batch_size
