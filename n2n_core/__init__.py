@@ -1,5 +1,5 @@
 """Noise2Noise (Lehtinen et al., ICML 2018) in PyTorch: the shared code of the notebooks."""
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["load_model", "get_profile", "__version__"]
 

@@ -128,7 +128,7 @@ def _noise(args, checkpoint_noise: dict | None):
 def _eval(args) -> int:
     import dataclasses
 
-    from . import baselines, experiment, paths
+    from . import baselines, evaluation, paths
     from .data import from_image_folders
 
     from .checkpoint import load_checkpoint, load_model
@@ -163,7 +163,7 @@ def _eval(args) -> int:
     if args.images and (args.data_dir or args.sets):
         raise UsageError("--images replaces --data-dir and --sets; give one or the other")
     try:
-        sources = (from_image_folders(args.images) if args.images else experiment.data_sources(args.data_dir))
+        sources = (from_image_folders(args.images) if args.images else evaluation.data_sources(args.data_dir))
     except (FileNotFoundError, ValueError) as error:
         raise UsageError(str(error)) from None
     sets = args.sets or list(sources.test_sets)
@@ -173,7 +173,7 @@ def _eval(args) -> int:
     repeats = {name: dict(PAPER_REPEATS).get(name, 1) if args.repeats == "paper" else args.repeats for name in sets}
     label = args.checkpoint or args.baseline
     try:
-        evaluations = experiment.evaluate_sets(model, sources, sets, noise_cfg, seed=args.seed, device=device,
+        evaluations = evaluation.evaluate_sets(model, sources, sets, noise_cfg, seed=args.seed, device=device,
                                                repeats=repeats, limits={name: args.limit for name in sets},
                                                label=f"{label} | {noise_cfg.label} | ", precision=precision)
     except ValueError as error:

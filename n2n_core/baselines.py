@@ -55,7 +55,7 @@ def inverse_anscombe(d: np.ndarray) -> np.ndarray:
 
 
 class BM3DBaseline:
-    """A callable for ``metrics.evaluate``: 1 x 3 x H x W noisy batch in, BM3D estimate out.
+    """A callable for ``evaluation.evaluate``: 1 x 3 x H x W noisy batch in, BM3D estimate out.
 
     ``cache_dir=None`` disables the cache.
     """

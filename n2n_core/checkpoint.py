@@ -23,7 +23,7 @@ def atomic_save(obj, path: str | Path) -> Path:
 def library_versions() -> dict:
     import numpy
 
-    from . import __version__
+    from .version import __version__
     return {"n2n_core": __version__, "torch": str(torch.__version__), "numpy": str(numpy.__version__),
             "python": sys.version.split()[0], "platform": platform.platform()}
 

@@ -6,9 +6,7 @@ A run is named ``<model>_<n2n|clean>_<noise>`` (e.g. ``unet_n2n_gaussian``); its
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,29 +14,14 @@ import torch
 
 from . import models, paths
 from .checkpoint import load_model
-from .config import NOISE_KINDS, ModelConfig, NoiseConfig, Profile, get_profile
-from .data import (DataSources, PairSampler, PatchSets, build_patch_sets, find_data, patch_set_path,
-                   validation_pairs)
+from .config import NOISE_KINDS, ModelConfig, Profile, get_profile
+from .data import PairSampler, PatchSets, build_patch_sets, patch_set_path, validation_pairs
 from .devices import infer, resolve_device, resolve_precision
-from .metrics import Evaluation, evaluate
+from .evaluation import Evaluation, data_sources, evaluate_run, noise_settings
 from .noise import test_noise, training_noise
 from .train import History, fit
 
 DEFAULT_PROFILE = "cpu"
-
-
-@functools.lru_cache(maxsize=8)
-def _find_data_cached(data_dir: str | None, env: tuple) -> DataSources:
-    sources = find_data(data_dir)
-    print(sources.summary())
-    return sources
-
-
-def data_sources(data_dir: str | None = None) -> DataSources:
-    """``find_data``, resolved once per process and settings (a failed download is not retried
-    by every cell)."""
-    env = tuple(os.environ.get(k) for k in ("N2N_DATA_DIR", "N2N_OUTPUT_DIR", "N2N_OFFLINE"))
-    return _find_data_cached(None if data_dir is None else str(data_dir), env)
 
 
 def profile_subdir(base: Path, profile: str) -> Path:
@@ -97,13 +80,6 @@ class TrainedRun:
                 "train_precision": h.precision, "hardware": h.hardware}
 
 
-def noise_settings(profile: Profile, noise: str | None = None, sigma: float | None = None) -> NoiseConfig:
-    """The profile's noise settings for ``noise`` (a kind; default the profile's), with ``sigma``
-    replacing the Gaussian level when given."""
-    config = profile.noise_config(noise)
-    return config if sigma is None else dataclasses.replace(config, sigma=float(sigma))
-
-
 def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float | None = None,
           max_steps: int | None = None, max_seconds: float | None = None, device: str = "auto",
           progress: bool = True, noise: str | None = None, precision: str = "auto",
@@ -130,53 +106,6 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     history = fit(net, train_cfg, sampler, val, path, models.model_args(model_cfg), run_config,
                   device=device, progress=progress, precision=precision, compile_model=compile_model)
     return TrainedRun(name, net.eval(), history, path, run_config)
-
-
-# ------------------------------------------------------------------------------- evaluation
-def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = None,
-                 data_dir: str | None = None, device: str = "auto", sources: DataSources | None = None,
-                 noise: str | None = None, test_sets: tuple[str, ...] | None | str = "profile",
-                 limit_override: int | None = None, precision: str = "auto") -> dict[str, Evaluation]:
-    """PSNR/SSIM on the profile's test sets (``test_sets``: a tuple of names, None for every
-    available set), with the paper's protocol, fixed noise seeds and the profile's repeats.
-    ``model`` is a module, a callable baseline, or None for the noisy input; a module runs in
-    ``precision`` (auto: the faster format of this machine, ``devices.fast_bf16``)."""
-    sources = sources or data_sources(data_dir)
-    wanted = profile.data.test_sets if test_sets == "profile" else test_sets
-    names = [k for k in sources.test_sets if wanted is None or k in wanted] or [sources.main_test_set]
-    limits = {}
-    for name in names:
-        given = [n for n in (dict(profile.data.test_limits).get(name, profile.data.test_limit), limit_override) if n]
-        limits[name] = min(given) if given else None
-    return evaluate_sets(model, sources, names, noise_settings(profile, noise, sigma), seed=seed, device=device,
-                         repeats=dict(profile.data.test_repeats), limits=limits, crop=profile.data.test_crop,
-                         precision=precision)
-
-
-def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: NoiseConfig, seed: int = 0,
-                  device: str | torch.device = "auto", repeats: dict[str, int] | None = None,
-                  limits: dict[str, int | None] | None = None, crop: int | None = None,
-                  label: str = "", precision: str = "auto") -> dict[str, Evaluation]:
-    """The paper's protocol on the test sets ``names`` of ``sources``: the first ``limits[name]``
-    images of each (all without one), ``repeats[name]`` noise draws per image (default 1), cached by
-    weights and protocol. A module runs in ``precision`` (auto, fp32 or bf16). Prints one line per
-    set, after ``label``."""
-    repeats, limits = repeats or {}, limits or {}
-    device = resolve_device(device)
-    precision = resolve_precision(precision, device)
-    if isinstance(model, torch.nn.Module):
-        model = model.to(device).eval()
-    results = {}
-    for name in names:
-        all_files = sources.test_sets[name]
-        files = all_files[:limits[name]] if limits.get(name) else all_files
-        ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=crop,
-                      repeats=repeats.get(name, 1), cache_dir=paths.eval_cache_dir(), precision=precision)
-        ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin, available=len(all_files))
-        results[name] = ev
-        print(f"{label}{name} ({len(files)} images x {ev.repeats}): PSNR {ev.psnr:.2f} dB, SSIM {ev.ssim:.4f}, "
-              f"noisy input {ev.psnr_input:.2f} dB" + (f" [{ev.precision}]" if ev.precision == "bf16" else ""))
-    return results
 
 
 def record_results(profile: Profile, run: str, results: dict[str, Evaluation], extra: dict | None = None) -> Path:
@@ -221,13 +150,15 @@ def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | Non
     """Measure Table 1 for ``runs`` (from ``train_table_models``) and the baselines on every
     available test set; write ``reports/table1.md``, ``table1.csv`` and ``table1.png`` and record
     the cells in ``results.json``. Returns the Table1."""
+    from .plots import table1_figure
     from .table import measure
 
     models_ = {key: run.model if isinstance(run, TrainedRun) else run for key, run in runs.items()}
     table = measure(models_, profile, seed=seed, data_dir=data_dir, device=device,
                     baseline_sets=profile.data.baseline_sets, run_baselines=run_baselines,
                     baseline_limit=profile.data.baseline_limit, precision=precision)
-    table.write(report_path(profile.name, "table1.md").parent)
+    written = table.write(report_path(profile.name, "table1.md").parent)
+    table1_figure(table, written["md"].with_suffix(".png"))
     _update_results(profile, lambda data: data.__setitem__("table1", table.rows()))
     return table
 
@@ -245,7 +176,8 @@ def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, 
     """Clean, noisy and denoised versions of one test image (the whole image is denoised; a
     centre crop is shown), with each PSNR (full image, 8-bit protocol) in the titles."""
     from .data import load_image
-    from .metrics import center_crop, noise_generator, psnr
+    from .evaluation import center_crop, noise_generator
+    from .metrics import psnr
     from .plots import image_grid
 
     sources = data_sources(data_dir)

@@ -30,7 +30,7 @@ from .checkpoint import initial_weights, load_checkpoint
 from .config import DataConfig, ModelConfig, NoiseConfig, TrainConfig
 from .data import Batch, BatchSource, DataSources, PairSampler, build_patch_sets, list_images, to_uint8, validation_pairs
 from .images import ImageError, read_image
-from .metrics import center_crop
+from .evaluation import center_crop
 from .noise import test_noise, training_noise
 from .train import ConfigMismatch, History, fit, world
 

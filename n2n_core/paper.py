@@ -24,6 +24,17 @@ TABLE1 = {
     },
 }
 TABLE1_BASELINES = {"gaussian": "BM3D", "poisson": "BM3D + Anscombe", "bernoulli": "Deep Image Prior"}
+# Table 1's rows and columns as tables and figures name them
+METHODS = ("input", "baseline", "clean", "n2n")
+METHOD_LABELS = {"input": "noisy input", "baseline": "baseline", "clean": "clean targets", "n2n": "noisy targets (N2N)"}
+TEST_SET_LABELS = {"kodak": "Kodak", "bsd300": "BSD300", "set14": "Set14", "skimage": "scikit-image photos",
+                   "average": "average"}
+
+
+def baseline_label(noise: str) -> str:
+    """The name of the classical baseline of ``noise`` in Table 1."""
+    return TABLE1_BASELINES.get(noise, "baseline")
+
 TABLE1_GAUSSIAN = {name: {"clean": v["clean"], "n2n": v["n2n"], "bm3d": v["baseline"]}
                    for name, v in TABLE1["gaussian"].items() if name != "average"}
 

@@ -10,6 +10,7 @@ if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from .paper import METHOD_LABELS, baseline_label  # noqa: E402
 from .paths import atomic_output  # noqa: E402
 from .train import History  # noqa: E402
 
@@ -71,7 +72,6 @@ def psnr_bars(values: dict[str, float], path: str | Path, title: str, reference:
 def table1_figure(table, path: str | Path) -> Path:
     """Table 1 at a glance: one panel per noise type, one group of bars per test set (noisy input,
     classical baseline, clean targets, noisy targets), the paper's numbers as black ticks."""
-    from .table import METHOD_LABELS, baseline_label
 
     noises = table.noises()
     fig, axes = plt.subplots(1, max(1, len(noises)), figsize=(5.2 * max(1, len(noises)), 4.2), squeeze=False)

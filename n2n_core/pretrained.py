@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from . import models, paths
+from . import models
 from .checkpoint import FORMAT, atomic_save, library_versions, load_checkpoint, pretrained_path
 from .config import PROFILES, NoiseConfig, Profile
 from .data import PairSampler, build_patch_sets, validation_pairs
@@ -70,7 +70,7 @@ def _pool_identity(files: list[Path]) -> str:
 
 
 def _sources(data_dir: str | Path | None):
-    from .experiment import data_sources
+    from .evaluation import data_sources
 
     sources = data_sources(None if data_dir is None else str(data_dir))
     if sources.origin == "embedded":
@@ -196,7 +196,7 @@ def card_figures(noise: str, folder: Path | None = None, data_dir: str | Path | 
     beside the weights; measured where missing when ``bm3d``) and the paper."""
     from . import baselines
     from .checkpoint import load_model
-    from .experiment import evaluate_sets
+    from .evaluation import evaluate_sets
 
     folder = Path(folder) if folder else pretrained_path(noise).parent
     cache_file = folder / "card.json"

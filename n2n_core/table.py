@@ -2,8 +2,8 @@
 
 Methods: the noisy input, the classical baseline (BM3D / BM3D + Anscombe; see ``baselines``), the
 U-Net trained on clean targets and the U-Net trained on noisy targets (Noise2Noise). Every number
-comes from ``metrics.evaluate`` with the paper's protocol on the same seeded noisy images.
-``measure`` fills a ``Table1``; ``Table1.write`` saves ``table1.md``, ``table1.csv`` and a figure.
+comes from ``evaluation.evaluate`` with the paper's protocol on the same seeded noisy images.
+``measure`` fills a ``Table1``; ``Table1.write`` saves ``table1.md`` and ``table1.csv``.
 """
 from __future__ import annotations
 
@@ -14,12 +14,7 @@ from pathlib import Path
 
 from . import baselines, paths
 from .config import NOISE_KINDS, Profile
-from .paper import TABLE1, TABLE1_BASELINES
-
-METHODS = ("input", "baseline", "clean", "n2n")
-METHOD_LABELS = {"input": "noisy input", "baseline": "baseline", "clean": "clean targets", "n2n": "noisy targets (N2N)"}
-TEST_SET_LABELS = {"kodak": "Kodak", "bsd300": "BSD300", "set14": "Set14", "skimage": "scikit-image photos",
-                   "average": "average"}
+from .paper import METHOD_LABELS, METHODS, TABLE1, TEST_SET_LABELS, baseline_label
 
 
 @dataclass
@@ -142,20 +137,12 @@ class Table1:
         return problems
 
     def write(self, directory: str | Path, stem: str = "table1") -> dict[str, Path]:
-        """Write ``<stem>.md``, ``<stem>.csv`` and ``<stem>.png`` (atomically) and return their paths."""
-        from .plots import table1_figure
-
+        """Write ``<stem>.md`` and ``<stem>.csv`` (atomically) and return their paths; its figure is
+        ``plots.table1_figure``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        written = {}
-        for suffix, text in (("md", self.to_markdown()), ("csv", self.to_csv())):
-            written[suffix] = paths.atomic_write_text(directory / f"{stem}.{suffix}", text)
-        written["png"] = table1_figure(self, directory / f"{stem}.png")
-        return written
-
-
-def baseline_label(noise: str) -> str:
-    return TABLE1_BASELINES.get(noise, "baseline")
+        return {suffix: paths.atomic_write_text(directory / f"{stem}.{suffix}", text)
+                for suffix, text in (("md", self.to_markdown()), ("csv", self.to_csv()))}
 
 
 def _set_label(table: Table1, noise: str, test_set: str) -> str:
@@ -177,7 +164,7 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
     ``baseline_sets`` limits the slow classical baselines to some test sets (None: all of them), and
     ``baseline_limit`` to the first images of each. The networks run in ``precision`` (auto, fp32
     or bf16), which the table's notes state."""
-    from .experiment import data_sources, evaluate_run
+    from .evaluation import data_sources, evaluate_run
 
     sources = data_sources(data_dir)
     table = Table1(comparable=sources.comparable)
@@ -230,7 +217,7 @@ def _budget_note(profile: Profile) -> str:
 
 
 def _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_baselines, limit) -> None:
-    from .experiment import evaluate_run, noise_settings
+    from .evaluation import evaluate_run, noise_settings
 
     sets = [s for (n, s, m) in table.cells if n == noise and m == "input"]
     name = baselines.baseline_name(noise)

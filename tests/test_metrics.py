@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from n2n_core.metrics import Evaluation, center_crop, evaluate, psnr, quantize, ssim
+from n2n_core.evaluation import Evaluation, center_crop, evaluate
+from n2n_core.metrics import psnr, quantize, ssim
 from n2n_core.noise import BernoulliNoise, GaussianNoise, PoissonNoise
 
 

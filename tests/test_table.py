@@ -68,10 +68,14 @@ def test_check_names_every_failed_claim():
     assert any("set14: missing clean-target" in p for p in table.check({"gaussian": 7.0}, 0.3))
 
 
-def test_write_saves_markdown_csv_and_figure(tmp_path):
-    written = _table().write(tmp_path)
-    assert sorted(p.name for p in written.values()) == ["table1.csv", "table1.md", "table1.png"]
-    assert written["png"].stat().st_size > 5000 and written["md"].read_text().startswith("# Table 1")
+def test_write_saves_markdown_and_csv_and_plots_draws_the_figure(tmp_path):
+    from n2n_core.plots import table1_figure
+
+    table = _table()
+    written = table.write(tmp_path)
+    assert sorted(p.name for p in written.values()) == ["table1.csv", "table1.md"]
+    assert written["md"].read_text().startswith("# Table 1")
+    assert table1_figure(table, tmp_path / "table1.png").stat().st_size > 5000
     assert not list(tmp_path.glob(".*"))
 
 

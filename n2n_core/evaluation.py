@@ -1,0 +1,232 @@
+"""The evaluation protocol of the paper (released code): a model on the test sets, each image
+with noise that is a function of (seed, image index, repeat), PSNR and SSIM (``metrics``) per image
+and their means, cached by weights and protocol. ``evaluate_run`` applies a profile's test sets,
+limits and repeats; ``data_sources`` finds the data once per process and settings.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import paths
+from .config import NoiseConfig, Profile
+from .data import DataSources, find_data, load_image
+from .devices import infer, resolve_device, resolve_precision
+from .metrics import psnr, ssim
+from .noise import NoiseModel, seeded_generator, test_noise
+from .paths import atomic_write_text
+
+
+@dataclass
+class Evaluation:
+    """Per-image numbers of one model on one test set; ``psnr`` and ``psnr_input`` are the means."""
+    names: list[str]
+    psnr_images: list[float]
+    psnr_input_images: list[float]
+    ssim_images: list[float]
+    seed: int
+    noise: str
+    extra: dict = field(default_factory=dict)
+    repeats: int = 1
+    precision: str | None = None  # a network's forward pass: 'fp32' or 'bf16' (None: no network)
+
+    @property
+    def psnr(self) -> float:
+        return sum(self.psnr_images) / len(self.psnr_images)
+
+    @property
+    def psnr_input(self) -> float:
+        return sum(self.psnr_input_images) / len(self.psnr_input_images)
+
+    @property
+    def ssim(self) -> float:
+        return sum(self.ssim_images) / len(self.ssim_images)
+
+    def as_dict(self) -> dict:
+        return {"psnr": round(self.psnr, 4), "psnr_input": round(self.psnr_input, 4), "ssim": round(self.ssim, 5),
+                "images": len(self.names), "repeats": self.repeats, "seed": self.seed, "noise": self.noise,
+                **({"precision": self.precision} if self.precision else {}), **self.extra}
+
+
+def center_crop(image: torch.Tensor, size: int | None) -> torch.Tensor:
+    if size is None:
+        return image
+    h, w = image.shape[-2:]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return image[..., top:top + size, left:left + size]
+
+
+def noise_generator(seed: int, index: int, repeat: int = 0) -> torch.Generator:
+    """The generator of the evaluation noise of image ``index``, draw ``repeat``: repeat 0 is a
+    function of (seed, index), repeat r > 0 of (seed, index, r)."""
+    return seeded_generator(seed, index) if repeat == 0 else seeded_generator(seed, index, repeat)
+
+
+# bump when a change to the code would change an evaluation's numbers: cached ones are then ignored
+EVAL_CACHE_VERSION = 1
+
+
+def model_digest(model: torch.nn.Module) -> str:
+    """A hash of a module's class and weights: equal digests denoise equally."""
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _cache_key(model: torch.nn.Module, files, noise, seed: int, device, crop, repeats: int, precision: str) -> str:
+    """What decides an evaluation: the weights, each file (path, size, mtime), the noise, the seed,
+    the crop, the repeats, the device type (a GPU's numbers differ from a CPU's in the last bits)
+    and the number format."""
+    described = []
+    for path in files:
+        stat = Path(path).stat()
+        described.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
+    key = {"version": EVAL_CACHE_VERSION, "model": model_digest(model), "files": described, "noise": repr(noise),
+           "seed": seed, "crop": crop, "repeats": repeats, "device": torch.device(device).type,
+           "precision": precision}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _read_cached(path: Path) -> Evaluation | None:
+    try:
+        return Evaluation(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):  # missing, half written by a crash, or from older code
+        return None
+
+
+def evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu", crop: int | None = None,
+             progress: bool = True, repeats: int = 1, cache_dir: str | Path | None = None,
+             precision: str = "fp32") -> Evaluation:
+    """PSNR/SSIM of ``model`` on the images ``files`` under ``noise`` (see ``_evaluate``); a torch
+    module runs in ``precision`` ('fp32' or 'bf16'), which the result records.
+
+    With ``cache_dir``, a torch module's evaluation is stored there, keyed by its weights and every
+    input of the measurement, and a later call with the same key returns it without running the
+    model (notebook 05 reuses the Gaussian U-Nets' numbers of notebooks 03 and 04 this way)."""
+    if cache_dir is None or not isinstance(model, torch.nn.Module):
+        return _evaluate(model, files, noise, seed, device, crop, progress, repeats, precision)
+    path = Path(cache_dir) / f"{_cache_key(model, files, noise, seed, device, crop, repeats, precision)}.json"
+    cached = _read_cached(path)
+    if cached is not None:
+        print(f"(cached evaluation {path.name})")
+        return cached
+    result = _evaluate(model, files, noise, seed, device, crop, progress, repeats, precision)
+    atomic_write_text(path, json.dumps(asdict(result)))
+    return result
+
+
+@torch.inference_mode()
+def _evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu", crop: int | None = None,
+              progress: bool = True, repeats: int = 1, precision: str = "fp32") -> Evaluation:
+    """PSNR/SSIM of ``model`` on the images ``files`` under ``noise`` (see the module docstring).
+
+    ``model`` is a torch module, any other callable from a 1 x 3 x H x W noisy batch (on the CPU)
+    to its denoised batch (a classical baseline such as BM3D), or None to measure the noisy input.
+    With ``repeats`` > 1 every image is measured under that many independent noise draws (the
+    authors' follow-up code repeats Kodak 10x, BSD300 3x, Set14 20x) and its numbers are the means.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    names, out_psnr, in_psnr, out_ssim = [], [], [], []
+    is_module = isinstance(model, torch.nn.Module)
+    for index, path in enumerate(tqdm(files, desc="evaluate", disable=not progress, leave=False)):
+        clean = center_crop(load_image(path), crop)
+        if min(clean.shape[-2:]) < 11:
+            raise ValueError(f"{path}: {clean.shape[-1]}x{clean.shape[-2]} px, smaller than the 11x11 window of SSIM; "
+                             f"evaluate on images of at least 11x11 px")
+        per_draw = []
+        for repeat in range(repeats):
+            noisy = noise(clean, noise_generator(seed, index, repeat))
+            if model is None:
+                output = noisy
+            elif is_module:
+                output = infer(model, noisy[None], device, precision)[0]
+            else:
+                output = model(noisy[None])[0].float().cpu()
+            per_draw.append((float(psnr(output, clean)), float(psnr(noisy, clean)), float(ssim(output, clean))))
+        names.append(getattr(path, "name", str(path)))
+        out_psnr.append(sum(d[0] for d in per_draw) / repeats)
+        in_psnr.append(sum(d[1] for d in per_draw) / repeats)
+        out_ssim.append(sum(d[2] for d in per_draw) / repeats)
+    if not names:
+        raise ValueError("evaluate() got no images")
+    return Evaluation(names, out_psnr, in_psnr, out_ssim, seed, repr(noise), repeats=repeats,
+                      precision=precision if is_module else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _find_data_cached(data_dir: str | None, env: tuple) -> DataSources:
+    sources = find_data(data_dir)
+    print(sources.summary())
+    return sources
+
+
+def data_sources(data_dir: str | None = None) -> DataSources:
+    """``find_data``, resolved once per process and settings (a failed download is not retried
+    by every cell)."""
+    env = tuple(os.environ.get(k) for k in ("N2N_DATA_DIR", "N2N_OUTPUT_DIR", "N2N_OFFLINE"))
+    return _find_data_cached(None if data_dir is None else str(data_dir), env)
+
+
+def noise_settings(profile: Profile, noise: str | None = None, sigma: float | None = None) -> NoiseConfig:
+    """The profile's noise settings for ``noise`` (a kind; default the profile's), with ``sigma``
+    replacing the Gaussian level when given."""
+    config = profile.noise_config(noise)
+    return config if sigma is None else dataclasses.replace(config, sigma=float(sigma))
+
+
+def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = None,
+                 data_dir: str | None = None, device: str = "auto", sources: DataSources | None = None,
+                 noise: str | None = None, test_sets: tuple[str, ...] | None | str = "profile",
+                 limit_override: int | None = None, precision: str = "auto") -> dict[str, Evaluation]:
+    """PSNR/SSIM on the profile's test sets (``test_sets``: a tuple of names, None for every
+    available set), with the paper's protocol, fixed noise seeds and the profile's repeats.
+    ``model`` is a module, a callable baseline, or None for the noisy input; a module runs in
+    ``precision`` (auto: the faster format of this machine, ``devices.fast_bf16``)."""
+    sources = sources or data_sources(data_dir)
+    wanted = profile.data.test_sets if test_sets == "profile" else test_sets
+    names = [k for k in sources.test_sets if wanted is None or k in wanted] or [sources.main_test_set]
+    limits = {}
+    for name in names:
+        given = [n for n in (dict(profile.data.test_limits).get(name, profile.data.test_limit), limit_override) if n]
+        limits[name] = min(given) if given else None
+    return evaluate_sets(model, sources, names, noise_settings(profile, noise, sigma), seed=seed, device=device,
+                         repeats=dict(profile.data.test_repeats), limits=limits, crop=profile.data.test_crop,
+                         precision=precision)
+
+
+def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: NoiseConfig, seed: int = 0,
+                  device: str | torch.device = "auto", repeats: dict[str, int] | None = None,
+                  limits: dict[str, int | None] | None = None, crop: int | None = None,
+                  label: str = "", precision: str = "auto") -> dict[str, Evaluation]:
+    """The paper's protocol on the test sets ``names`` of ``sources``: the first ``limits[name]``
+    images of each (all without one), ``repeats[name]`` noise draws per image (default 1), cached by
+    weights and protocol. A module runs in ``precision`` (auto, fp32 or bf16). Prints one line per
+    set, after ``label``."""
+    repeats, limits = repeats or {}, limits or {}
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    if isinstance(model, torch.nn.Module):
+        model = model.to(device).eval()
+    results = {}
+    for name in names:
+        all_files = sources.test_sets[name]
+        files = all_files[:limits[name]] if limits.get(name) else all_files
+        ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=crop,
+                      repeats=repeats.get(name, 1), cache_dir=paths.eval_cache_dir(), precision=precision)
+        ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin, available=len(all_files))
+        results[name] = ev
+        print(f"{label}{name} ({len(files)} images x {ev.repeats}): PSNR {ev.psnr:.2f} dB, SSIM {ev.ssim:.4f}, "
+              f"noisy input {ev.psnr_input:.2f} dB" + (f" [{ev.precision}]" if ev.precision == "bf16" else ""))
+    return results
