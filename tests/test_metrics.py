@@ -111,6 +111,21 @@ def test_ssim_matches_scikit_image(generator):
     assert ssim(noisy, clean).item() == pytest.approx(expected, abs=1e-5)
 
 
+@pytest.mark.parametrize("photo", ["astronaut", "coffee", "chelsea"])
+def test_ssim_matches_scikit_image_on_photographs(photo, generator):
+    """The hand-written SSIM is kept because it runs on batches in torch; it equals scikit-image's
+    (same Gaussian window and constants) on real photographs within 1e-4."""
+    data = pytest.importorskip("skimage.data")
+    metrics = pytest.importorskip("skimage.metrics")
+    clean = torch.from_numpy(getattr(data, photo)()[:192, :256].copy()).permute(2, 0, 1).float() / 255
+    for sigma in (10, 50):
+        noisy = quantize(GaussianNoise(sigma)(clean, generator))
+        expected = metrics.structural_similarity(
+            noisy.permute(1, 2, 0).double().numpy(), clean.permute(1, 2, 0).double().numpy(),
+            channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        assert ssim(noisy, clean).item() == pytest.approx(expected, abs=1e-4)
+
+
 def test_ssim_of_a_batch_is_per_image(generator):
     clean = torch.stack([_levels(generator, shape=(3, 20, 24)) for _ in range(2)])
     noisy = clean.clone()
