@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .data import IMAGE_SUFFIXES
 from .devices import infer
 from .images import ImageError, check_image, read_image, write_image
+from .paths import ensure_writable_dir
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
@@ -167,16 +168,10 @@ def plan(inputs: list[str], out_dir: str | Path, overwrite: bool = False, skip_e
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
     """Create ``out_dir`` and check that it can be written, with a clear error otherwise."""
-    out_dir = Path(out_dir)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".n2n_write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ImageError(f"{out_dir}: cannot write to this folder ({err.strerror or err}); "
-                         f"choose another --out") from None
-    return out_dir
+        return ensure_writable_dir(out_dir)
+    except ValueError as err:
+        raise ImageError(str(err)) from None
 
 
 @contextlib.contextmanager

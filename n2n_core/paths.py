@@ -48,20 +48,28 @@ def atomic_output(path: str | Path):
         tmp.unlink(missing_ok=True)
 
 
+def ensure_writable_dir(folder: str | Path, flag: str = "--out") -> Path:
+    """Create ``folder`` if needed and check, before any work, that files can be written in it. A
+    ValueError names the folder and what to do (``flag`` is the option that sets it)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".n2n_write_test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"{folder}: cannot write to this folder ({err.strerror or err}); choose another "
+                         f"{flag}") from None
+    return folder
+
+
 def ensure_writable_file(path: str | Path, flag: str = "--out") -> Path:
     """Check, before any work, that ``path`` can be written: not a folder, its folder created and
     writable. A ValueError names the path and what to do (``flag`` is the option that sets it)."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: is a folder; give {flag} a file path such as {path / 'model.pth'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / f".n2n_write_test.{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(f"{path.parent}: cannot write to this folder ({err.strerror or err}); choose another "
-                         f"{flag}") from None
+    ensure_writable_dir(path.parent, flag)
     return path
 
 

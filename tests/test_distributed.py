@@ -19,7 +19,8 @@ def pairs(tmp_path):
 
 def _train(args, out, launcher):
     common = ["-m", "n2n_core", "train", "--pairs", str(args), "--model", "resnet", "--profile", "smoke",
-              "--steps", "4", "--crop", "16", "--batch-size", "4", "--val-every", "2", "--device", "cpu", "--out", str(out)]
+              "--steps", "4", "--crop", "16", "--batch-size", "4", "--val-every", "2", "--device", "cpu", "--out", str(out),
+              "--precision", "fp32"]  # (bfloat16, the default on CPUs with AMX, rounds each half batch its own way)
     result = subprocess.run([sys.executable, *launcher, *common], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
