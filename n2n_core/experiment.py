@@ -130,6 +130,21 @@ def read_results(profile: Profile) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def recorded_psnr(profile: Profile, test_set: str) -> dict[str, float]:
+    """Each recorded run's PSNR on ``test_set`` (results.json), by run name."""
+    runs = read_results(profile).get("runs", {})
+    return {name: runs[name][test_set]["psnr"] for name in sorted(runs) if test_set in runs[name]}
+
+
+def compare_targets(profile: Profile, n2n_run: TrainedRun, clean_run: TrainedRun, test_set: str) -> tuple[float, float]:
+    """The recorded PSNR of the noisy- and the clean-target run on ``test_set``, printed side by
+    side with their difference: the claim of notebook 04."""
+    recorded = recorded_psnr(profile, test_set)
+    n2n, clean = recorded[n2n_run.name], recorded[clean_run.name]
+    print(f"{test_set}: N2N {n2n:.2f} dB, clean targets {clean:.2f} dB, difference {clean - n2n:+.2f} dB")
+    return n2n, clean
+
+
 # ---------------------------------------------------------------------------------- Table 1
 def train_table_models(profile: Profile, seed: int = 0, device: str = "auto", noises: tuple[str, ...] | None = None,
                        progress: bool = True, precision: str = "auto") -> dict[tuple[str, str], TrainedRun]:
@@ -245,3 +260,24 @@ def denoise_demo(model: torch.nn.Module, clean: torch.Tensor, sigma: float, seed
     noisy = GaussianNoise(sigma)(clean, seeded_generator(seed, 0))
     denoised = denoise_tensor(model, noisy, tile=0, device=device, precision=resolve_precision(precision, device))
     return Demo(clean, noisy, denoised, float(psnr(noisy, clean)), float(psnr(denoised, clean)))
+
+
+def show_demo(model: torch.nn.Module, clean: torch.Tensor, sigma: float, seed: int = 0, device: str = "auto",
+              precision: str = "auto", save: str | Path | None = None) -> Demo:
+    """``denoise_demo`` drawn: clean, noisy and denoised side by side with their PSNRs, saved to
+    ``save`` when given, and shown (notebook 00 calls it, and its slider calls it again)."""
+    import matplotlib.pyplot as plt
+
+    demo = denoise_demo(model, clean, sigma, seed=seed, device=device, precision=precision)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
+    panels = [("clean", demo.clean), (f"noisy, sigma {sigma:g}: {demo.psnr_noisy:.2f} dB", demo.noisy),
+              (f"denoised: {demo.psnr_denoised:.2f} dB", demo.denoised)]
+    for ax, (title, image) in zip(axes, panels):
+        ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy())
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    if save:
+        with paths.atomic_output(save) as tmp:
+            fig.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
+    plt.show()
+    return demo

@@ -1,0 +1,102 @@
+"""What notebook 06 (your own data) calls: the command line run as a shell runs it, training on a
+folder of noisy pairs unless that run is already there, and the PSNR of denoised files against
+their clean originals. The notebook holds no logic of its own; each step is one call here."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import load_checkpoint, load_model
+from .data import load_image
+from .denoise import denoise_tensor
+from .devices import resolve_device, resolve_precision
+from .metrics import psnr
+from .train import History
+
+
+def cli(*args) -> str:
+    """Run `python -m n2n_core ARGS` in a new process as a shell would, print the command line and
+    what it prints, and return its output; a RuntimeError carries its error output if it fails."""
+    args = [str(a) for a in args]
+    print("$ python -m n2n_core " + " ".join(args))
+    result = subprocess.run([sys.executable, "-m", "n2n_core", *args], capture_output=True, text=True)
+    print(result.stdout.strip())
+    if result.returncode:
+        raise RuntimeError(f"the command failed: {result.stderr.strip()[-1500:]}")
+    return result.stdout
+
+
+def train_pairs(checkpoint: Path, pairs: Path, profile: str, steps: int, seed: int = 0, device: str = "auto",
+                precision: str = "auto", init: str | None = None) -> History:
+    """`n2n train --pairs PAIRS` into ``checkpoint`` (from ``init`` weights if given), unless a
+    finished run with the same steps and start is there; its history."""
+    previous = load_checkpoint(checkpoint) if Path(checkpoint).is_file() else None
+    if (previous and previous["finished"] and previous["config"]["train"]["max_steps"] == steps
+            and previous["config"].get("init") == init):
+        print(f"{Path(checkpoint).name}: already trained ({previous['step']} steps); reusing it")
+    else:
+        cli("train", "--pairs", pairs, "--profile", profile, "--steps", steps, "--seed", seed, "--device", device,
+            "--precision", precision, "--out", checkpoint, *(["--init", init] if init else []),
+            *(["--overwrite"] if previous else []))
+    return History.from_dict(load_checkpoint(checkpoint)["history"])
+
+
+@dataclass
+class FileScores:
+    """PSNR (8-bit protocol) of noisy files and of their denoised versions against the originals."""
+    names: list[str]
+    noisy: list[float]
+    denoised: list[float]
+
+    @property
+    def gains(self) -> list[float]:
+        return [b - a for a, b in zip(self.noisy, self.denoised)]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.denoised) / len(self.denoised)
+
+
+def score_files(clean_files: list[Path], noisy_files: list[Path], denoised_dir: Path,
+                figure: Path | None = None) -> FileScores:
+    """Score the files that `n2n denoise` wrote into ``denoised_dir`` (named as ``noisy_files``)
+    against ``clean_files``, print a line per file, and draw clean / noisy / denoised side by side
+    into ``figure`` when given."""
+    from .plots import image_grid
+
+    scores, rows = FileScores([], [], []), []
+    for clean_file, noisy_file in zip(clean_files, noisy_files):
+        clean, noisy = load_image(clean_file), load_image(noisy_file)
+        out = load_image(Path(denoised_dir) / Path(noisy_file).name)
+        p_in, p_out = float(psnr(noisy, clean)), float(psnr(out, clean))
+        scores.names.append(Path(noisy_file).name)
+        scores.noisy.append(p_in)
+        scores.denoised.append(p_out)
+        print(f"{Path(noisy_file).name}: noisy {p_in:.2f} dB -> denoised {p_out:.2f} dB ({p_out - p_in:+.2f} dB)")
+        rows.append([("clean", clean), (f"noisy capture: {p_in:.2f} dB", noisy), (f"denoised: {p_out:.2f} dB", out)])
+    if figure is not None:
+        image_grid(rows, figure)
+    return scores
+
+
+def compare_scores(first: FileScores, second: FileScores, labels: tuple[str, str]) -> None:
+    """Print the denoised PSNR of two models per file and their means."""
+    for name, a, b in zip(first.names, first.denoised, second.denoised):
+        print(f"{name}: {labels[0]} {a:.2f} dB, {labels[1]} {b:.2f} dB ({b - a:+.2f} dB)")
+    print(f"mean over {len(first.names)} held-out photographs: {labels[0]} {first.mean:.2f} dB, "
+          f"{labels[1]} {second.mean:.2f} dB")
+
+
+def tile_gap(checkpoint: Path, noisy_file: Path, clean_file: Path, device: str = "auto",
+             precision: str = "auto", tile: int = 256, overlap: int = 32) -> float:
+    """How far (dB) denoising in tiles of ``tile`` px lands from denoising the whole image at once."""
+    run_on = resolve_device(device)
+    model = load_model(checkpoint, device=run_on)
+    noisy, clean = load_image(noisy_file), load_image(clean_file)
+    fmt = resolve_precision(precision, run_on)
+    whole = float(psnr(denoise_tensor(model, noisy, tile=0, device=run_on, precision=fmt), clean))
+    tiled = float(psnr(denoise_tensor(model, noisy, tile=tile, overlap=overlap, device=run_on, precision=fmt), clean))
+    print(f"whole {whole:.4f} dB, tiles of {tile}: {tiled:.4f} dB, difference {abs(whole - tiled):.4f} dB")
+    return abs(whole - tiled)
