@@ -203,7 +203,7 @@ def _pretrained_parser(sub) -> None:
     p.add_argument("--no-card", action="store_true", help="train, but do not measure the model card afterwards")
     p.add_argument("--repeats", type=int, default=1, help="noise draws per test image in the card (default 1)")
     p.add_argument("--bm3d", action="store_true",
-                   help="measure BM3D where card.json lacks it (slow: about a minute per Kodak image on 2 cores)")
+                   help="measure BM3D where card.json lacks it (slow: tens of seconds per Kodak image on a CPU)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     _speed_options(p)
 

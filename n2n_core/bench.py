@@ -15,9 +15,9 @@ default number format (``--batch``; 2 crops in float32, 8 where bfloat16 is the 
   GPUs and on CPUs with native bfloat16 (AVX512-BF16, AMX); elsewhere bfloat16 is emulated and about
   10x slower than float32, so the bench skips it unless ``--bf16`` is given. ``fit`` trains this way
   where ``devices.fast_bf16`` says so (CPUs with AMX);
-- ``compiled``: what ``fit`` does by default, through ``torch.compile`` (``--compile`` of
-  ``n2n train``/``n2n denoise``; skipped with ``--no-compile``). The first call compiles (10-60 s,
-  not timed).
+- ``compiled``: ``fit``'s default setting through ``torch.compile``, what ``--compile`` of
+  ``n2n train``/``n2n denoise`` does (not the default; skipped with ``--no-compile``). The first
+  call compiles, which is not timed.
 
 Inference, under ``torch.inference_mode``: the U-Net and the ResNet on one 768 x 512 image, one
 forward pass in NCHW (``fp32``), channels_last, and bfloat16; ``denoise, tiles 256`` and

@@ -233,25 +233,20 @@ PROFILES = {
         own_gain_db=-3.0,
     ),
     # the default of `make all`: fixed budgets on a 2-core CPU, trained at the test level (blind
-    # training needs a longer budget to match it). Small batches: at a fixed budget of pixels, batch 2
-    # reached 1.6 dB more than batch 8 after 150 s (Kodak, measured here); at a fixed 330 s in float32
-    # on a 2-core Xeon, batch 2 (lr 5e-4) 30.91 dB, batch 4 (1e-3) 30.73, batch 8 (1e-3) 30.13. Only
-    # bfloat16 on AMX makes batch 8 worth its step (README, "Number formats and threads"); the profile
-    # stays the same on every machine so that its numbers do too. At batch 2 the paper's lr of
-    # 1e-3 diverged once with clean targets (U-Net, step ~1700): 5e-4. The ResNet is cheaper per step
-    # and converges sooner: 300 s. The U-Nets get step budgets (about 0.11 s per step here).
+    # training needs a longer budget to match it); small batches, which learned most per second in
+    # float32; lr 5e-4, since the paper's 1e-3 diverged at batch 2; the same budgets on every machine,
+    # so that the numbers are too; step budgets for the U-Nets so that noisy and clean targets get
+    # equal steps. The measurements behind each choice: README, "Profiles".
     "cpu": Profile(
         "cpu",
-        # Table 1 on this budget: BSD300 on its first 20 images, BM3D (37 s per Kodak image here)
-        # on the first 2 Kodak images; `python -m n2n_core eval` measures the full sets
+        # Table 1 on this budget: BSD300 on its first 20 images, BM3D (tens of seconds per Kodak
+        # image on a CPU) on the first 2 Kodak images; `python -m n2n_core eval` measures the full sets
         DataConfig(test_sets=("kodak",), test_limits=(("bsd300", 20),), baseline_sets=("kodak",),
                    baseline_limit=2),
         TrainConfig(crop=64, batch_size=2, lr=5e-4, max_seconds=400, val_every=500),
         model_seconds=(("resnet", 300.0),),
-        # With noisy Bernoulli targets the masked loss sees half of the pixels, so N2N learns more
-        # slowly: noisy minus clean targets was -0.25 / -0.34 / -0.24 dB (Kodak / BSD300 / Set14)
-        # after 2800 steps and -0.05 / -0.13 / -0.09 after 4000 (measured on a GPU, same seeds and data;
-        # this CPU gave -0.26 / -0.37 / -0.26 after 2800)
+        # with noisy Bernoulli targets the masked loss sees half of the pixels, so N2N learns more
+        # slowly and needs as many steps as Gaussian noise to come within the check's 0.3 dB
         unet_steps=(("gaussian", 4000), ("poisson", 1800), ("bernoulli", 4000)),
     ),
     # the paper's recipe (released code): 256x256 crops, batch 4, lr 3e-4, 300k iterations,
@@ -268,12 +263,9 @@ PROFILES = {
     ),
     # the shipped weights (checkpoints/pretrained/, `make pretrained`): the paper's U-Net and recipe
     # with blind noise, trained in chunks over sessions on whatever machine there is. Crops of 128
-    # rather than the paper's 256: on 2-core CPUs pixels per second are the same at 96 and 128 px
-    # (0.074 Mpix/s on an AVX2 EPYC, `make bench`), and at a fixed number of pixels smaller steps
-    # learned faster in this repo's measurements; 60k steps of 4 x 128 x 128 are 3.9 Gpix, more than
-    # the GPU run that reached 31.63 dB on Kodak after 11k steps of 4 x 256 x 256 (2.9 Gpix). A
-    # moving average of the weights makes the weights exported mid-run (after a session's chunk)
-    # close to what the ramp-down gives at the end.
+    # rather than the paper's 256, since at a fixed number of pixels smaller steps learned faster
+    # (README, "Shipped weights"). A moving average of the weights makes the weights exported
+    # mid-run (after a session's chunk) close to what the ramp-down gives at the end.
     "pretrained": Profile(
         "pretrained",
         DataConfig(patch_size=144, train_patches=12000, val_patches=48, val_image_every=25),

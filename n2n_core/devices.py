@@ -1,6 +1,7 @@
 """Where and how the networks run: the device, the number format (precision), the memory layout,
-the CPU threads and torch.compile. Each default is what `make bench` measured fastest; the
-docstrings give the figures and the machines they were measured on."""
+the CPU threads and torch.compile. Each default is what `make bench` measured fastest; the figures
+and the machines they were measured on are in README.md ("Speed, GPUs and several processes" and
+"Number formats and threads on CPUs")."""
 from __future__ import annotations
 
 import contextlib
@@ -30,9 +31,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def cpu_features() -> dict[str, bool | str]:
     """What this CPU offers for these networks: AVX2, AVX512-BF16 (bfloat16 dot products in AVX-512
     registers) and AMX (bfloat16 tile units), read from /proc/cpuinfo. Not from
-    torch.cpu.get_capabilities(): calling it slowed the U-Net's training by about 10% for the rest of
-    the process (15.5 against 13.8 steps/s, measured twice on a 2-core Xeon). Without /proc (not
-    Linux) every feature reads as absent, so the float32 path is taken."""
+    torch.cpu.get_capabilities(): calling it slowed training for the rest of the process. Without
+    /proc (not Linux) every feature reads as absent, so the float32 path is taken."""
     try:
         with open("/proc/cpuinfo") as f:
             text = f.read()
@@ -58,18 +58,15 @@ def describe_cpu(features: dict | None = None) -> str:
 
 def fast_bf16(device: torch.device, features: dict | None = None) -> bool:
     """Whether bfloat16 is the faster number format for these networks on ``device``: on CPUs with
-    AMX. Measured (U-Net, 2 threads, bfloat16 autocast + channels_last against float32 channels_last):
-    AMX Xeon, training 1.9x at batch 2 of 64 px and 3.1x at batch 16, inference 2.4x on 768 x 512;
-    Xeon with AVX512-BF16 but no AMX, training 0.82x at batch 2 and 0.68x at batch 8, inference
-    1.05x (oneDNN's AVX512-BF16 kernels ran a 3x3 convolution at 145 GFLOP/s there against 227 in
-    float32). On GPUs float32 stays the default: an H200 trained the U-Net at 0.29x under bfloat16."""
+    AMX only. With AVX512-BF16 but no AMX, and on GPUs, bfloat16 autocast measured slower than
+    float32."""
     if device.type != "cpu":
         return False
     return bool((cpu_features() if features is None else features)["amx_bf16"])
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes in bfloat16 in hardware (elsewhere it is emulated, about 10x slower)."""
+    """Whether ``device`` computes in bfloat16 in hardware (elsewhere it is emulated, far slower)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     f = cpu_features()
@@ -109,11 +106,7 @@ def autocast(device: torch.device, precision: str):
 def memory_format(device: torch.device, crop: int, precision: str = "fp32") -> torch.memory_format:
     """The layout ``fit`` trains in: channels_last (NHWC) on GPUs, in bfloat16, and on CPUs for
     float32 crops up to 64 px; plain NCHW for larger float32 crops on CPUs, where `make bench`
-    measured channels_last slower. U-Net, channels_last against NCHW: on an H200, 2.21x at crop 256;
-    on a 2-core AVX2 CPU, over three runs, 1.10x to 1.51x at crop 64, 0.81x to 1.14x at 128, 0.71x
-    to 0.77x at 256; on a 2-core AMD EPYC (AVX2 only), batch 4, 0.79x at crop 96 and 0.92x, 0.72x,
-    0.58x at crop 128 (three runs); oneDNN's bfloat16 kernels want channels_last (on an AMX Xeon bfloat16 +
-    channels_last trained at 3.9x float32 NCHW at crop 256)."""
+    measured channels_last slower; oneDNN's bfloat16 kernels want channels_last."""
     if device.type == "cuda" or crop <= 64 or precision == "bf16":
         return torch.channels_last
     return torch.contiguous_format
@@ -121,8 +114,7 @@ def memory_format(device: torch.device, crop: int, precision: str = "fp32") -> t
 
 def inference_layout(device: str | torch.device) -> torch.memory_format:
     """The layout of a forward pass without training (validation, evaluation, `n2n denoise`):
-    channels_last on CPUs, NCHW on GPUs, what `make bench` measured fastest (U-Net, 768 x 512:
-    channels_last 1.37x NCHW on a 2-core CPU, 0.86x on an H200, where bfloat16 autocast gave 0.92x)."""
+    channels_last on CPUs, NCHW on GPUs, what `make bench` measured fastest."""
     return torch.contiguous_format if torch.device(device).type == "cuda" else torch.channels_last
 
 
@@ -142,12 +134,11 @@ class ThreadGovernor:
     """The CPU threads torch computes with, adapted to what else runs on the machine.
 
     OpenMP threads spin while they wait for each other, so when another process holds one of the
-    cores every parallel region waits for the thread that shares it. Measured on a 2-core Xeon
-    (U-Net training, batch 2 of 64 px, `yes > /dev/null` on the side): 2 threads fell from 14.0 to
-    4.0 steps/s (29%), 1 thread ran 7.8 (56% of the idle 2-thread speed), OMP_WAIT_POLICY=PASSIVE
-    7.0 but 10.3 idle. So the governor keeps all cores while the machine is free and drops to one
-    thread fewer while other processes use at least ``busy`` of a core (read from /proc/stat minus
-    this process's own CPU time, every ``interval`` seconds); it goes back when they use less than
+    cores every parallel region waits for the thread that shares it, and training slows several
+    times over; one thread fewer keeps about half of the idle speed (README). So the governor keeps
+    all cores while the machine is free and drops to one thread fewer while other processes use at
+    least ``busy`` of a core (read from /proc/stat minus this process's own CPU time, every
+    ``interval`` seconds); it goes back when they use less than
     ``idle``. ``fixed`` (or N2N_THREADS) sets the count once and turns adaptation off. A change of
     thread count changes the order of some floating-point sums, so for bit-identical reruns fix it."""
 

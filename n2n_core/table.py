@@ -199,8 +199,8 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
     if (baseline_sets is not None or baseline_limit) and run_baselines and baselines.available():
         where = ", ".join(TEST_SET_LABELS.get(s, s) for s in baseline_sets) if baseline_sets is not None else "every set"
         first = f" (first {baseline_limit} images)" if baseline_limit else ""
-        table.notes.append(f"The {profile.name} profile runs BM3D on {where}{first} only: it costs about 40 s per "
-                           f"Kodak image on 2 cores. `python -m n2n_core eval --baseline bm3d` measures whole sets.")
+        table.notes.append(f"The {profile.name} profile runs BM3D on {where}{first} only: it costs tens of seconds "
+                           f"per Kodak image on a CPU. `python -m n2n_core eval --baseline bm3d` measures whole sets.")
     return table
 
 
