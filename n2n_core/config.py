@@ -156,6 +156,38 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """How long ``model`` trains on ``noise`` ('*': on every noise kind): ``steps`` or ``seconds``."""
+    model: str
+    noise: str = "*"
+    steps: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self):
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"budget for unknown model {self.model!r}; choose from {', '.join(MODEL_NAMES)}")
+        if self.noise != "*" and self.noise not in NOISE_KINDS:
+            raise ValueError(f"budget for unknown noise {self.noise!r}; choose from {', '.join(NOISE_KINDS)} or '*'")
+        if (self.steps is None) == (self.seconds is None):
+            raise ValueError(f"budget for {self.model}/{self.noise}: give steps or seconds, one of them")
+        value = self.steps if self.steps is not None else self.seconds
+        if not value > 0:
+            raise ValueError(f"budget for {self.model}/{self.noise} must be > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class Checks:
+    """The pass/fail thresholds the notebooks end with (dB)."""
+    min_gain_db: float = 7.0  # notebooks 02-04: over the noisy input, main test set
+    max_clean_gap_db: float = 0.2  # notebook 04: how much better clean targets may be than noisy ones
+    # notebook 05 (Table 1): over the noisy input per noise kind, and how far apart noisy and clean
+    # targets may be, either way, on any test set
+    table_gain_db: tuple[tuple[str, float], ...] = (("gaussian", 7.0), ("poisson", 6.0), ("bernoulli", 10.0))
+    max_table_gap_db: float = 0.3
+    own_gain_db: float = 5.0  # notebook 06: over the noisy captures, held-out images
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     data: DataConfig
@@ -163,56 +195,36 @@ class Profile:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     resnet: ModelConfig = field(default_factory=lambda: ModelConfig("resnet"))
     unet: ModelConfig = field(default_factory=lambda: ModelConfig("unet"))
-    # the checks the notebooks end with: gain over the noisy input on the main test set, and how
-    # much better the clean-target U-Net may be than the Noise2Noise one
-    min_gain_db: float = 7.0
-    max_clean_gap_db: float = 0.2
-    # the checks of notebook 05 (Table 1): gain over the noisy input per noise type, and how far
-    # apart noisy and clean targets may be on any test set
-    table_gain_db: tuple[tuple[str, float], ...] = (("gaussian", 7.0), ("poisson", 6.0), ("bernoulli", 10.0))
-    max_table_gap_db: float = 0.3
-    table_gap_db: tuple[tuple[str, float], ...] = ()  # per-noise limits that replace max_table_gap_db
-    # wall-clock budgets that replace train.max_seconds, as ((model, seconds), ...) and
-    # ((noise kind, seconds), ...); a noise kind's budget wins over its model's
-    model_seconds: tuple[tuple[str, float], ...] = ()
-    noise_seconds: tuple[tuple[str, float], ...] = ()
-    # notebook 06 (your own data): U-Net steps on the pairs folder, and the gain over the noisy
-    # input that its check asks for on held-out images
-    own_steps: int = 1500
-    own_gain_db: float = 5.0
-    # the U-Net's step budgets per noise kind, ((kind, steps), ...): they replace any time budget of
-    # the U-Net on that kind, so noisy and clean targets get the same number of steps however fast
-    # each step is (a noisy target costs a second noise draw)
-    unet_steps: tuple[tuple[str, int], ...] = ()
-
-    def __post_init__(self):
-        for field_name, names in (("model_seconds", MODEL_NAMES), ("noise_seconds", NOISE_KINDS),
-                                  ("unet_steps", NOISE_KINDS)):
-            for name, seconds in getattr(self, field_name):
-                if name not in names:
-                    raise ValueError(f"{field_name} names unknown {name!r}; choose from {', '.join(names)}")
-                if not seconds > 0:
-                    raise ValueError(f"{field_name} for {name!r} must be > 0, got {seconds}")
+    checks: Checks = field(default_factory=Checks)
+    # budgets that replace the one of ``train``: the first that names the model and the noise kind,
+    # else the first that names the model and '*'
+    budgets: tuple[Budget, ...] = ()
+    own_steps: int = 1500  # notebook 06 (your own data): U-Net steps on the pairs folder
 
     def model(self, name: str) -> ModelConfig:
         if name not in MODEL_NAMES:
             raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
         return getattr(self, name)
 
+    def budget(self, model: str, noise: str) -> Budget | None:
+        """The budget of ``model`` on the noise kind ``noise``, None for ``train``'s own."""
+        for wanted in (noise, "*"):
+            for budget in self.budgets:
+                if budget.model == model and budget.noise == wanted:
+                    return budget
+        return None
+
     def train_config(self, model: str, noise: str | None = None) -> TrainConfig:
         """The training settings of ``model`` on ``noise`` (default: the profile's): ``train`` with
-        the budget that ``unet_steps``, ``noise_seconds`` or ``model_seconds`` give, if any."""
+        the budget of ``budgets`` if one applies (steps replace any time budget; seconds replace
+        ``train``'s seconds)."""
         self.model(model)  # validates the name
-        kind = self.noise_config(noise).kind
-        steps = dict(self.unet_steps).get(kind) if model == "unet" else None
-        if steps is not None:
-            return dataclasses.replace(self.train, max_steps=int(steps), max_seconds=None)
-        seconds = dict(self.noise_seconds).get(kind, dict(self.model_seconds).get(model))
-        return self.train if seconds is None else dataclasses.replace(self.train, max_seconds=seconds)
-
-    def table_gap(self, noise: str) -> float:
-        """How far apart noisy- and clean-target U-Nets may be on ``noise`` (notebook 05's check)."""
-        return dict(self.table_gap_db).get(noise, self.max_table_gap_db)
+        budget = self.budget(model, self.noise_config(noise).kind)
+        if budget is None:
+            return self.train
+        if budget.steps is not None:
+            return dataclasses.replace(self.train, max_steps=int(budget.steps), max_seconds=None)
+        return dataclasses.replace(self.train, max_seconds=budget.seconds)
 
     def noise_config(self, kind: str | None = None) -> NoiseConfig:
         """The profile's noise settings with ``kind`` selected (default: the profile's own kind)."""
@@ -225,12 +237,10 @@ PROFILES = {
         "smoke",
         DataConfig(patch_size=48, train_patches=64, val_patches=4, test_limit=2, test_crop=96),
         TrainConfig(crop=32, batch_size=4, max_steps=80, val_every=20),
-        min_gain_db=-3.0,  # seconds of training: the checks only catch a broken pipeline
-        max_clean_gap_db=3.0,
-        table_gain_db=(("gaussian", -3.0), ("poisson", -3.0), ("bernoulli", -3.0)),
-        max_table_gap_db=5.0,
+        # seconds of training: the checks only catch a broken pipeline
+        checks=Checks(min_gain_db=-3.0, max_clean_gap_db=3.0, max_table_gap_db=5.0, own_gain_db=-3.0,
+                      table_gain_db=(("gaussian", -3.0), ("poisson", -3.0), ("bernoulli", -3.0))),
         own_steps=80,
-        own_gain_db=-3.0,
     ),
     # the default of `make all`: fixed budgets on a 2-core CPU, trained at the test level (blind
     # training needs a longer budget to match it); small batches, which learned most per second in
@@ -243,11 +253,11 @@ PROFILES = {
         # image on a CPU) on the first 2 Kodak images; `python -m n2n_core eval` measures the full sets
         DataConfig(test_sets=("kodak",), test_limits=(("bsd300", 20),), baseline_sets=("kodak",),
                    baseline_limit=2),
-        TrainConfig(crop=64, batch_size=2, lr=5e-4, max_seconds=400, val_every=500),
-        model_seconds=(("resnet", 300.0),),
+        TrainConfig(crop=64, batch_size=2, lr=5e-4, max_seconds=300, val_every=500),  # the ResNet's 300 s
         # with noisy Bernoulli targets the masked loss sees half of the pixels, so N2N learns more
         # slowly and needs as many steps as Gaussian noise to come within the check's 0.3 dB
-        unet_steps=(("gaussian", 4000), ("poisson", 1800), ("bernoulli", 4000)),
+        budgets=(Budget("unet", "gaussian", steps=4000), Budget("unet", "poisson", steps=1800),
+                 Budget("unet", "bernoulli", steps=4000)),
     ),
     # the paper's recipe (released code): 256x256 crops, batch 4, lr 3e-4, 300k iterations,
     # blind sigma ~ U(0, 50); RED30 with 128 features. Meant for a GPU.
@@ -259,7 +269,7 @@ PROFILES = {
                     checkpoint_every_seconds=600.0),
         NoiseConfig(train_sigma_range=(0.0, 50.0), train_lam_range=(0.001, 50.0), train_p_range=(0.0, 0.95)),
         ModelConfig("resnet", depth=30, width=128),
-        max_clean_gap_db=0.1,
+        checks=Checks(max_clean_gap_db=0.1),
     ),
     # the shipped weights (checkpoints/pretrained/, `make pretrained`): the paper's U-Net and recipe
     # with blind noise, trained in chunks over sessions on whatever machine there is. Crops of 128

@@ -210,7 +210,7 @@ def _budget_note(profile: Profile) -> str:
     for kind in NOISE_KINDS:
         cfg = profile.train_config("unet", kind)
         budgets.append(f"{kind} " + (f"{cfg.max_seconds:g} s" if cfg.max_seconds else f"{cfg.max_steps} steps"))
-    gaps = ", ".join(f"{kind} {profile.table_gap(kind):g} dB" for kind in NOISE_KINDS)
+    gaps = ", ".join(f"{kind} {profile.checks.max_table_gap_db:g} dB" for kind in NOISE_KINDS)
     return (f"U-Nets trained for {', '.join(budgets)} each (batches of {train.batch_size} crops of "
             f"{train.crop}x{train.crop}, lr {train.lr:g}); the paper trains 300k-500k steps of 4 crops of 256x256. "
             f"The notebook's check allows noisy and clean targets to differ by at most: {gaps}.")

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from n2n_core import get_profile
-from n2n_core.config import PROFILES, ModelConfig, NoiseConfig, Profile, TrainConfig, to_dict
+from n2n_core.config import PROFILES, Budget, ModelConfig, NoiseConfig, Profile, TrainConfig, to_dict
 
 
 @pytest.mark.parametrize("kind", ["impulse", "Gaussian", ""])
@@ -97,7 +97,7 @@ def test_profile_model_lookup():
 
 def test_per_model_budget_replaces_the_profiles_seconds():
     base = PROFILES["smoke"]
-    profile = dataclasses.replace(base, model_seconds=(("unet", 30.0),))
+    profile = dataclasses.replace(base, budgets=(Budget("unet", seconds=30.0),))
     assert profile.train_config("unet").max_seconds == 30.0
     assert profile.train_config("unet").max_steps == base.train.max_steps  # the other settings stay
     assert profile.train_config("resnet") == base.train
@@ -105,10 +105,14 @@ def test_per_model_budget_replaces_the_profiles_seconds():
         profile.train_config("vgg")
 
 
-@pytest.mark.parametrize("bad,match", [((("vgg", 10.0),), "'vgg'"), ((("unet", 0.0),), "unet")])
-def test_bad_per_model_budget_is_named(bad, match):
+@pytest.mark.parametrize("kwargs,match", [(dict(model="vgg", seconds=10.0), "'vgg'"),
+                                          (dict(model="unet", seconds=0.0), "unet/\\* must be > 0"),
+                                          (dict(model="unet", noise="speckle", steps=3), "'speckle'"),
+                                          (dict(model="unet", steps=3, seconds=4.0), "steps or seconds, one of them"),
+                                          (dict(model="unet"), "steps or seconds")])
+def test_bad_budget_is_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        dataclasses.replace(PROFILES["smoke"], model_seconds=bad)
+        Budget(**kwargs)
 
 
 def test_every_profile_is_valid_and_has_a_budget():
@@ -146,8 +150,8 @@ def test_bad_poisson_and_bernoulli_levels_are_named(field, value):
 
 
 def test_noise_config_selects_a_kind_and_its_budget():
-    profile = dataclasses.replace(PROFILES["smoke"], model_seconds=(("unet", 30.0),),
-                                  noise_seconds=(("poisson", 12.0),))
+    profile = dataclasses.replace(PROFILES["smoke"], budgets=(Budget("unet", seconds=30.0),
+                                                              Budget("unet", "poisson", seconds=12.0)))
     assert profile.noise_config("poisson").kind == "poisson" and profile.noise_config().kind == "gaussian"
     assert profile.noise_config("bernoulli").label == "Bernoulli p=0.5"
     assert profile.train_config("unet", "poisson").max_seconds == 12.0  # the noise's budget wins
@@ -165,15 +169,14 @@ def test_data_config_rejects_bad_values(field, value):
         DataConfig(**{field: value})
 
 
-def test_unet_step_budgets_replace_time_budgets_for_the_unet_only():
-    profile = dataclasses.replace(PROFILES["smoke"], model_seconds=(("resnet", 30.0), ("unet", 40.0)),
-                                  unet_steps=(("gaussian", 123),))
+def test_step_budgets_replace_time_budgets_for_their_model_and_noise_only():
+    profile = dataclasses.replace(PROFILES["smoke"], budgets=(Budget("resnet", seconds=30.0), Budget("unet", seconds=40.0),
+                                                              Budget("unet", "gaussian", steps=123)))
     unet = profile.train_config("unet", "gaussian")
     assert (unet.max_steps, unet.max_seconds) == (123, None)
     assert profile.train_config("resnet", "gaussian").max_seconds == 30.0  # the ResNet keeps its seconds
     assert profile.train_config("unet", "poisson").max_seconds == 40.0  # no step budget for Poisson
-    with pytest.raises(ValueError, match="unet_steps.*'speckle'"):
-        dataclasses.replace(PROFILES["smoke"], unet_steps=(("speckle", 10),))
+    assert profile.budget("resnet", "poisson") == Budget("resnet", seconds=30.0)
 
 
 def test_cpu_profile_gives_noisy_and_clean_unets_equal_steps_on_every_noise():
@@ -181,4 +184,5 @@ def test_cpu_profile_gives_noisy_and_clean_unets_equal_steps_on_every_noise():
     for kind in ("gaussian", "poisson", "bernoulli"):
         assert cpu.train_config("unet", kind).max_steps is not None
         assert cpu.train_config("unet", kind).max_seconds is None
-    assert cpu.table_gap("bernoulli") == 0.3  # the limit, no looser one for any noise
+    assert cpu.checks.max_table_gap_db == 0.3  # the limit, the same for every noise
+    assert cpu.train_config("resnet", "bernoulli").max_seconds == 300.0 and cpu.budget("resnet", "gaussian") is None

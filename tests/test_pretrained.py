@@ -12,10 +12,9 @@ import pytest
 import skimage.data
 import torch
 
-from n2n_core import experiment, load_model, models, pretrained
+from n2n_core import experiment, load_model, pretrained
 from n2n_core.__main__ import main
 from n2n_core.checkpoint import initial_weights, load_checkpoint, pretrained_path, resolve_checkpoint
-from n2n_core.config import ModelConfig
 from n2n_core.data import load_image
 
 SHIPPED = pretrained_path("gaussian")
