@@ -233,6 +233,9 @@ def card_figures(noise: str, folder: Path | None = None, data_dir: str | Path | 
     return rows
 
 
+_FORMAT_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
+
+
 def _fmt(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -293,7 +296,9 @@ def card_section(noise: str, rows: list[dict], folder: Path | None = None) -> st
               "RGB, noise in float from fixed seeds (seed 0), output and reference clipped and rounded to 8 bit, PSNR "
               "per image over all channels, then the mean. BM3D is told the noise level (measured here, with the "
               "same noisy images; `–`: not measured yet). The paper's figures exist at its Table 1 level only: "
-              "its released U-Net where given (Kodak, BSD300), else Table 1.", "",
+              "its released U-Net where given (Kodak, BSD300), else Table 1. The network ran in "
+              + " and ".join(sorted({_FORMAT_NAMES.get(r.get("precision"), "float32") for r in rows}) or ["float32"])
+              + ".", "",
               f"| test set | {symbol} | images x draws | noisy input | this model | BM3D, measured | paper: N2N | paper: BM3D |",
               "|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -169,8 +169,9 @@ def test_model_card_is_written_from_the_checkpoint(little, data_folder, tmp_path
                      device="cpu")
     # a BM3D figure measured before is read from card.json, not measured again
     (folder / "card.json").write_text(json.dumps({"bm3d": {"gaussian/25/kodak/2x1": 12.345}}))
-    card = pretrained.write_card(folder, data_dir=data_folder, device="cpu").read_text()
+    card = pretrained.write_card(folder, data_dir=data_folder, device="cpu", precision="fp32").read_text()
     assert "## `unet_gaussian_blind.pth`: blind Gaussian U-Net, noisy targets only" in card
+    assert "The network ran in float32." in card  # the number format of the card's figures
     assert "Status: finished, 6 steps" in card and "| 0.000 | 6 |" in card  # the curve's table
     assert (folder / "unet_gaussian_blind_curve.png").stat().st_size > 1000
     rows = [line for line in card.splitlines() if line.startswith("| kodak |")]
