@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -109,29 +108,10 @@ def _speed(args, device):
         raise UsageError(f"--precision {args.precision}: {error}") from None
 
 
-def _noise(args, checkpoint_noise: dict | None):
-    from .config import NoiseConfig
-
-    base = dict(checkpoint_noise or {})
-    fields = {k: base[k] for k in ("kind", "sigma", "lam", "p") if k in base}
-    if args.noise:
-        fields["kind"] = args.noise
-    for name in ("sigma", "lam", "p"):
-        if getattr(args, name) is not None:
-            fields[name] = getattr(args, name)
-    try:
-        return NoiseConfig(**fields)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-
-
 def _eval(args) -> int:
-    import dataclasses
-
     from . import baselines, evaluation, paths
-    from .data import from_image_folders
-
     from .checkpoint import load_checkpoint, load_model
+    from .data import from_image_folders
 
     if (args.checkpoint is None) == (args.baseline is None):
         raise UsageError("give a checkpoint or --baseline input|bm3d (one of the two)")
@@ -147,7 +127,10 @@ def _eval(args) -> int:
             model = load_model(path, device=device)
         except (ValueError, RuntimeError) as error:
             raise UsageError(str(error) if str(path) in str(error) else f"{path}: {error}") from None
-    noise_cfg = _noise(args, checkpoint_noise)
+    try:
+        noise_cfg = evaluation.noise_from(checkpoint_noise, args.noise, args.sigma, args.lam, args.p)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if args.baseline == "bm3d":
         if not baselines.available():
             raise UsageError(f"--baseline bm3d needs the optional bm3d package: {baselines.INSTALL_HINT}")
@@ -178,15 +161,13 @@ def _eval(args) -> int:
                                                label=f"{label} | {noise_cfg.label} | ", precision=precision)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    results = {name: ev.as_dict() for name, ev in evaluations.items()}
     if not sources.comparable:
         print("NOTE: scikit-image's embedded photographs (offline default), NOT comparable with the paper."
               if sources.origin == "embedded" else
               "NOTE: these are not the paper's test sets (recognised by their pixels): NOT comparable with the paper.")
     if args.json:
-        paths.atomic_write_text(args.json, json.dumps({"model": label, "noise": dataclasses.asdict(noise_cfg),
-                                         "seed": args.seed, "precision": precision if model is not None else None,
-                                         "sets": results}, indent=2) + "\n")
+        evaluation.write_json(args.json, label, noise_cfg, args.seed, precision if model is not None else None,
+                              evaluations)
     return 0
 
 
@@ -371,37 +352,12 @@ def _checkpoint_argument(value: str | None) -> str | Path:
     return value if value.startswith(PRETRAINED_PREFIX) else path
 
 
-def _init_distributed(device_arg: str):
-    """Under torchrun (WORLD_SIZE > 1): join the process group (nccl on GPUs, gloo on CPUs) and
-    return this process's device; None when not distributed."""
-    import os
-
-    import torch
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    device = _device(device_arg)
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return device
-
-
 def _train(args) -> int:
-    import torch
+    from .devices import process_group
 
-    distributed_device = _init_distributed(args.device)
-    try:
-        code = _train_in_group(args, distributed_device)
-        if distributed_device is not None:
-            # the other ranks wait for rank 0's last validation and checkpoint: leaving the group
-            # while a peer is still in it aborted a gloo process now and then ("terminate called")
-            torch.distributed.barrier()
-        return code
-    finally:
-        if distributed_device is not None:
-            torch.distributed.destroy_process_group()
+    _device(args.device)  # a bad --device is a usage error before any process group
+    with process_group(args.device) as distributed_device:
+        return _train_in_group(args, distributed_device)
 
 
 def _train_in_group(args, distributed_device) -> int:

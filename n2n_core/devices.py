@@ -244,3 +244,25 @@ def compile_module(module: torch.nn.Module) -> torch.nn.Module:
     the second size seen (AttributeError in TensorReferenceAnalysis). The returned module shares
     ``module``'s weights."""
     return torch.compile(module, dynamic=False)
+
+
+@contextlib.contextmanager
+def process_group(device: str | torch.device = "auto"):
+    """Under torchrun (WORLD_SIZE > 1): join the process group (nccl on GPUs, gloo on CPUs), yield
+    this process's device, and leave together at the end; otherwise yield None. The ranks wait for
+    each other before leaving: leaving while a peer was still in the group aborted a gloo process
+    now and then ("terminate called")."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield None
+        return
+    device = resolve_device(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield device
+        torch.distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+

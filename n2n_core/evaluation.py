@@ -230,3 +230,23 @@ def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: Nois
         print(f"{label}{name} ({len(files)} images x {ev.repeats}): PSNR {ev.psnr:.2f} dB, SSIM {ev.ssim:.4f}, "
               f"noisy input {ev.psnr_input:.2f} dB" + (f" [{ev.precision}]" if ev.precision == "bf16" else ""))
     return results
+
+
+def noise_from(base: dict | None, kind: str | None = None, sigma: float | None = None, lam: float | None = None,
+               p: float | None = None) -> NoiseConfig:
+    """The noise to evaluate under: a checkpoint's noise settings (``base``, a NoiseConfig as a
+    dict; the defaults without one), with each field that is given replacing its own."""
+    fields = {k: v for k, v in (base or {}).items() if k in ("kind", "sigma", "lam", "p")}
+    fields.update({k: v for k, v in (("kind", kind), ("sigma", sigma), ("lam", lam), ("p", p)) if v is not None})
+    return NoiseConfig(**fields)
+
+
+def write_json(path: str | Path, label: str, noise_cfg: NoiseConfig, seed: int, precision: str | None,
+               evaluations: dict[str, Evaluation]) -> Path:
+    """``n2n eval --json``: what was evaluated, under which noise, seed and number format, and the
+    numbers per test set (atomically)."""
+    return atomic_write_text(path, json.dumps({"model": label, "noise": dataclasses.asdict(noise_cfg), "seed": seed,
+                                               "precision": precision,
+                                               "sets": {name: ev.as_dict() for name, ev in evaluations.items()}},
+                                              indent=2) + "\n")
+

@@ -215,3 +215,11 @@ def test_a_bad_thread_setting_is_named(monkeypatch, restore_threads):
     monkeypatch.delenv("N2N_THREADS")
     with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
         devices.ThreadGovernor(fixed=0)
+
+
+def test_process_group_is_none_outside_torchrun(monkeypatch):
+    from n2n_core.devices import process_group
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with process_group("cpu") as device:
+        assert device is None

@@ -326,3 +326,14 @@ def test_evaluation_cache_ignores_a_corrupt_entry(eval_files, tmp_path):
     again = evaluate(model, eval_files, GaussianNoise(25), seed=3, progress=False, cache_dir=cache)
     assert model.calls == 6 and again.psnr_images == first.psnr_images
     assert Evaluation(**json.loads(entry.read_text())).psnr_images == first.psnr_images
+
+
+def test_noise_from_takes_a_checkpoints_noise_and_replaces_the_given_fields():
+    from n2n_core.evaluation import noise_from
+
+    base = {"kind": "poisson", "lam": 30.0, "sigma": 25.0, "p": 0.5, "train_lam_range": None}
+    assert noise_from(base).kind == "poisson" and noise_from(base).lam == 30.0
+    assert noise_from(base, lam=10.0).lam == 10.0 and noise_from(base, kind="gaussian", sigma=15.0).sigma == 15.0
+    assert noise_from(None).kind == "gaussian"
+    with pytest.raises(ValueError, match="speckle"):
+        noise_from(base, kind="speckle")
