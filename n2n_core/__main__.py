@@ -375,18 +375,15 @@ def _train_in_group(args, distributed_device) -> int:
     try:
         noise = NoiseConfig(args.noise, sigma=args.sigma, lam=args.lam, p=args.p)
         model = dataclasses.replace(profile.model(args.model))
-        train_cfg = dataclasses.replace(profile.train_config(args.model, args.noise), target=args.target,
-                                        seed=args.seed)
         for flag, value in (("--steps", args.steps), ("--seconds", args.seconds)):
             if value is not None and not value > 0:
                 raise UsageError(f"{flag} must be > 0, got {value:g}")
         if args.checkpoint_every is not None and not args.checkpoint_every > 0:
             raise UsageError(f"--checkpoint-every must be > 0 seconds, got {args.checkpoint_every}")
-        overrides = {"crop": args.crop, "batch_size": args.batch_size, "lr": args.lr, "val_every": args.val_every,
-                     "checkpoint_every_seconds": args.checkpoint_every}
-        train_cfg = dataclasses.replace(train_cfg, **{k: v for k, v in overrides.items() if v is not None})
-        if args.steps is not None or args.seconds is not None:
-            train_cfg = dataclasses.replace(train_cfg, max_steps=args.steps, max_seconds=args.seconds)
+        train_cfg = profile.run_settings(args.model, args.noise, args.target, args.seed, max_steps=args.steps,
+                                         max_seconds=args.seconds, crop=args.crop, batch_size=args.batch_size,
+                                         lr=args.lr, val_every=args.val_every,
+                                         checkpoint_every_seconds=args.checkpoint_every)
         source, location = (("pairs", args.pairs) if args.pairs else ("pickle", args.pickle) if args.pickle
                             else ("clean", args.clean))
         run = train_own(source, location, model, train_cfg, out=args.out, noise=noise if source == "clean" else None,

@@ -226,6 +226,18 @@ class Profile:
             return dataclasses.replace(self.train, max_steps=int(budget.steps), max_seconds=None)
         return dataclasses.replace(self.train, max_seconds=budget.seconds)
 
+    def run_settings(self, model: str, noise: str | None = None, target: str = "noisy", seed: int = 0,
+                     max_steps: int | None = None, max_seconds: float | None = None, **fields) -> TrainConfig:
+        """The training settings of one run (the notebooks' and ``n2n train``'s): ``train_config``
+        with its target and seed, the other ``TrainConfig`` fields that are given (None: the
+        profile's), and a budget that replaces the profile's when ``max_steps`` or ``max_seconds``
+        is given."""
+        given = {k: v for k, v in fields.items() if v is not None}
+        cfg = dataclasses.replace(self.train_config(model, noise), target=target, seed=seed, **given)
+        if max_steps is not None or max_seconds is not None:
+            cfg = dataclasses.replace(cfg, max_steps=max_steps, max_seconds=max_seconds)
+        return cfg
+
     def noise_config(self, kind: str | None = None) -> NoiseConfig:
         """The profile's noise settings with ``kind`` selected (default: the profile's own kind)."""
         return self.noise if kind is None else dataclasses.replace(self.noise, kind=kind)

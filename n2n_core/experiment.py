@@ -88,9 +88,7 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     notebook 01, on ``noise`` (gaussian, poisson or bernoulli; default: the profile's), in
     ``precision`` (auto, fp32 or bf16; see ``train.fit``). Budget overrides replace the profile's."""
     noise_cfg = noise_settings(profile, noise, sigma)
-    train_cfg = dataclasses.replace(profile.train_config(model, noise_cfg.kind), target=target, seed=seed)
-    if max_steps is not None or max_seconds is not None:
-        train_cfg = dataclasses.replace(train_cfg, max_steps=max_steps, max_seconds=max_seconds)
+    train_cfg = profile.run_settings(model, noise_cfg.kind, target, seed, max_steps=max_steps, max_seconds=max_seconds)
     model_cfg: ModelConfig = profile.model(model)
     patches = load_patches(profile, seed)
     name = run_name(model_cfg.name, target, noise_cfg.kind)

@@ -186,3 +186,13 @@ def test_cpu_profile_gives_noisy_and_clean_unets_equal_steps_on_every_noise():
         assert cpu.train_config("unet", kind).max_seconds is None
     assert cpu.checks.max_table_gap_db == 0.3  # the limit, the same for every noise
     assert cpu.train_config("resnet", "bernoulli").max_seconds == 300.0 and cpu.budget("resnet", "gaussian") is None
+
+
+def test_run_settings_apply_target_seed_fields_and_a_budget_in_that_order():
+    cpu = PROFILES["cpu"]
+    cfg = cpu.run_settings("unet", "poisson", "clean", 3, lr=1e-4, crop=None)
+    assert (cfg.target, cfg.seed, cfg.lr, cfg.crop, cfg.max_steps) == ("clean", 3, 1e-4, cpu.train.crop, 1800)
+    timed = cpu.run_settings("unet", "poisson", max_seconds=20.0)
+    assert (timed.max_steps, timed.max_seconds) == (None, 20.0)  # a given budget replaces the profile's
+    with pytest.raises(ValueError, match="batch_size"):
+        cpu.run_settings("unet", batch_size=0)
