@@ -326,8 +326,9 @@ def _pretrained(args) -> int:
             pretrained.train(args.noise, max_minutes=args.max_minutes, data_dir=args.data_dir, device=device,
                              precision=args.precision)
         if not args.no_card:
+            # the card in float32 unless asked otherwise, so that its figures compare across machines
             pretrained.write_card(data_dir=args.data_dir, repeats=args.repeats, bm3d=args.bm3d, device=device,
-                                  precision=args.precision)
+                                  precision="fp32" if args.precision == "auto" else args.precision)
     except (pretrained.PretrainedError, FileNotFoundError) as error:
         raise UsageError(str(error)) from None
     return 0
