@@ -30,6 +30,21 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _level_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """--sigma, --lam, --p: the test level of each noise type (``noise.NOISE_TYPES``)."""
+    from .noise import NOISE_TYPES
+
+    for cls in NOISE_TYPES.values():
+        parser.add_argument(f"--{cls.param}", type=float, default=cls.test_level if defaults else None,
+                            help=f"{cls.level_help} (default {cls.test_level:g})")
+
+
+def _levels(args) -> dict[str, float | None]:
+    from .noise import NOISE_TYPES
+
+    return {cls.param: getattr(args, cls.param) for cls in NOISE_TYPES.values()}
+
+
 def _repeats(value: str) -> str | int:
     if value == "paper":
         return value
@@ -62,9 +77,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="evaluate the noisy input or BM3D (optional bm3d package) instead of a checkpoint")
     ev.add_argument("--noise", choices=NOISE_KINDS,
                     help="noise type (default: the checkpoint's, else gaussian)")
-    ev.add_argument("--sigma", type=float, help="Gaussian sigma on the 0..255 scale (default 25)")
-    ev.add_argument("--lam", type=float, help="Poisson lambda (default 30)")
-    ev.add_argument("--p", type=float, help="Bernoulli drop probability (default 0.5)")
+    _level_options(ev, defaults=False)
     ev.add_argument("--sets", nargs="+", metavar="SET",
                     help="test sets to use (default: every available one: kodak, bsd300, set14)")
     ev.add_argument("--repeats", type=_repeats, default=1,
@@ -128,7 +141,7 @@ def _eval(args) -> int:
         except (ValueError, RuntimeError) as error:
             raise UsageError(str(error) if str(path) in str(error) else f"{path}: {error}") from None
     try:
-        noise_cfg = evaluation.noise_from(checkpoint_noise, args.noise, args.sigma, args.lam, args.p)
+        noise_cfg = evaluation.noise_from(checkpoint_noise, args.noise, **_levels(args))
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.baseline == "bm3d":
@@ -234,9 +247,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--target", default="noisy", choices=TARGETS,
                    help="noisy (Noise2Noise, default) or clean (needs --clean)")
     p.add_argument("--noise", default="gaussian", choices=NOISE_KINDS, help="synthetic noise type (with --clean)")
-    p.add_argument("--sigma", type=float, default=25.0, help="Gaussian sigma on the 0..255 scale (default 25)")
-    p.add_argument("--lam", type=float, default=30.0, help="Poisson lambda (default 30)")
-    p.add_argument("--p", type=float, default=0.5, help="Bernoulli drop probability (default 0.5)")
+    _level_options(p, defaults=True)
     p.add_argument("--profile", default="cpu", choices=sorted(PROFILES),
                    help="settings to start from: crop, batch, learning rate, budget (default cpu)")
     p.add_argument("--steps", type=int, help="training steps")
@@ -364,7 +375,7 @@ def _train(args) -> int:
 def _train_in_group(args, distributed_device) -> int:
     import dataclasses
 
-    from .config import NoiseConfig
+    from .noise import NoiseConfig
     from .owndata import DataError, train_own
     from .train import world
 
@@ -374,7 +385,7 @@ def _train_in_group(args, distributed_device) -> int:
     if args.val_pickle is not None and args.pickle is None:
         raise UsageError("--val-pickle goes with --pickle")
     try:
-        noise = NoiseConfig(args.noise, sigma=args.sigma, lam=args.lam, p=args.p)
+        noise = NoiseConfig(args.noise, **_levels(args))
         model = dataclasses.replace(profile.model(args.model))
         for flag, value in (("--steps", args.steps), ("--seconds", args.seconds)):
             if value is not None and not value > 0:

@@ -10,65 +10,16 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-NOISE_KINDS = ("gaussian", "poisson", "bernoulli")
+from .noise import NOISE_TYPES, NoiseConfig, paper_ranges
+
+NOISE_KINDS = tuple(NOISE_TYPES)
+
 PRECISIONS = ("auto", "fp32", "bf16")  # number formats of the networks (devices.resolve_precision)
 MODEL_NAMES = ("unet", "resnet")
 TARGETS = ("noisy", "clean")
 LOSSES = ("l2", "l1")
 # the authors' follow-up code measures each test set under several noise draws
 PAPER_REPEATS = (("kodak", 10), ("bsd300", 3), ("set14", 20))
-
-
-@dataclass(frozen=True)
-class NoiseConfig:
-    """One noise type and its levels. ``kind`` picks which of the three level pairs applies:
-
-    - gaussian: additive, standard deviation ``sigma`` on the 0..255 scale;
-    - poisson: y = Poisson(lam * x) / lam on [0, 1] images;
-    - bernoulli: each pixel kept with probability 1 - p, dropped pixels are 0.
-
-    The plain level is the test level (Table 1: sigma 25, lam 30, p 0.5). Training uses it too,
-    unless the matching ``train_*_range`` is set: then each image draws its own level uniformly
-    from the range, independently for the input and the noisy target (blind training).
-    """
-    kind: str = "gaussian"
-    sigma: float = 25.0
-    lam: float = 30.0
-    p: float = 0.5
-    train_sigma_range: tuple[float, float] | None = None
-    train_lam_range: tuple[float, float] | None = None
-    train_p_range: tuple[float, float] | None = None
-
-    def __post_init__(self):
-        if self.kind not in NOISE_KINDS:
-            raise ValueError(f"unknown noise type {self.kind!r}; choose one of {', '.join(NOISE_KINDS)}")
-        if self.sigma < 0:
-            raise ValueError(f"noise sigma must be >= 0, got {self.sigma}")
-        if not self.lam > 0:
-            raise ValueError(f"Poisson lam must be > 0, got {self.lam}")
-        if not 0 <= self.p < 1:
-            raise ValueError(f"Bernoulli p must be in [0, 1), got {self.p}")
-        for name, low, high in (("train_sigma_range", 0, None), ("train_lam_range", 0, None),
-                                ("train_p_range", 0, 1)):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            lo, hi = value
-            if not low <= lo <= hi or (high is not None and hi >= high) or (name == "train_lam_range" and lo <= 0):
-                bounds = {"train_sigma_range": "0 <= lo <= hi", "train_lam_range": "0 < lo <= hi",
-                          "train_p_range": "0 <= lo <= hi < 1"}[name]
-                raise ValueError(f"{name} must satisfy {bounds}, got {value}")
-
-    @property
-    def level(self) -> float:
-        """The test level of this kind: sigma, lam or p."""
-        return {"gaussian": self.sigma, "poisson": self.lam, "bernoulli": self.p}[self.kind]
-
-    @property
-    def label(self) -> str:
-        """A short human name, e.g. 'Gaussian sigma=25'."""
-        symbol = {"gaussian": "sigma", "poisson": "lambda", "bernoulli": "p"}[self.kind]
-        return f"{self.kind.capitalize()} {symbol}={self.level:g}"
 
 
 @dataclass(frozen=True)
@@ -279,7 +230,7 @@ PROFILES = {
                    test_repeats=PAPER_REPEATS),
         TrainConfig(crop=256, batch_size=4, lr=3e-4, max_steps=300_000, val_every=5000,
                     checkpoint_every_seconds=600.0),
-        NoiseConfig(train_sigma_range=(0.0, 50.0), train_lam_range=(0.001, 50.0), train_p_range=(0.0, 0.95)),
+        NoiseConfig(**paper_ranges()),
         ModelConfig("resnet", depth=30, width=128),
         checks=Checks(max_clean_gap_db=0.1),
     ),
@@ -293,7 +244,7 @@ PROFILES = {
         DataConfig(patch_size=144, train_patches=12000, val_patches=48, val_image_every=25),
         TrainConfig(crop=128, batch_size=4, lr=5e-4, max_steps=60_000, val_every=1000,
                     checkpoint_every_seconds=300.0, ema=0.999),
-        NoiseConfig(train_sigma_range=(0.0, 50.0), train_lam_range=(0.001, 50.0)),
+        NoiseConfig(**paper_ranges("gaussian", "poisson")),
     ),
 }
 

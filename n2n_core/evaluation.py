@@ -17,11 +17,11 @@ import torch
 from tqdm.auto import tqdm
 
 from . import paths
-from .config import NoiseConfig, Profile
+from .config import Profile
 from .data import DataSources, find_data, load_image
 from .devices import infer, resolve_device, resolve_precision
 from .metrics import psnr, ssim
-from .noise import NoiseModel, seeded_generator, test_noise
+from .noise import NOISE_TYPES, NoiseConfig, NoiseModel, seeded_generator, test_noise
 from .paths import atomic_write_text
 
 
@@ -232,12 +232,16 @@ def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: Nois
     return results
 
 
-def noise_from(base: dict | None, kind: str | None = None, sigma: float | None = None, lam: float | None = None,
-               p: float | None = None) -> NoiseConfig:
+def noise_from(base: dict | None, kind: str | None = None, **levels: float | None) -> NoiseConfig:
     """The noise to evaluate under: a checkpoint's noise settings (``base``, a NoiseConfig as a
-    dict; the defaults without one), with each field that is given replacing its own."""
-    fields = {k: v for k, v in (base or {}).items() if k in ("kind", "sigma", "lam", "p")}
-    fields.update({k: v for k, v in (("kind", kind), ("sigma", sigma), ("lam", lam), ("p", p)) if v is not None})
+    dict; the defaults without one), with the kind and each test level that is given (``sigma=``,
+    ``lam=``, ...: the ``param`` of a noise type) replacing its own."""
+    names = {"kind", *(cls.param for cls in NOISE_TYPES.values())}
+    unknown = set(levels) - names
+    if unknown:
+        raise TypeError(f"noise_from: no noise type has the level {', '.join(sorted(unknown))}")
+    fields = {k: v for k, v in (base or {}).items() if k in names}
+    fields.update({k: v for k, v in dict(levels, kind=kind).items() if v is not None})
     return NoiseConfig(**fields)
 
 

@@ -1,14 +1,21 @@
-"""Noise models. Every draw takes an explicit torch.Generator, so a seed fixes the noise without
-touching global state, and the noise is added in float: never clipped, never quantised. (Clipping
-shifts the mean of the noisy target and breaks the Noise2Noise argument, which needs zero-mean
-target noise.)
+"""Noise types: the registry ``NOISE_TYPES`` and the settings of one run, ``NoiseConfig``.
+
+A noise type is one ``NoiseModel`` subclass and one entry in ``NOISE_TYPES``: the class names its
+level (the ``NoiseConfig`` field and the ``--option`` of the command line), the symbol that labels
+and tables print, Table 1's test level, the paper's blind training range, the valid values, and
+how it is drawn. The command line, the tables, the model card and the figures read them from here.
+
+Every draw takes an explicit torch.Generator, so a seed fixes the noise without touching global
+state, and the noise is added in float: never clipped, never quantised. (Clipping shifts the mean
+of the noisy target and breaks the Noise2Noise argument, which needs zero-mean target noise.)
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 import torch
-
-from .config import NoiseConfig
 
 
 def _per_image(clean: torch.Tensor) -> tuple[int, ...]:
@@ -16,122 +23,192 @@ def _per_image(clean: torch.Tensor) -> tuple[int, ...]:
     return (clean.shape[0],) + (1,) * (clean.dim() - 1) if clean.dim() == 4 else (1,) * clean.dim()
 
 
-def _levels(clean: torch.Tensor, fixed: float, value_range: tuple[float, float] | None,
-            generator: torch.Generator) -> torch.Tensor:
-    """One level per image: ``fixed``, or uniform in ``value_range`` (blind training)."""
-    shape = _per_image(clean)
-    if value_range is None:
-        return torch.full(shape, float(fixed), device=generator.device)
-    lo, hi = value_range
-    return lo + (hi - lo) * torch.rand(shape, generator=generator, device=generator.device)
-
-
 class NoiseModel:
-    """A noise model: ``noise(clean, generator)`` returns the noisy image(s), in float32, on the
-    device of ``clean``, drawn on the generator's device (so the draws do not depend on where
+    """A noise type at a level: ``noise(clean, generator)`` returns the noisy image(s), in float32,
+    on the device of ``clean``, drawn on the generator's device (so the draws do not depend on where
     ``clean`` is); ``noise.draw(clean, generator)`` also returns the mask of the pixels that carry
-    information (None when every pixel does), which a loss on noisy targets must use."""
+    information (None when every pixel does), which a loss on noisy targets must use.
+
+    With ``level_range=(lo, hi)`` each image of a batch draws its own level ~ U(lo, hi) (blind
+    training); otherwise every image gets ``level``. A subclass sets the class attributes below and
+    ``valid``/``valid_range``, and implements ``apply``.
+    """
+    name: str            # the registry key: NoiseConfig.kind and `--noise`
+    title: str           # e.g. "Gaussian"
+    param: str           # the level's NoiseConfig field and command-line option, e.g. "sigma"
+    symbol: str          # the level's name in labels and tables, e.g. "sigma"
+    test_level: float    # Table 1's test level (NoiseConfig's default)
+    paper_range: tuple[float, float]  # the paper's blind training range
+    level_help: str      # what the level means, for --help
+    level_rule: str      # the valid levels, in words
+    range_rule: str      # the valid ranges, in words
+
+    @staticmethod
+    def valid(level: float) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def valid_range(lo: float, hi: float) -> bool:
+        raise NotImplementedError
+
+    @classmethod
+    def check(cls, level: float, level_range: tuple[float, float] | None = None, range_name: str = "") -> None:
+        """A ValueError naming the value and the rule when ``level`` or ``level_range`` is invalid."""
+        if not cls.valid(level):
+            raise ValueError(f"{cls.title} {cls.param} must be {cls.level_rule}, got {level}")
+        if level_range is not None and not cls.valid_range(*level_range):
+            raise ValueError(f"{range_name or cls.param + '_range'} must satisfy {cls.range_rule}, got {level_range}")
+
+    def __init__(self, level: float | None = None, level_range: tuple[float, float] | None = None):
+        level = self.test_level if level is None else float(level)
+        self.check(level, level_range)
+        self.level, self.level_range = level, None if level_range is None else tuple(level_range)
+
+    def levels(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One level per image: ``level``, or uniform in ``level_range``."""
+        shape = _per_image(clean)
+        if self.level_range is None:
+            return torch.full(shape, self.level, device=generator.device)
+        lo, hi = self.level_range
+        return lo + (hi - lo) * torch.rand(shape, generator=generator, device=generator.device)
+
+    def apply(self, clean: torch.Tensor, level: torch.Tensor,
+              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
 
     def draw(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        raise NotImplementedError
+        return self.apply(clean, self.levels(clean, generator), generator)
 
     def __call__(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self.draw(clean, generator)[0]
 
+    def __repr__(self) -> str:  # also the evaluation cache's key: keep it stable
+        if self.level_range is None:
+            return f"{type(self).__name__}({self.param}={self.level:g})"
+        return f"{type(self).__name__}({self.param}~U{self.level_range})"
+
 
 class GaussianNoise(NoiseModel):
-    """Additive white Gaussian noise, sigma on the 0..255 scale.
-
-    With ``sigma_range=(lo, hi)`` each image of a batch gets its own sigma ~ U(lo, hi) (blind
-    training); otherwise every image gets ``sigma``.
-    """
+    """Additive white Gaussian noise, sigma on the 0..255 scale."""
+    name, title, param, symbol = "gaussian", "Gaussian", "sigma", "sigma"
+    test_level, paper_range = 25.0, (0.0, 50.0)
+    level_help = "Gaussian sigma on the 0..255 scale"
+    level_rule, range_rule = ">= 0", "0 <= lo <= hi"
+    valid = staticmethod(lambda level: level >= 0)
+    valid_range = staticmethod(lambda lo, hi: 0 <= lo <= hi)
 
     def __init__(self, sigma: float = 25.0, sigma_range: tuple[float, float] | None = None):
-        if sigma < 0:
-            raise ValueError(f"Gaussian sigma must be >= 0, got {sigma}")
-        if sigma_range is not None and not 0 <= sigma_range[0] <= sigma_range[1]:
-            raise ValueError(f"sigma_range must satisfy 0 <= lo <= hi, got {sigma_range}")
-        self.sigma, self.sigma_range = float(sigma), sigma_range
+        super().__init__(sigma, sigma_range)
 
-    def draw(self, clean, generator):
-        sigma = _levels(clean, self.sigma, self.sigma_range, generator) / 255.0
+    def apply(self, clean, level, generator):
         noise = torch.randn(clean.shape, generator=generator, dtype=torch.float32, device=generator.device)
-        return clean + (sigma * noise).to(clean.device, clean.dtype), None
-
-    def __repr__(self) -> str:
-        if self.sigma_range is None:
-            return f"GaussianNoise(sigma={self.sigma:g})"
-        return f"GaussianNoise(sigma~U{tuple(self.sigma_range)})"
+        return clean + (level / 255.0 * noise).to(clean.device, clean.dtype), None
 
 
 class PoissonNoise(NoiseModel):
-    """Shot noise: y = Poisson(lam * x) / lam for x in [0, 1], so E[y] = x and Var[y] = x / lam.
-
-    ``lam`` is the photon count of a white pixel (Table 1 tests lam = 30); ``lam_range`` draws one
-    lam per image (the paper trains on lam ~ U(0.001, 50)). Counts are divided back, never clipped.
-    """
+    """Shot noise: y = Poisson(lam * x) / lam for x in [0, 1], so E[y] = x and Var[y] = x / lam;
+    ``lam`` is the photon count of a white pixel. Counts are divided back, never clipped."""
+    name, title, param, symbol = "poisson", "Poisson", "lam", "lambda"
+    test_level, paper_range = 30.0, (0.001, 50.0)
+    level_help = "Poisson lambda, the photon count of a white pixel"
+    level_rule, range_rule = "> 0", "0 < lo <= hi"
+    valid = staticmethod(lambda level: level > 0)
+    valid_range = staticmethod(lambda lo, hi: 0 < lo <= hi)
 
     def __init__(self, lam: float = 30.0, lam_range: tuple[float, float] | None = None):
-        if not lam > 0:
-            raise ValueError(f"Poisson lam must be > 0, got {lam}")
-        if lam_range is not None and not 0 < lam_range[0] <= lam_range[1]:
-            raise ValueError(f"lam_range must satisfy 0 < lo <= hi, got {lam_range}")
-        self.lam, self.lam_range = float(lam), lam_range
+        super().__init__(lam, lam_range)
 
-    def draw(self, clean, generator):
-        lam = _levels(clean, self.lam, self.lam_range, generator)
+    def apply(self, clean, level, generator):
         # Poisson(rate) needs rate >= 0: a clean value below 0 (never in [0, 1] images) is floored
-        rate = (clean.detach().float().to(generator.device).clamp_min(0) * lam)
-        noisy = torch.poisson(rate, generator=generator) / lam
-        return noisy.to(clean.device, clean.dtype), None
-
-    def __repr__(self) -> str:
-        if self.lam_range is None:
-            return f"PoissonNoise(lam={self.lam:g})"
-        return f"PoissonNoise(lam~U{tuple(self.lam_range)})"
+        rate = clean.detach().float().to(generator.device).clamp_min(0) * level
+        return (torch.poisson(rate, generator=generator) / level).to(clean.device, clean.dtype), None
 
 
 class BernoulliNoise(NoiseModel):
     """Multiplicative Bernoulli noise: each pixel (all its channels together) is kept with
-    probability 1 - p and set to 0 otherwise. ``p_range`` draws one p per image (the paper trains
-    on p ~ U(0, 0.95)). ``draw`` returns the keep mask, N x 1 x H x W, for the masked loss."""
+    probability 1 - p and set to 0 otherwise. ``draw`` returns the keep mask, N x 1 x H x W, for
+    the masked loss."""
+    name, title, param, symbol = "bernoulli", "Bernoulli", "p", "p"
+    test_level, paper_range = 0.5, (0.0, 0.95)
+    level_help = "Bernoulli p, the probability that a pixel is dropped"
+    level_rule, range_rule = "in [0, 1)", "0 <= lo <= hi < 1"
+    valid = staticmethod(lambda level: 0 <= level < 1)
+    valid_range = staticmethod(lambda lo, hi: 0 <= lo <= hi < 1)
 
     def __init__(self, p: float = 0.5, p_range: tuple[float, float] | None = None):
-        if not 0 <= p < 1:
-            raise ValueError(f"Bernoulli p must be in [0, 1), got {p}")
-        if p_range is not None and not 0 <= p_range[0] <= p_range[1] < 1:
-            raise ValueError(f"p_range must satisfy 0 <= lo <= hi < 1, got {p_range}")
-        self.p, self.p_range = float(p), p_range
+        super().__init__(p, p_range)
 
-    def draw(self, clean, generator):
-        p = _levels(clean, self.p, self.p_range, generator)
+    def apply(self, clean, level, generator):
         mask_shape = clean.shape[:-3] + (1,) + clean.shape[-2:]
-        keep = (torch.rand(mask_shape, generator=generator, device=generator.device) >= p).to(torch.float32)
+        keep = (torch.rand(mask_shape, generator=generator, device=generator.device) >= level).to(torch.float32)
         keep = keep.to(clean.device, clean.dtype)
         return clean * keep, keep
 
-    def __repr__(self) -> str:
-        if self.p_range is None:
-            return f"BernoulliNoise(p={self.p:g})"
-        return f"BernoulliNoise(p~U{tuple(self.p_range)})"
+
+NOISE_TYPES: dict[str, type[NoiseModel]] = {cls.name: cls for cls in (GaussianNoise, PoissonNoise, BernoulliNoise)}
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """The noise of one run: ``kind`` (a key of ``NOISE_TYPES``) and, for every type, its test level
+    (the field its class names; Table 1's level by default) and an optional training range
+    ``train_<param>_range``: when set, each training image draws its own level uniformly from it,
+    independently for the input and the noisy target (blind training). Checkpoints store it as a dict.
+    """
+    kind: str = "gaussian"
+    sigma: float = GaussianNoise.test_level
+    lam: float = PoissonNoise.test_level
+    p: float = BernoulliNoise.test_level
+    train_sigma_range: tuple[float, float] | None = None
+    train_lam_range: tuple[float, float] | None = None
+    train_p_range: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        if self.kind not in NOISE_TYPES:
+            raise ValueError(f"unknown noise type {self.kind!r}; choose one of {', '.join(NOISE_TYPES)}")
+        for cls in NOISE_TYPES.values():
+            cls.check(getattr(self, cls.param), self.train_range(cls), range_name=f"train_{cls.param}_range")
+
+    @property
+    def noise_type(self) -> type[NoiseModel]:
+        return NOISE_TYPES[self.kind]
+
+    def train_range(self, cls: type[NoiseModel] | None = None) -> tuple[float, float] | None:
+        return getattr(self, f"train_{(cls or self.noise_type).param}_range")
+
+    @property
+    def level(self) -> float:
+        """The test level of this kind, e.g. sigma."""
+        return getattr(self, self.noise_type.param)
+
+    @property
+    def label(self) -> str:
+        """A short human name, e.g. 'Gaussian sigma=25'."""
+        return f"{self.noise_type.title} {self.noise_type.symbol}={self.level:g}"
+
+    def at_level(self, level: float) -> NoiseConfig:
+        """The same settings with the test level of this kind set to ``level``."""
+        return dataclasses.replace(self, **{self.noise_type.param: float(level)})
+
+    def blind_only(self) -> NoiseConfig:
+        """The same settings without the training ranges of the other kinds."""
+        return dataclasses.replace(self, **{f"train_{cls.param}_range": None
+                                            for cls in NOISE_TYPES.values() if cls is not self.noise_type})
+
+
+def paper_ranges(*kinds: str) -> dict[str, tuple[float, float]]:
+    """``NoiseConfig`` fields for the paper's blind training ranges of ``kinds`` (default: all)."""
+    return {f"train_{NOISE_TYPES[k].param}_range": NOISE_TYPES[k].paper_range for k in kinds or NOISE_TYPES}
 
 
 def training_noise(config: NoiseConfig) -> NoiseModel:
     """The noise drawn for training inputs and noisy targets (independently for each)."""
-    if config.kind == "gaussian":
-        return GaussianNoise(config.sigma, config.train_sigma_range)
-    if config.kind == "poisson":
-        return PoissonNoise(config.lam, config.train_lam_range)
-    return BernoulliNoise(config.p, config.train_p_range)
+    return config.noise_type(config.level, config.train_range())
 
 
 def test_noise(config: NoiseConfig) -> NoiseModel:
     """The noise of the evaluation protocol: the fixed test level of ``config.kind``."""
-    if config.kind == "gaussian":
-        return GaussianNoise(config.sigma)
-    if config.kind == "poisson":
-        return PoissonNoise(config.lam)
-    return BernoulliNoise(config.p)
+    return config.noise_type(config.level)
 
 
 def seeded_generator(seed: int, *keys: int, device: str | torch.device = "cpu") -> torch.Generator:

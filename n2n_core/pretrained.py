@@ -27,7 +27,8 @@ import torch
 
 from . import models
 from .checkpoint import FORMAT, atomic_save, library_versions, load_checkpoint, pretrained_path
-from .config import PROFILES, NoiseConfig, Profile
+from .config import PROFILES, Profile
+from .noise import NOISE_TYPES, NoiseConfig
 from .data import PairSampler, build_patch_sets, validation_pairs
 from .noise import test_noise, training_noise
 from .train import History, fit
@@ -49,10 +50,7 @@ def noise_config(noise: str) -> NoiseConfig:
     """The blind training noise of the shipped ``noise`` weights (test level: the paper's)."""
     if noise not in NOISES:
         raise PretrainedError(f"no shipped weights for {noise!r} noise; choose one of {', '.join(NOISES)}")
-    config = profile().noise_config(noise)
-    keep = {"gaussian": "train_sigma_range", "poisson": "train_lam_range"}[noise]
-    return dataclasses.replace(config, **{name: None for name in ("train_sigma_range", "train_lam_range",
-                                                                   "train_p_range") if name != keep})
+    return profile().noise_config(noise).blind_only()
 
 
 def state_path(noise: str, folder: Path | None = None) -> Path:
@@ -172,7 +170,7 @@ def export(noise: str, folder: Path | None = None, data_description: str | None 
 
 # ------------------------------------------------------------------------------- model card
 def _level_config(noise: str, level: float) -> NoiseConfig:
-    return dataclasses.replace(noise_config(noise), **{"gaussian": {"sigma": level}, "poisson": {"lam": level}}[noise])
+    return noise_config(noise).at_level(level)
 
 
 def _paper(noise: str, level: float, test_set: str) -> tuple[float | None, float | None]:
@@ -180,7 +178,7 @@ def _paper(noise: str, level: float, test_set: str) -> tuple[float | None, float
     released U-Net where the paper gives it, else Table 1 (RED30 for Gaussian)."""
     from .paper import RELEASED_UNET_GAUSSIAN, RELEASED_UNET_POISSON, TABLE1
 
-    if level != {"gaussian": 25.0, "poisson": 30.0}[noise]:
+    if level != NOISE_TYPES[noise].test_level:
         return None, None
     released = {"gaussian": RELEASED_UNET_GAUSSIAN, "poisson": RELEASED_UNET_POISSON}[noise]
     table = TABLE1[noise].get(test_set, {})
@@ -250,9 +248,8 @@ def card_section(noise: str, rows: list[dict], folder: Path | None = None) -> st
     info, cfg = state.get("pretrained", {}), state["config"]
     train_cfg, noise_cfg = cfg["train"], cfg["noise"]
     per_step = train_cfg["batch_size"] * train_cfg["crop"] ** 2
-    blind = noise_cfg["train_sigma_range"] if noise == "gaussian" else noise_cfg["train_lam_range"]
-    symbol = "sigma" if noise == "gaussian" else "lambda"
-    test_level = noise_cfg["sigma" if noise == "gaussian" else "lam"]
+    kind = NOISE_TYPES[noise]
+    blind, symbol, test_level = noise_cfg[f"train_{kind.param}_range"], kind.symbol, noise_cfg[kind.param]
     curve = pretrained_curve(history, per_step, path.with_name(f"{path.stem}_curve.png"),
                              title=f"{path.name}: validation PSNR, {symbol} {test_level:g}, held-out pool crops")
     status = (f"finished, {state['step']} steps" if state["finished"] else
@@ -260,7 +257,7 @@ def card_section(noise: str, rows: list[dict], folder: Path | None = None) -> st
               f"goes on from the committed training state")
     minutes = sum(c["seconds"] for c in history.chunks) / 60
     lines = [
-        f"## `{path.name}`: blind {noise.capitalize()} U-Net, noisy targets only",
+        f"## `{path.name}`: blind {kind.title} U-Net, noisy targets only",
         "",
         f"The paper's U-Net trained with Noise2Noise (noisy input, independent noisy target, L2 loss; no clean "
         f"image) on {noise} noise with {symbol} drawn per image from U{tuple(blind)}: one model for every level "
@@ -292,7 +289,7 @@ def card_section(noise: str, rows: list[dict], folder: Path | None = None) -> st
         lines.append(f"| {step * per_step / 1e9:.3f} | {step} | {value:.2f} |")
     if history.val_psnr_input is not None:
         lines.append(f"| noisy input | | {history.val_psnr_input:.2f} |")
-    lines += ["", f"Test sets, the paper's protocol (`n2n eval pretrained:{noise} --{'sigma' if noise == 'gaussian' else 'lam'} L`): "
+    lines += ["", f"Test sets, the paper's protocol (`n2n eval pretrained:{noise} --{kind.param} L`): "
               "RGB, noise in float from fixed seeds (seed 0), output and reference clipped and rounded to 8 bit, PSNR "
               "per image over all channels, then the mean. BM3D is told the noise level (measured here, with the "
               "same noisy images; `–`: not measured yet). The paper's figures exist at its Table 1 level only: "

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import baselines, paths
 from .config import NOISE_KINDS, Profile
+from .noise import NOISE_TYPES
 from .paper import METHOD_LABELS, METHODS, TABLE1, TEST_SET_LABELS, baseline_label
 
 
@@ -25,6 +26,7 @@ class Table1:
     missing: dict = field(default_factory=dict)
     comparable: bool = True
     notes: list = field(default_factory=list)
+    levels: dict = field(default_factory=dict)  # noise -> the test level measured (default: Table 1's)
 
     def add(self, noise: str, test_set: str, method: str, psnr: float, images: int, repeats: int = 1,
             available: int | None = None) -> None:
@@ -39,6 +41,9 @@ class Table1:
         cell = self.cells.get((noise, test_set, method))
         return None if cell is None else cell["psnr"]
 
+    def level(self, noise: str) -> float:
+        return self.levels.get(noise, NOISE_TYPES[noise].test_level)
+
     def noises(self) -> list[str]:
         return [k for k in NOISE_KINDS if any(key[0] == k for key in self.cells)]
 
@@ -49,7 +54,7 @@ class Table1:
         return sets + (["average"] if all(s in found for s in order) else [])
 
     def paper(self, noise: str, test_set: str, method: str) -> float | None:
-        if not self.comparable or method == "input":
+        if not self.comparable or method == "input" or self.level(noise) != NOISE_TYPES[noise].test_level:
             return None
         return TABLE1.get(noise, {}).get(test_set, {}).get(method)
 
@@ -85,8 +90,8 @@ class Table1:
         out = [f"# {title}", ""]
         out += [f"- {note}" for note in self.notes] + ([""] if self.notes else [])
         for noise in self.noises():
-            level = {"gaussian": "sigma = 25", "poisson": "lambda = 30", "bernoulli": "p = 0.5"}[noise]
-            out += [f"## {noise.capitalize()} noise, {level}", "",
+            kind = NOISE_TYPES[noise]
+            out += [f"## {kind.title} noise, {kind.symbol} = {self.level(noise):g}", "",
                     f"| test set | noisy input | {baseline_label(noise)}: ours | paper | clean targets: ours | paper "
                     f"| N2N: ours | paper | N2N - clean |",
                     "|---|---|---|---|---|---|---|---|---|"]
@@ -180,6 +185,7 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
     used = set()
     noises = sorted({noise for noise, _ in models}, key=NOISE_KINDS.index)
     for noise in noises:
+        table.levels[noise] = profile.noise_config(noise).level
         for target in ("clean", "noisy"):
             model = models.get((noise, target))
             if model is None:

@@ -132,11 +132,35 @@ def test_training_and_test_noise_from_config():
     blind = NoiseConfig(sigma=25, train_sigma_range=(0.0, 50.0))
     # (imported through the module: pytest would collect a bare ``test_noise`` as a test)
     training_noise, test_noise = noise_module.training_noise, noise_module.test_noise
-    assert training_noise(blind).sigma_range == (0.0, 50.0)
-    assert test_noise(blind).sigma_range is None and test_noise(blind).sigma == 25.0  # fixed at test time
+    assert training_noise(blind).level_range == (0.0, 50.0)
+    assert test_noise(blind).level_range is None and test_noise(blind).level == 25.0  # fixed at test time
     fixed = NoiseConfig(sigma=15)
-    assert training_noise(fixed).sigma_range is None and training_noise(fixed).sigma == 15.0
+    assert training_noise(fixed).level_range is None and training_noise(fixed).level == 15.0
     assert "25" in repr(test_noise(blind))
+
+
+@pytest.mark.parametrize("kind", list(noise_module.NOISE_TYPES))
+def test_each_registered_noise_type_is_complete(kind):
+    """What the rest of the package reads from a registry entry: its level field in NoiseConfig
+    (Table 1's level by default), a training range field, a valid paper range, and draws."""
+    cls = noise_module.NOISE_TYPES[kind]
+    config = NoiseConfig(kind, **noise_module.paper_ranges(kind))
+    assert config.level == cls.test_level and config.train_range() == cls.paper_range
+    assert config.label == f"{cls.title} {cls.symbol}={cls.test_level:g}"
+    assert config.at_level(cls.paper_range[1]).level == cls.paper_range[1]
+    assert isinstance(noise_module.training_noise(config), cls)
+    assert repr(noise_module.test_noise(config)) == f"{cls.__name__}({cls.param}={cls.test_level:g})"
+    clean = torch.full((2, 3, 8, 8), 0.5)
+    noisy = noise_module.training_noise(config)(clean, torch.Generator().manual_seed(0))
+    assert noisy.shape == clean.shape and not torch.equal(noisy, clean)
+    with pytest.raises(ValueError, match=f"train_{cls.param}_range"):
+        NoiseConfig(kind, **{f"train_{cls.param}_range": (cls.paper_range[1], cls.paper_range[0] - 1)})
+
+
+def test_blind_only_keeps_the_range_of_its_own_kind():
+    config = NoiseConfig("poisson", **noise_module.paper_ranges()).blind_only()
+    assert config.train_lam_range == (0.001, 50.0)
+    assert config.train_sigma_range is None and config.train_p_range is None
 
 
 # ----------------------------------------------------------------------------------- Poisson
@@ -201,5 +225,5 @@ def test_noise_kind_from_config(kind, cls, attr, value):
                          train_p_range=(0.0, 0.95))
     test, train = noise_module.test_noise(config), noise_module.training_noise(config)
     assert isinstance(test, cls) and isinstance(train, cls)
-    assert getattr(test, attr) == value and config.level == value
-    assert getattr(test, attr + "_range") is None and getattr(train, attr + "_range") is not None
+    assert test.param == attr and test.level == value and config.level == value
+    assert test.level_range is None and train.level_range == getattr(config, f"train_{attr}_range")

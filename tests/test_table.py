@@ -49,6 +49,16 @@ def test_markdown_and_csv():
     assert {"noise", "test_set", "method", "ours_db", "paper_db", "difference_db"} <= set(parsed[0])
 
 
+def test_a_table_at_another_level_says_so_and_shows_no_paper_numbers():
+    """The heading gives the level that was measured (it used to print sigma = 25 whatever the
+    configuration said), and the paper's numbers exist at its own level only."""
+    table = _table()
+    table.levels["gaussian"] = 15.0
+    md = table.to_markdown()
+    assert "## Gaussian noise, sigma = 15" in md and "sigma = 25" not in md
+    assert all(r["paper_db"] == "" for r in table.rows())
+
+
 def test_no_average_without_all_three_sets_and_no_paper_numbers_when_not_comparable():
     table = _table(sets=("kodak",))
     assert table.test_sets("gaussian") == ["kodak"]
