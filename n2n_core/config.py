@@ -77,33 +77,38 @@ class DataConfig:
     train_patches: int = 4000
     val_patches: int = 32
     val_image_every: int = 25  # every n-th pool image is held out for validation
-    test_limit: int | None = None  # evaluate on the first n test images only (smoke)
-    test_crop: int | None = None  # centre-crop test images to this side (smoke)
-    test_sets: tuple[str, ...] | None = None  # which available test sets to evaluate (None: all)
-    # evaluation draws per test set, ((set, n), ...): each image measured under n noise draws
-    test_repeats: tuple[tuple[str, int], ...] = ()
-    # per-set limits that replace test_limit, ((set, n), ...): evaluate on the first n images
-    test_limits: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self):
+        for name in ("patch_size", "train_patches", "val_patches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.val_image_every < 2:
+            raise ValueError(f"val_image_every must be >= 2, got {self.val_image_every}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What the notebooks evaluate on (the protocol itself is ``evaluation.evaluate``'s)."""
+    sets: tuple[str, ...] | None = None  # which available test sets (None: all)
+    limit: int | None = None  # the first n images of each set only (smoke)
+    limits: tuple[tuple[str, int], ...] = ()  # per-set limits that replace ``limit``, ((set, n), ...)
+    crop: int | None = None  # centre-crop test images to this side (smoke)
+    repeats: tuple[tuple[str, int], ...] = ()  # noise draws per image, ((set, n), ...); default 1
     # test sets on which the slow classical baselines (BM3D) run (None: every available set), and
     # on how many of their first images (None: all)
     baseline_sets: tuple[str, ...] | None = None
     baseline_limit: int | None = None
 
     def __post_init__(self):
-        for field_name in ("test_repeats", "test_limits"):
+        for field_name in ("repeats", "limits"):
             for name, n in getattr(self, field_name):
                 if not isinstance(n, int) or n < 1:
                     raise ValueError(f"{field_name} for {name!r} must be an integer >= 1, got {n!r}")
-        for name in ("test_limit", "baseline_limit"):
+        for name in ("limit", "baseline_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {getattr(self, name)}")
-        for name in ("patch_size", "train_patches", "val_patches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.val_image_every < 2:
-            raise ValueError(f"val_image_every must be >= 2, got {self.val_image_every}")
-        if self.test_crop is not None and self.test_crop < 11:
-            raise ValueError(f"test_crop must be >= 11 px (the SSIM window), got {self.test_crop}")
+        if self.crop is not None and self.crop < 11:
+            raise ValueError(f"crop must be >= 11 px (the SSIM window), got {self.crop}")
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,7 @@ class Profile:
     resnet: ModelConfig = field(default_factory=lambda: ModelConfig("resnet"))
     unet: ModelConfig = field(default_factory=lambda: ModelConfig("unet"))
     checks: Checks = field(default_factory=Checks)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     # budgets that replace the one of ``train``: the first that names the model and the noise kind,
     # else the first that names the model and '*'
     budgets: tuple[Budget, ...] = ()
@@ -198,12 +204,13 @@ PROFILES = {
     # seconds of training per notebook: for tests (nbval) and a first look
     "smoke": Profile(
         "smoke",
-        DataConfig(patch_size=48, train_patches=64, val_patches=4, test_limit=2, test_crop=96),
+        DataConfig(patch_size=48, train_patches=64, val_patches=4),
         TrainConfig(crop=32, batch_size=4, max_steps=80, val_every=20),
         # seconds of training: the checks only catch a broken pipeline
         checks=Checks(min_gain_db=-3.0, max_clean_gap_db=3.0, max_table_gap_db=5.0, own_gain_db=-3.0,
                       table_gain_db=(("gaussian", -3.0), ("poisson", -3.0), ("bernoulli", -3.0))),
         own_steps=80,
+        eval=EvalConfig(limit=2, crop=96),
     ),
     # the default of `make all`: fixed budgets on a 2-core CPU, trained at the test level (blind
     # training needs a longer budget to match it); small batches, which learned most per second in
@@ -212,27 +219,27 @@ PROFILES = {
     # equal steps. The measurements behind each choice: README, "Profiles".
     "cpu": Profile(
         "cpu",
-        # Table 1 on this budget: BSD300 on its first 20 images, BM3D (tens of seconds per Kodak
-        # image on a CPU) on the first 2 Kodak images; `python -m n2n_core eval` measures the full sets
-        DataConfig(test_sets=("kodak",), test_limits=(("bsd300", 20),), baseline_sets=("kodak",),
-                   baseline_limit=2),
+        DataConfig(),
         TrainConfig(crop=64, batch_size=2, lr=5e-4, max_seconds=300, val_every=500),  # the ResNet's 300 s
         # with noisy Bernoulli targets the masked loss sees half of the pixels, so N2N learns more
         # slowly and needs as many steps as Gaussian noise to come within the check's 0.3 dB
         budgets=(Budget("unet", "gaussian", steps=4000), Budget("unet", "poisson", steps=1800),
                  Budget("unet", "bernoulli", steps=4000)),
+        # Table 1 on this budget: BSD300 on its first 20 images, BM3D (tens of seconds per Kodak
+        # image on a CPU) on the first 2 Kodak images; `python -m n2n_core eval` measures the full sets
+        eval=EvalConfig(sets=("kodak",), limits=(("bsd300", 20),), baseline_sets=("kodak",), baseline_limit=2),
     ),
     # the paper's recipe (released code): 256x256 crops, batch 4, lr 3e-4, 300k iterations,
     # blind sigma ~ U(0, 50); RED30 with 128 features. Meant for a GPU.
     "paper": Profile(
         "paper",
-        DataConfig(patch_size=288, train_patches=8000, val_patches=64,  # 2 GB of uint8 patches
-                   test_repeats=PAPER_REPEATS),
+        DataConfig(patch_size=288, train_patches=8000, val_patches=64),  # 2 GB of uint8 patches
         TrainConfig(crop=256, batch_size=4, lr=3e-4, max_steps=300_000, val_every=5000,
                     checkpoint_every_seconds=600.0),
         NoiseConfig(**paper_ranges()),
         ModelConfig("resnet", depth=30, width=128),
         checks=Checks(max_clean_gap_db=0.1),
+        eval=EvalConfig(repeats=PAPER_REPEATS),
     ),
     # the shipped weights (checkpoints/pretrained/, `make pretrained`): the paper's U-Net and recipe
     # with blind noise, trained in chunks over sessions on whatever machine there is. Crops of 128

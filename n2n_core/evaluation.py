@@ -195,14 +195,14 @@ def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = N
     ``model`` is a module, a callable baseline, or None for the noisy input; a module runs in
     ``precision`` (auto: the faster format of this machine, ``devices.fast_bf16``)."""
     sources = sources or data_sources(data_dir)
-    wanted = profile.data.test_sets if test_sets == "profile" else test_sets
+    wanted = profile.eval.sets if test_sets == "profile" else test_sets
     names = [k for k in sources.test_sets if wanted is None or k in wanted] or [sources.main_test_set]
     limits = {}
     for name in names:
-        given = [n for n in (dict(profile.data.test_limits).get(name, profile.data.test_limit), limit_override) if n]
+        given = [n for n in (dict(profile.eval.limits).get(name, profile.eval.limit), limit_override) if n]
         limits[name] = min(given) if given else None
     return evaluate_sets(model, sources, names, noise_settings(profile, noise, sigma), seed=seed, device=device,
-                         repeats=dict(profile.data.test_repeats), limits=limits, crop=profile.data.test_crop,
+                         repeats=dict(profile.eval.repeats), limits=limits, crop=profile.eval.crop,
                          precision=precision)
 
 

@@ -168,8 +168,8 @@ def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | Non
 
     models_ = {key: run.model if isinstance(run, TrainedRun) else run for key, run in runs.items()}
     table = measure(models_, profile, seed=seed, data_dir=data_dir, device=device,
-                    baseline_sets=profile.data.baseline_sets, run_baselines=run_baselines,
-                    baseline_limit=profile.data.baseline_limit, precision=precision)
+                    baseline_sets=profile.eval.baseline_sets, run_baselines=run_baselines,
+                    baseline_limit=profile.eval.baseline_limit, precision=precision)
     written = table.write(report_path(profile.name, "table1.md").parent)
     table1_figure(table, written["md"].with_suffix(".png"))
     _update_results(profile, lambda data: data.__setitem__("table1", table.rows()))
@@ -195,7 +195,7 @@ def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, 
 
     sources = data_sources(data_dir)
     files = sources.test_sets[sources.main_test_set]
-    clean = center_crop(load_image(files[image_index]), profile.data.test_crop)
+    clean = center_crop(load_image(files[image_index]), profile.eval.crop)
     noisy = test_noise(noise_settings(profile, noise, sigma))(clean, noise_generator(seed, image_index))
     device = resolve_device(device)
     precision = resolve_precision(precision, device)

@@ -128,12 +128,13 @@ def data_folder(tmp_path, make_png) -> Path:
 @pytest.fixture
 def tiny_profile():
     """The smoke profile cut down to seconds: 24 px patches, 2 steps, a 4-layer ResNet."""
-    from n2n_core.config import DataConfig, get_profile
+    from n2n_core.config import DataConfig, EvalConfig, get_profile
 
     smoke = get_profile("smoke")
     return dataclasses.replace(
         smoke,
-        data=DataConfig(patch_size=24, train_patches=12, val_patches=2, val_image_every=3, test_limit=1, test_crop=24),
+        data=DataConfig(patch_size=24, train_patches=12, val_patches=2, val_image_every=3),
+        eval=EvalConfig(limit=1, crop=24),
         train=dataclasses.replace(smoke.train, crop=16, batch_size=2, max_steps=2, val_every=1),
         resnet=dataclasses.replace(smoke.resnet, depth=4, width=8),
     )

@@ -161,12 +161,21 @@ def test_noise_config_selects_a_kind_and_its_budget():
 
 
 @pytest.mark.parametrize("field,value", [("val_patches", 0), ("train_patches", -1), ("patch_size", 0),
-                                         ("val_image_every", 1), ("test_crop", 5)])
+                                         ("val_image_every", 1)])
 def test_data_config_rejects_bad_values(field, value):
     from n2n_core.config import DataConfig
 
     with pytest.raises(ValueError, match=field):
         DataConfig(**{field: value})
+
+
+@pytest.mark.parametrize("field,value", [("crop", 5), ("limit", 0), ("baseline_limit", 0), ("repeats", (("kodak", 0),)),
+                                         ("limits", (("bsd300", 1.5),))])
+def test_eval_config_rejects_bad_values(field, value):
+    from n2n_core.config import EvalConfig
+
+    with pytest.raises(ValueError, match=field):
+        EvalConfig(**{field: value})
 
 
 def test_step_budgets_replace_time_budgets_for_their_model_and_noise_only():

@@ -37,7 +37,7 @@ def test_pipeline_writes_only_under_the_output_dir(data_folder, output_dir, monk
         assert torch.allclose(loaded(x), run.model(x), atol=1e-6)
 
     results = experiment.evaluate_run(run.model, tiny_profile, device="cpu")
-    assert list(results) == ["kodak"] and len(results["kodak"].names) == 1  # test_limit
+    assert list(results) == ["kodak"] and len(results["kodak"].names) == 1  # eval.limit
     assert results["kodak"].extra == {"comparable_with_paper": False, "data": "folder", "available": 2}
     written = experiment.record_results(tiny_profile, run.name, results)
     assert written == output_dir / "reports" / "smoke" / "results.json"

@@ -118,7 +118,7 @@ def test_train_init_refuses_weights_of_another_architecture(tmp_path, capsys):
 def little(tiny_profile):
     """The pretrained profile cut to seconds: 24 px patches, 16 px crops, 6 steps."""
     prof = pretrained.profile()
-    return dataclasses.replace(prof, data=dataclasses.replace(tiny_profile.data, test_limit=None, test_crop=None),
+    return dataclasses.replace(prof, data=tiny_profile.data,
                                train=dataclasses.replace(prof.train, crop=16, batch_size=2, max_steps=6, val_every=2,
                                                          ema=0.9))
 

@@ -106,7 +106,7 @@ def test_table1_end_to_end_on_tiny_data(table_data, tiny_profile, output_dir, mo
     monkeypatch.setitem(sys.modules, "bm3d", fake)
     monkeypatch.setattr(baselines, "available", lambda: True)
     import dataclasses
-    profile = dataclasses.replace(tiny_profile, data=dataclasses.replace(tiny_profile.data, baseline_sets=("kodak",)))
+    profile = dataclasses.replace(tiny_profile, eval=dataclasses.replace(tiny_profile.eval, baseline_sets=("kodak",)))
 
     experiment.prepare_patches(profile, seed=0)
     runs = experiment.train_table_models(profile, seed=0, device="cpu", noises=("poisson", "bernoulli"),
@@ -121,7 +121,7 @@ def test_table1_end_to_end_on_tiny_data(table_data, tiny_profile, output_dir, mo
     assert table.value("poisson", "kodak", "baseline") is not None  # the stand-in ran on Kodak only
     assert table.missing[("poisson", "bsd300", "baseline")] == "not run"
     assert table.missing[("bernoulli", "kodak", "baseline")] == "not run"  # no BM3D for Bernoulli
-    assert calls == [1.0]  # one Kodak image (test_limit), Anscombe domain
+    assert calls == [1.0]  # one Kodak image (eval.limit), Anscombe domain
     reports = output_dir / "reports" / "smoke"
     assert all((reports / f"table1.{ext}").is_file() for ext in ("md", "csv", "png"))
     stored = json.loads((reports / "results.json").read_text())["table1"]
