@@ -1,46 +1,32 @@
-"""`make bench`: training and inference throughput, each setting against the plain float32 path,
-and against what the hardware can do at all.
+"""`make bench`: training and inference throughput, each setting against plain float32 and against
+what the hardware can do at all.
 
     python -m n2n_core.bench [--seconds 8] [--crops 64 128 256] [--models unet resnet] [--device auto]
                              [--batch 4] [--no-compile] [--bf16] [--no-busy]
 
-Training is measured end to end with ``train.fit``'s own step (``train.TrainStep``): drawing the
-batch from the patch sampler (crops, flips, noise), moving it to the device, the forward and
-backward pass, and the Adam step. Settings, at the cpu profile's U-Net batch in this machine's
-default number format (``--batch``; 2 crops in float32, 8 where bfloat16 is the default):
+Training runs ``train.fit``'s own step (``train.TrainStep``) end to end: the batch drawn by the patch
+sampler (crops, flips, noise), the copy to the device, forward, backward and the Adam step, at the
+cpu profile's U-Net batch (``--batch``). Settings: ``fp32`` (plain float32, NCHW: the reference),
+``channels_last``, ``bf16`` (channels_last with bfloat16 autocast; weights, loss and Adam in float32;
+skipped, unless ``--bf16``, on CPUs without native bfloat16, where it is emulated and about 10x slower)
+and ``compiled`` (``fit``'s default through ``torch.compile``, as ``--compile`` does; the compile is not
+timed; ``--no-compile`` skips it). Inference, under ``torch.inference_mode``: one 768 x 512 image in
+fp32, channels_last and bf16, and ``denoise.denoise_tensor`` as ``n2n denoise`` runs it (256 px tiles;
+whole, compiled). ``*`` marks what ``fit`` or ``n2n denoise`` does by default here; the last lines give
+each default path's ratio to plain float32.
 
-- ``fp32``: plain float32, NCHW tensors (the reference);
-- ``channels_last``: float32, NHWC memory format;
-- ``bf16``: channels_last with bfloat16 autocast, weights, loss and Adam in float32. Measured on
-  GPUs and on CPUs with native bfloat16 (AVX512-BF16, AMX); elsewhere bfloat16 is emulated and about
-  10x slower than float32, so the bench skips it unless ``--bf16`` is given. ``fit`` trains this way
-  where ``devices.fast_bf16`` says so (CPUs with AMX);
-- ``compiled``: ``fit``'s default setting through ``torch.compile``, what ``--compile`` of
-  ``n2n train``/``n2n denoise`` does (not the default; skipped with ``--no-compile``). The first
-  call compiles, which is not timed.
+On a CPU the bench first prints its features (AVX2, AVX512-BF16, AMX) and the path it takes, and last
+measures training with one core kept busy by a second process: all threads, the thread governor
+``fit`` uses (``devices.ThreadGovernor``), and one thread fewer, each against the idle speed
+(``--no-busy`` skips it).
 
-Inference, under ``torch.inference_mode``: the U-Net and the ResNet on one 768 x 512 image, one
-forward pass in NCHW (``fp32``), channels_last, and bfloat16; ``denoise, tiles 256`` and
-``compiled`` run ``denoise.denoise_tensor`` as ``n2n denoise`` does (in 256 px tiles; whole, through
-torch.compile). The row marked ``*`` is what ``fit`` or ``n2n denoise`` does by default on this
-device and crop. The last lines give each default path's ratio to plain float32.
-
-On a CPU the bench first prints its features (AVX2, AVX512-BF16, AMX) and the path ``fit`` and
-``n2n denoise`` take, and last measures training with one core busy: a second process spins on
-one core (as ``yes > /dev/null`` would) while ``fit``'s default step runs with all threads, with
-the thread governor that ``fit`` uses (``devices.ThreadGovernor``), and with one thread fewer;
-each against the idle speed (``--no-busy`` skips it).
-
-Each line reports megapixels per second, the ratio to ``fp32`` measured in the same run, the share
-of the step spent drawing the batch (on a GPU this includes waiting for the queue, as the copy of
-the crops to the GPU waits for the previous step), peak memory (the GPU's, or the process's resident memory on a
-CPU), and ``% mm``: the arithmetic rate reached (the model's floating-point operations per pixel,
-counted by ``torch.utils.flop_counter``, times the pixels per second) as a share of this device's
-rate on one large matrix product in the same number format, measured first. A convolution network
-rarely beats a large matrix product, so ``matmul rate / operations per pixel`` is a ceiling on
-megapixels per second; the bench prints it. Figures go to the terminal and to
-``reports/bench.json``. Times are wall-clock, so close other work first: a busy machine measures
-itself, not the code.
+Columns: megapixels per second; the ratio to ``fp32`` in the same run; the share of the step spent
+drawing the batch (on a GPU including the wait for the queue); peak memory (the GPU's, or the
+process's resident memory); ``% mm``, the arithmetic rate reached (floating-point operations per
+pixel from ``torch.utils.flop_counter`` times pixels per second) as a share of this device's rate on
+one large matrix product in the same format, which also gives a ceiling on megapixels per second.
+Figures go to the terminal and to ``reports/bench.json``. Times are wall-clock: close other work
+first, or the bench measures the machine's load.
 """
 from __future__ import annotations
 
@@ -54,12 +40,12 @@ from pathlib import Path
 import torch
 
 from . import models, paths
-from .config import NOISE_KINDS, ModelConfig, NoiseConfig, get_profile
-from .data import PairSampler
-from .losses import get_loss
-from .noise import training_noise
+from .config import NOISE_KINDS, PRECISION_NAMES, ModelConfig, NoiseConfig, get_profile
 from .devices import (ThreadGovernor, compile_module, cpu_features, describe_cpu, describe_path, fast_bf16,
                       memory_format, native_bf16, precision_dtype, resolve_device, resolve_precision)
+from .losses import get_loss
+from .noise import training_noise
+from .patches import PairSampler
 from .train import TrainStep, make_optimizer
 
 BATCH = 4
@@ -71,27 +57,22 @@ def _peak_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(fn, device: torch.device, seconds: float, at_least: int) -> tuple[int, float]:
     """Call ``fn`` until ``seconds`` have passed (and at least ``at_least`` times); (calls, seconds)."""
-    _sync(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda device: None
+    sync(device)
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds or n < at_least:
         fn()
         n += 1
-    _sync(device)
+    sync(device)
     return n, time.perf_counter() - start
 
 
 def matmul_gflops(device: torch.device, dtype: torch.dtype = torch.float32, seconds: float = 2.0) -> float:
     """This device's arithmetic rate on one large square matrix product, in GFLOP/s."""
     n = 4096 if device.type == "cuda" else 1024
-    a = torch.rand(n, n, device=device, dtype=dtype)
-    b = torch.rand(n, n, device=device, dtype=dtype)
+    a, b = (torch.rand(n, n, device=device, dtype=dtype) for _ in range(2))
     a @ b
     calls, elapsed = _timed(lambda: a @ b, device, seconds, 3)
     return calls * 2 * n ** 3 / elapsed / 1e9
@@ -263,9 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         args.batch = get_profile("cpu").train_config("unet").batch_size
     elif args.batch < 1:
         parser.error(f"--batch must be >= 1, got {args.batch}")
-    rates = {"fp32": matmul_gflops(device, torch.float32, min(2.0, args.seconds))}
-    if bf16:
-        rates["bf16"] = matmul_gflops(device, torch.bfloat16, min(2.0, args.seconds))
+    rates = {k: matmul_gflops(device, dtype, min(2.0, args.seconds))
+             for k, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)) if k == "fp32" or bf16}
     flops = {(m, t): gflop_per_mpix(m, t) for m in args.models for t in (True, False)}
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {native}, "
           f"training noise {args.noise}, batch {args.batch}"
@@ -330,39 +310,32 @@ def main(argv: list[str] | None = None) -> int:
             print(f"busy   {row['model']:7} {crop:>8} {'*' if row['fit_default'] else ' '}{name:23} "
                   f"{row['mpix_per_s']:8.3f}  {row['ratio_to_idle']:5.2f} of idle ({row['idle_mpix_per_s']:.3f}), "
                   f"{row['threads']} thread(s) at the end", flush=True)
-    summary = _summary(rows, args.batch, auto)
-    for line in summary:
-        print(line)
+    summary = _summary(rows)
+    print("\n".join(summary))
     out = paths.report_dir() / "bench.json" if args.json is None else Path(args.json)
-    paths.atomic_write_text(out, json.dumps({"device": str(device), "torch": torch.__version__,
-                                             "threads": torch.get_num_threads(), "native_bf16": native,
-                                             "cpu": cpu_features() if device.type == "cpu" else None,
-                                             "default_precision": auto, "batch": args.batch,
-                                             "noise": args.noise, "machine": platform.processor() or platform.machine(),
-                                             "matmul_gflops": rates, "ceiling_mpix_per_s": ceilings,
-                                             "gflop_per_mpix": {f"{m} {'train' if t else 'infer'}": v
-                                                                for (m, t), v in flops.items()},
-                                             "summary": summary, "rows": rows}, indent=1) + "\n")
+    report = dict(device=str(device), torch=torch.__version__, threads=torch.get_num_threads(), native_bf16=native,
+                  cpu=cpu_features() if device.type == "cpu" else None, default_precision=auto, batch=args.batch,
+                  noise=args.noise, machine=platform.processor() or platform.machine(), matmul_gflops=rates,
+                  ceiling_mpix_per_s=ceilings, summary=summary, rows=rows,
+                  gflop_per_mpix={f"{m} {'train' if t else 'infer'}": v for (m, t), v in flops.items()})
+    paths.atomic_write_text(out, json.dumps(report, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
 
 
-def _summary(rows: list[dict], batch: int, precision: str) -> list[str]:
+def _summary(rows: list[dict]) -> list[str]:
     """The default paths against plain float32: ``fit``'s at the cpu profile's step (the smallest crop
     measured, ``batch`` crops) and ``n2n denoise``'s on a whole image, per model."""
     lines = []
     for row in rows:
         if row.get("fit_default") and row["kind"] in ("train", "infer"):
-            what = (f"fit's default ({_FORMATS[row['precision']]}) at {row['batch']} crops of {row['crop']}"
-                    if row["kind"] == "train" else f"n2n denoise ({_FORMATS[row['precision']]}) on {row['crop']}")
+            what = (f"fit's default ({PRECISION_NAMES[row['precision']]}) at {row['batch']} crops of {row['crop']}"
+                    if row["kind"] == "train" else f"n2n denoise ({PRECISION_NAMES[row['precision']]}) on {row['crop']}")
             if row["kind"] == "train" and row["crop"] != min(r["crop"] for r in rows if r["kind"] == "train"):
                 continue
             lines.append(f"default path, {row['model']}: {what}: {row['ratio_to_fp32']:.2f}x plain float32 NCHW "
                          f"({row['mpix_per_s']:.3f} Mpix/s)")
     return lines
-
-
-_FORMATS = {"fp32": "float32", "bf16": "bfloat16"}
 
 
 def _print(row: dict) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .paths import atomic_output
+from .paths import atomic_output, checkpoint_path
 
 FORMAT = "n2n_core.checkpoint/1"
 
@@ -76,6 +76,20 @@ def resolve_checkpoint(name: str | Path) -> Path:
         raise FileNotFoundError(f"{text}: {path} is missing; `git checkout {path}` restores the shipped file, "
                                 f"`make pretrained NOISE={noise}` trains it")
     return path
+
+
+def choose_checkpoint(value: str | None) -> str | Path:
+    """A user's checkpoint argument checked: a shipped name (``pretrained:gaussian``) or an existing
+    file; without one, `make all`'s Gaussian U-Net where it exists, else the shipped Gaussian
+    weights. ValueError or FileNotFoundError with what to do otherwise."""
+    if value is None:
+        trained = checkpoint_path("cpu", "unet_n2n_gaussian")
+        value = str(trained) if trained.is_file() else PRETRAINED_PREFIX + "gaussian"
+    path = resolve_checkpoint(value)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint; check the path, or name the shipped weights "
+                                f"({PRETRAINED_PREFIX}gaussian)")
+    return value if value.startswith(PRETRAINED_PREFIX) else path
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -15,6 +15,7 @@ from .noise import NOISE_TYPES, NoiseConfig, paper_ranges
 NOISE_KINDS = tuple(NOISE_TYPES)
 
 PRECISIONS = ("auto", "fp32", "bf16")  # number formats of the networks (devices.resolve_precision)
+PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
 MODEL_NAMES = ("unet", "resnet")
 TARGETS = ("noisy", "clean")
 LOSSES = ("l2", "l1")

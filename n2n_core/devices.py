@@ -266,3 +266,20 @@ def process_group(device: str | torch.device = "auto"):
     finally:
         torch.distributed.destroy_process_group()
 
+
+def world() -> tuple[int, int]:
+    """(rank, number of processes) of a torch.distributed run, (0, 1) otherwise."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def all_agree(flag: bool, device: torch.device) -> bool:
+    """In a distributed run, every process follows rank 0's decision (wall-clock budgets differ
+    slightly between processes, and all of them must stop at the same step)."""
+    if world()[1] == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)  # on the GPU for nccl
+    torch.distributed.broadcast(value, src=0)
+    return bool(value.item())

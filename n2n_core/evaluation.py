@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import paths
-from .config import Profile
+from .config import PAPER_REPEATS, Profile
 from .data import DataSources, find_data, load_image
 from .devices import infer, resolve_device, resolve_precision
 from .metrics import psnr, ssim
@@ -230,6 +230,17 @@ def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: Nois
         print(f"{label}{name} ({len(files)} images x {ev.repeats}): PSNR {ev.psnr:.2f} dB, SSIM {ev.ssim:.4f}, "
               f"noisy input {ev.psnr_input:.2f} dB" + (f" [{ev.precision}]" if ev.precision == "bf16" else ""))
     return results
+
+
+def plan_sets(sources: DataSources, sets: list[str] | None = None,
+              repeats: int | str = 1) -> tuple[list[str], dict[str, int]]:
+    """The test sets to evaluate (``sets``; default: every available one) and the noise draws per
+    image of each (``repeats``: a number, or "paper" for the draws of the authors' follow-up code)."""
+    sets = list(sets or sources.test_sets)
+    unknown = [s for s in sets if s not in sources.test_sets]
+    if unknown:
+        raise ValueError(f"test set {unknown[0]!r} is not available; available: {', '.join(sources.test_sets)}")
+    return sets, {name: dict(PAPER_REPEATS).get(name, 1) if repeats == "paper" else int(repeats) for name in sets}
 
 
 def noise_from(base: dict | None, kind: str | None = None, **levels: float | None) -> NoiseConfig:

@@ -15,31 +15,15 @@ import torch
 from . import models, paths
 from .checkpoint import load_model
 from .config import NOISE_KINDS, ModelConfig, Profile, get_profile
-from .data import PairSampler, PatchSets, build_patch_sets, patch_set_path, validation_pairs
+from .patches import PairSampler, PatchSets, build_patch_sets, patch_set_path, validation_pairs
 from .devices import infer, resolve_device, resolve_precision
 from .evaluation import Evaluation, data_sources, evaluate_run, noise_settings
 from .noise import test_noise, training_noise
+from .paths import checkpoint_path, report_path  # noqa: F401 (the notebooks' names)
 from .train import History, fit
-
-DEFAULT_PROFILE = "cpu"
-
-
-def profile_subdir(base: Path, profile: str) -> Path:
-    return base if profile == DEFAULT_PROFILE else base / profile
-
 
 def run_name(model: str, target: str, noise: str = "gaussian") -> str:
     return f"{model}_{'n2n' if target == 'noisy' else 'clean'}_{noise}"
-
-
-def checkpoint_path(profile: str, name: str) -> Path:
-    return profile_subdir(paths.checkpoint_dir(), profile) / f"{name}.pth"
-
-
-def report_path(profile: str, filename: str) -> Path:
-    path = profile_subdir(paths.report_dir(), profile) / filename
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 # ------------------------------------------------------------------------------------- data
@@ -208,19 +192,25 @@ def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, 
 
 
 def summary_table(profile: Profile) -> str:
-    """A Markdown table of every PSNR in results.json next to the paper's (written to summary.md)."""
+    """A Markdown table of every PSNR in results.json next to the paper's (written to summary.md),
+    with a note under it when some were not measured on the paper's data."""
     from .paper import reference
 
     data = read_results(profile)
     lines = ["| run | test set | PSNR (dB) | noisy input (dB) | SSIM | paper (dB) |", "|---|---|---|---|---|---|"]
+    comparable = True
     for run, sets in sorted(data.get("runs", {}).items()):
         for test_set, r in sets.items():
             if not isinstance(r, dict) or "psnr" not in r:
                 continue
             ref = reference(run, test_set)
+            comparable &= r.get("comparable_with_paper", True)
             ref = f"{ref:.2f}" if ref is not None and r.get("comparable_with_paper", True) else "n/a"
             lines.append(f"| {run} | {test_set} ({r['images']}) | {r['psnr']:.2f} | {r['psnr_input']:.2f} | "
                          f"{r['ssim']:.4f} | {ref} |")
+    if not comparable:
+        lines += ["", "NOTE: measured on scikit-image's embedded photographs (offline default), NOT comparable with "
+                      "the paper. Set N2N_DATA_DIR to a folder with train_pool/ and kodak/ for comparable numbers."]
     table = "\n".join(lines) + "\n"
     path = report_path(profile.name, "summary.md")
     path.write_text(f"# Results of the {profile.name} profile\n\n{table}")

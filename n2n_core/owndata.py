@@ -28,11 +28,13 @@ import torch
 from . import augment, models, paths
 from .checkpoint import initial_weights, load_checkpoint
 from .config import DataConfig, ModelConfig, NoiseConfig, TrainConfig
-from .data import Batch, BatchSource, DataSources, PairSampler, build_patch_sets, list_images, to_uint8, validation_pairs
+from .data import DataSources, list_images, to_uint8
+from .patches import Batch, BatchSource, PairSampler, build_patch_sets, validation_pairs
 from .images import ImageError, read_image
 from .evaluation import center_crop
 from .noise import test_noise, training_noise
-from .train import ConfigMismatch, History, fit, world
+from .devices import world
+from .train import ConfigMismatch, History, fit
 
 VAL_CROP = 256  # validation uses centre crops of at most this side, to stay cheap
 

@@ -97,3 +97,22 @@ def report_dir() -> Path:
 def user_data_dir() -> Path | None:
     value = os.environ.get("N2N_DATA_DIR")
     return Path(value).expanduser().resolve() if value else None
+
+
+DEFAULT_PROFILE = "cpu"  # its runs sit at the top of checkpoints/ and reports/, the others in a folder each
+
+
+def profile_subdir(base: Path, profile: str) -> Path:
+    return base if profile == DEFAULT_PROFILE else base / profile
+
+
+def checkpoint_path(profile: str, name: str) -> Path:
+    """The checkpoint of the run ``name`` of ``profile``, e.g. checkpoints/unet_n2n_gaussian.pth."""
+    return profile_subdir(checkpoint_dir(), profile) / f"{name}.pth"
+
+
+def report_path(profile: str, filename: str) -> Path:
+    """A report file of ``profile`` (its folder created)."""
+    path = profile_subdir(report_dir(), profile) / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

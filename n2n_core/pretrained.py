@@ -27,9 +27,9 @@ import torch
 
 from . import models
 from .checkpoint import FORMAT, atomic_save, library_versions, load_checkpoint, pretrained_path
-from .config import PROFILES, Profile
+from .config import PRECISION_NAMES, PROFILES, Profile
 from .noise import NOISE_TYPES, NoiseConfig
-from .data import PairSampler, build_patch_sets, validation_pairs
+from .patches import PairSampler, build_patch_sets, validation_pairs
 from .noise import test_noise, training_noise
 from .train import History, fit
 
@@ -231,9 +231,6 @@ def card_figures(noise: str, folder: Path | None = None, data_dir: str | Path | 
     return rows
 
 
-_FORMAT_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
-
-
 def _fmt(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -294,7 +291,7 @@ def card_section(noise: str, rows: list[dict], folder: Path | None = None) -> st
               "per image over all channels, then the mean. BM3D is told the noise level (measured here, with the "
               "same noisy images; `–`: not measured yet). The paper's figures exist at its Table 1 level only: "
               "its released U-Net where given (Kodak, BSD300), else Table 1. The network ran in "
-              + " and ".join(sorted({_FORMAT_NAMES.get(r.get("precision"), "float32") for r in rows}) or ["float32"])
+              + " and ".join(sorted({PRECISION_NAMES.get(r.get("precision"), "float32") for r in rows}) or ["float32"])
               + ".", "",
               f"| test set | {symbol} | images x draws | noisy input | this model | BM3D, measured | paper: N2N | paper: BM3D |",
               "|---|---|---|---|---|---|---|---|"]

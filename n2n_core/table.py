@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import baselines, paths
-from .config import NOISE_KINDS, Profile
+from .config import NOISE_KINDS, PRECISION_NAMES, Profile
 from .noise import NOISE_TYPES
 from .paper import METHOD_LABELS, METHODS, TABLE1, TEST_SET_LABELS, baseline_label
 
@@ -201,7 +201,7 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
         _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_baselines, baseline_limit)
     if used:
         table.notes.append("Networks evaluated in " + " and ".join(
-            {"fp32": "float32", "bf16": "bfloat16"}[p] for p in sorted(used)) + ".")
+            PRECISION_NAMES[p] for p in sorted(used)) + ".")
     if (baseline_sets is not None or baseline_limit) and run_baselines and baselines.available():
         where = ", ".join(TEST_SET_LABELS.get(s, s) for s in baseline_sets) if baseline_sets is not None else "every set"
         first = f" (first {baseline_limit} images)" if baseline_limit else ""

@@ -18,11 +18,11 @@ from tqdm.auto import tqdm
 
 from .checkpoint import checkpoint_precision, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import BatchSource
-from .devices import (compile_module, describe_device, describe_path, infer, memory_format, precision_dtype, resolve_device,
-                      resolve_precision, threads)
+from .devices import (all_agree, compile_module, describe_device, describe_path, infer, memory_format, precision_dtype,
+                      resolve_device, resolve_precision, threads, world)
 from .losses import get_loss
 from .metrics import psnr
+from .patches import BatchSource
 from .paths import ensure_writable_file
 
 
@@ -168,24 +168,6 @@ def validate(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, d
     return float(torch.cat(values).mean())
 
 
-def world() -> tuple[int, int]:
-    """(rank, number of processes) of a torch.distributed run, (0, 1) otherwise."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _all_agree(flag: bool, device: torch.device) -> bool:
-    """In a distributed run, every process follows rank 0's decision (wall-clock budgets differ
-    slightly between processes, and all of them must stop at the same step)."""
-    if world()[1] == 1:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=device)  # on the GPU for nccl
-    torch.distributed.broadcast(value, src=0)
-    return bool(value.item())
-
-
 def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pairs: tuple[torch.Tensor, torch.Tensor],
         checkpoint_path: str | Path, model_args: dict, run_config: dict, device: str = "auto",
         progress: bool = True, precision: str = "auto", compile_model: bool = False,
@@ -299,7 +281,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     loss_sum, loss_count = torch.zeros((), device=device), 0  # summed on the device: no wait per step
     chunk_over = False
     with _signals_end_training() as signals:
-        while _all_agree((p := _progress(cfg, step, elapsed_before + time.monotonic() - start)) < 1.0
+        while all_agree((p := _progress(cfg, step, elapsed_before + time.monotonic() - start)) < 1.0
                          and not chunk_over and not signals, device):
             lr = learning_rate(cfg.lr, p, cfg.rampdown)
             for group in optimizer.param_groups:

@@ -15,8 +15,9 @@ from PIL import Image
 
 from n2n_core import data
 from n2n_core.config import DataConfig
-from n2n_core.data import (DataSources, PairSampler, PatchSets, build_patch_sets, cut_patches, find_data,
-                           list_images, load_image, split_pool, validation_pairs)
+from n2n_core.data import DataSources, find_data, list_images, load_image
+from n2n_core.patches import (PairSampler, PatchSets, build_patch_sets, cut_patches, patch_set_path, split_pool,
+                              validation_pairs)
 from n2n_core.noise import BernoulliNoise, GaussianNoise
 
 
@@ -196,7 +197,7 @@ def test_find_data_without_train_pool_evaluates_but_training_says_what_is_missin
     import shutil
 
     from n2n_core.config import DataConfig
-    from n2n_core.data import build_patch_sets
+    from n2n_core.patches import build_patch_sets
 
     shutil.rmtree(data_folder / "train_pool")
     sources = find_data(data_folder)  # test sets alone are enough to evaluate
@@ -390,7 +391,7 @@ def test_patch_sets_load_missing_file_says_what_to_do(tmp_path):
 
 
 def test_patch_set_path_is_under_the_output_dir(output_dir):
-    assert data.patch_set_path("smoke", 3) == output_dir / "data" / "patches_smoke_seed3.pt"
+    assert patch_set_path("smoke", 3) == output_dir / "data" / "patches_smoke_seed3.pt"
 
 
 # ------------------------------------------------------------------------------------ PairSampler

@@ -167,6 +167,6 @@ def test_unet_tiles_equal_the_whole_image_borders_included(height, width):
     noisy = clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
     whole = denoise_tensor(model, noisy, tile=0)
     tiled = denoise_tensor(model, noisy, tile=64, overlap=16)
-    levels = (quantize(whole) - quantize(tiled)).abs() * 255
+    levels = ((quantize(whole) - quantize(tiled)).abs() * 255).round()  # whole 8-bit levels (2.0000017 is 2)
     assert float(levels.max()) <= 2, float(levels.max())
     assert abs(float(psnr(whole, clean)) - float(psnr(tiled, clean))) <= 0.01

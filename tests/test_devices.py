@@ -9,7 +9,7 @@ import torch
 from n2n_core import devices, models
 from n2n_core.checkpoint import load_checkpoint
 from n2n_core.config import ModelConfig, TrainConfig
-from n2n_core.data import PairSampler, validation_pairs
+from n2n_core.patches import PairSampler, validation_pairs
 from n2n_core.denoise import denoise_tensor
 from n2n_core.noise import BernoulliNoise, GaussianNoise, PoissonNoise
 from n2n_core.devices import compile_module

@@ -20,7 +20,7 @@ from n2n_core import models
 from n2n_core.__main__ import main
 from n2n_core.checkpoint import load_checkpoint
 from n2n_core.config import ModelConfig, TrainConfig
-from n2n_core.data import PairSampler, validation_pairs
+from n2n_core.patches import PairSampler, validation_pairs
 from n2n_core.noise import GaussianNoise
 from n2n_core.train import fit
 

@@ -11,7 +11,7 @@ from n2n_core import models
 from n2n_core import train as train_module
 from n2n_core.checkpoint import load_checkpoint
 from n2n_core.config import ModelConfig, TrainConfig
-from n2n_core.data import PairSampler, validation_pairs
+from n2n_core.patches import PairSampler, validation_pairs
 from n2n_core.metrics import psnr
 from n2n_core.noise import GaussianNoise
 from n2n_core.devices import describe_device, memory_format, resolve_device, resolve_precision

@@ -1,0 +1,188 @@
+"""The parser of the command line (``python -m n2n_core``, also installed as ``n2n``): every
+subcommand and option. What each command does is in ``__main__.py``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import MODEL_NAMES, NOISE_KINDS, PRECISIONS, PROFILES, TARGETS
+from .noise import NOISE_TYPES
+
+USAGE = """Command line of n2n_core (also installed as `n2n`).
+
+    python -m n2n_core denoise INPUT... --out DIR     denoise your images (files, folders, globs)
+    python -m n2n_core train --pairs DIR [options]   train on your noisy pairs (or --clean, --pickle)
+    python -m n2n_core eval CHECKPOINT [options]     a checkpoint on the test sets, the paper's protocol
+    python -m n2n_core eval --baseline input|bm3d    the noisy input, or BM3D, under the same noise
+    python -m n2n_core summary [--profile cpu]        the PSNR table of a `make all` run
+    python -m n2n_core pretrained [--max-minutes M]  train the shipped weights in chunks (`make pretrained`)
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (and the hint where to read more), exit status 2."""
+
+    def error(self, message):
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _level_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """--sigma, --lam, --p: the test level of each noise type (``noise.NOISE_TYPES``)."""
+    for cls in NOISE_TYPES.values():
+        parser.add_argument(f"--{cls.param}", type=float, default=cls.test_level if defaults else None,
+                            help=f"{cls.level_help} (default {cls.test_level:g})")
+
+
+def levels(args) -> dict[str, float | None]:
+    return {cls.param: getattr(args, cls.param) for cls in NOISE_TYPES.values()}
+
+
+def _repeats(value: str) -> str | int:
+    if value == "paper":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--repeats takes a positive integer or 'paper', got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--repeats must be >= 1, got {n}")
+    return n
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m n2n_core", description=USAGE,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _denoise_parser(sub)
+    _train_parser(sub)
+    _pretrained_parser(sub)
+    summary = sub.add_parser("summary", help="print the PSNR table of reports/results.json")
+    summary.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+
+    ev = sub.add_parser("eval", help="PSNR/SSIM of a checkpoint or a baseline on the test sets",
+                        description="Evaluate with the paper's protocol: every image in RGB, noise in float "
+                                    "(fixed seeds), output and reference clipped and rounded to 8 bit, PSNR per "
+                                    "image over all channels, then the mean.")
+    ev.add_argument("checkpoint", nargs="?",
+                    help="a .pth checkpoint written by this project, or pretrained:gaussian / pretrained:poisson")
+    ev.add_argument("--baseline", choices=("input", "bm3d"),
+                    help="evaluate the noisy input or BM3D (optional bm3d package) instead of a checkpoint")
+    ev.add_argument("--noise", choices=NOISE_KINDS,
+                    help="noise type (default: the checkpoint's, else gaussian)")
+    _level_options(ev, defaults=False)
+    ev.add_argument("--sets", nargs="+", metavar="SET",
+                    help="test sets to use (default: every available one: kodak, bsd300, set14)")
+    ev.add_argument("--repeats", type=_repeats, default=1,
+                    help="noise draws per image: an integer, or 'paper' for Kodak x10, BSD300 x3, Set14 x20")
+    ev.add_argument("--limit", type=int, help="only the first N images of each set")
+    ev.add_argument("--seed", type=int, default=0, help="evaluation noise seed (default 0)")
+    ev.add_argument("--data-dir", help="folder with kodak/, bsd300/, set14/ (default: N2N_DATA_DIR, downloads, "
+                                       "or the embedded photographs)")
+    ev.add_argument("--images", nargs="+", metavar="DIR",
+                    help="evaluate on your own folders of clean images instead, each labelled by its name "
+                         "(comparable with the paper only if it holds one of its test sets)")
+    ev.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _speed_options(ev)
+    ev.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    return parser
+
+
+def _speed_options(p) -> None:
+    """--precision and --threads, shared by denoise, train and eval."""
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="number format of the network: auto (bfloat16 on CPUs with AMX, where `make bench` "
+                        "measured it 2-4x faster; float32 elsewhere), fp32 or bf16")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads (default: all cores, one fewer while another process keeps a core busy)")
+
+
+def _pretrained_parser(sub) -> None:
+    p = sub.add_parser("pretrained", help="train the shipped weights in chunks (`make pretrained`), or write their card",
+                       description="Train the shipped U-Net (checkpoints/pretrained/) with the pretrained profile: "
+                                   "noisy targets, blind noise, on the clean training pool (N2N_DATA_DIR or the "
+                                   "BSDS300 download). Each call trains at most --max-minutes, resumes where the "
+                                   "last stopped, and re-exports the weights.")
+    p.add_argument("--noise", default="gaussian", choices=("gaussian", "poisson"))
+    p.add_argument("--max-minutes", type=float, help="stop this chunk after so many minutes (default: train to the end)")
+    p.add_argument("--data-dir", help="folder with train_pool/ (default: N2N_DATA_DIR, else the official download)")
+    p.add_argument("--card-only", action="store_true", help="do not train: only measure and write the model card")
+    p.add_argument("--no-card", action="store_true", help="train, but do not measure the model card afterwards")
+    p.add_argument("--repeats", type=int, default=1, help="noise draws per test image in the card (default 1)")
+    p.add_argument("--bm3d", action="store_true",
+                   help="measure BM3D where card.json lacks it (slow: tens of seconds per Kodak image on a CPU)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _speed_options(p)
+
+
+def _denoise_parser(sub) -> None:
+    from .denoise import DEFAULT_OVERLAP, DEFAULT_TILE
+
+    p = sub.add_parser("denoise", help="denoise your images with a trained checkpoint",
+                       description="Denoise image files into --out under the same names, keeping each file's "
+                                   "size, mode (grey, RGB, RGBA) and bit depth (8 or 16). Large images run in "
+                                   "tiles, so memory stays bounded.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or glob patterns")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument("--checkpoint",
+                   help="a .pth checkpoint, or pretrained:gaussian / pretrained:poisson, the shipped blind weights "
+                        "(default: checkpoints/unet_n2n_gaussian.pth of `make all` if it exists, else "
+                        "pretrained:gaussian)")
+    p.add_argument("--model", choices=MODEL_NAMES, help="refuse a checkpoint of any other architecture")
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                   help=f"tile side in pixels (default {DEFAULT_TILE}; 0 runs every image whole)")
+    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
+                   help=f"context pixels around each tile, thrown away (default {DEFAULT_OVERLAP})")
+    p.add_argument("--batch", type=int, default=None, help="tiles per forward pass (default 1 on CPU, 8 on CUDA)")
+    p.add_argument("--overwrite", action="store_true", help="replace files that already exist in --out")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave out inputs whose output already exists in --out (finishing an interrupted batch)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--compile", action="store_true",
+                   help="run the model through torch.compile: pays for many images (about 1.25x on a 2-core "
+                        "CPU, see `make bench`), after a compile of 10-40 s; needs a C++ compiler on CPUs")
+    _speed_options(p)
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a denoiser on your own data (no clean images needed)",
+                       description="Train a denoiser as the notebooks do, on a folder of noisy pairs, the "
+                                   "Kaggle noisy-images pickles, or clean images with synthetic noise.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pairs", nargs="+", metavar="DIR",
+                        help="a folder with two sub-folders of captures under matching names, or the two folders")
+    source.add_argument("--pickle", type=Path, metavar="TRAIN_PKL",
+                        help="train_data.pkl: a tuple of two uint8 tensors N x 3 x H x W of noisy pairs")
+    source.add_argument("--clean", type=Path, metavar="DIR", help="a folder of clean images; noise is synthetic")
+    p.add_argument("--val-pickle", type=Path, metavar="VAL_PKL",
+                   help="val_data.pkl: noisy and clean tensors for validation (with --pickle)")
+    p.add_argument("--model", default="unet", choices=MODEL_NAMES)
+    p.add_argument("--target", default="noisy", choices=TARGETS,
+                   help="noisy (Noise2Noise, default) or clean (needs --clean)")
+    p.add_argument("--noise", default="gaussian", choices=NOISE_KINDS, help="synthetic noise type (with --clean)")
+    _level_options(p, defaults=True)
+    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES),
+                   help="settings to start from: crop, batch, learning rate, budget (default cpu)")
+    p.add_argument("--steps", type=int, help="training steps")
+    p.add_argument("--seconds", type=float, help="wall-clock budget; training stops at --steps or --seconds")
+    p.add_argument("--crop", type=int, help="training crop side in pixels")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--val-every", type=int, help="validate every N steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from these weights instead of random ones (fine-tuning): a .pth of the same "
+                        "architecture, or pretrained:gaussian / pretrained:poisson, the shipped U-Nets")
+    p.add_argument("--out", type=Path, help="checkpoint path (default checkpoints/own_<model>_<source>.pth)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train anew although --out holds a checkpoint; the old file is replaced when the new run "
+                        "writes its first checkpoint")
+    p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                   help="write the checkpoint every SECONDS of training (default: the profile's, 120 in cpu); "
+                        "Ctrl-C or SIGTERM also write one, at the current step")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--compile", action="store_true",
+                   help="train through torch.compile (measured slower for these networks on a 2-core CPU and on "
+                        "an H200; `make bench` shows it on yours)")
+    _speed_options(p)
