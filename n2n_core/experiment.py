@@ -252,20 +252,11 @@ def denoise_demo(model: torch.nn.Module, clean: torch.Tensor, sigma: float, seed
 
 def show_demo(model: torch.nn.Module, clean: torch.Tensor, sigma: float, seed: int = 0, device: str = "auto",
               precision: str = "auto", save: str | Path | None = None) -> Demo:
-    """``denoise_demo`` drawn: clean, noisy and denoised side by side with their PSNRs, saved to
-    ``save`` when given, and shown (notebook 00 calls it, and its slider calls it again)."""
-    import matplotlib.pyplot as plt
+    """``denoise_demo`` drawn (``plots.demo_figure``): clean, noisy and denoised side by side with
+    their PSNRs, saved to ``save`` when given (notebook 00 calls it, and its slider calls it again)."""
+    from .plots import demo_figure
 
     demo = denoise_demo(model, clean, sigma, seed=seed, device=device, precision=precision)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
-    panels = [("clean", demo.clean), (f"noisy, sigma {sigma:g}: {demo.psnr_noisy:.2f} dB", demo.noisy),
-              (f"denoised: {demo.psnr_denoised:.2f} dB", demo.denoised)]
-    for ax, (title, image) in zip(axes, panels):
-        ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy())
-        ax.set_title(title, fontsize=10)
-        ax.axis("off")
-    if save:
-        with paths.atomic_output(save) as tmp:
-            fig.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
-    plt.show()
+    demo_figure([("clean", demo.clean), (f"noisy, sigma {sigma:g}: {demo.psnr_noisy:.2f} dB", demo.noisy),
+                 (f"denoised: {demo.psnr_denoised:.2f} dB", demo.denoised)], save)
     return demo

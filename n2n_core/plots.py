@@ -111,3 +111,20 @@ def pretrained_curve(history: History, pixels_per_step: int, path: str | Path, t
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
+
+
+def demo_figure(panels: list[tuple[str, torch.Tensor]], path: str | Path | None = None) -> None:
+    """Titled 3 x H x W images side by side, saved to ``path`` when given; shown in a notebook,
+    closed elsewhere (a headless run keeps no figure open)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(13 / 3 * len(panels), 4.6), squeeze=False)
+    for ax, (title, image) in zip(axes[0], panels):
+        ax.imshow(image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    if path:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
+    if "inline" in matplotlib.get_backend().lower():
+        plt.show()
+    else:
+        plt.close(fig)

@@ -87,9 +87,10 @@ def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: s
     prof = profile_override or profile()
     noise_cfg = noise_config(noise)
     weights, state = pretrained_path(noise, folder), state_path(noise, folder)
-    if not state.exists() and weights.exists() and load_checkpoint(weights).get("finished"):
-        print(f"{weights}: finished ({load_checkpoint(weights)['step']} steps); nothing to train")
-        return History.from_dict(load_checkpoint(weights)["history"])
+    shipped = load_checkpoint(weights) if not state.exists() and weights.exists() else {}
+    if shipped.get("finished"):
+        print(f"{weights}: finished ({shipped['step']} steps); nothing to train")
+        return History.from_dict(shipped["history"])
     if max_minutes is not None and max_minutes <= 0:
         raise PretrainedError(f"--max-minutes must be > 0, got {max_minutes}")
     sources = _sources(data_dir)

@@ -61,3 +61,15 @@ def test_psnr_bars_writes_a_png(tmp_path):
     path = plots.psnr_bars({"unet n2n": 30.1, "unet clean": 30.3}, folder / "bars.png", title="Kodak",
                            reference={"unet n2n": 32.39})
     _check_png(path, folder)
+
+
+def test_demo_figure_saves_and_leaves_no_figure_open_headless(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from n2n_core.plots import demo_figure
+
+    before = len(plt.get_fignums())
+    image = torch.rand(3, 24, 32)
+    demo_figure([("clean", image), ("noisy", image), ("denoised", image)], tmp_path / "demo.png")
+    assert (tmp_path / "demo.png").stat().st_size > 1000
+    assert len(plt.get_fignums()) == before  # closed (notebook 00's slider calls it again and again)
