@@ -259,9 +259,11 @@ def noise_from(base: dict | None, kind: str | None = None, **levels: float | Non
 def write_json(path: str | Path, label: str, noise_cfg: NoiseConfig, seed: int, precision: str | None,
                evaluations: dict[str, Evaluation]) -> Path:
     """``n2n eval --json``: what was evaluated, under which noise, seed and number format, and the
-    numbers per test set (atomically)."""
+    numbers per test set and per image (atomically)."""
+    sets = {name: {**ev.as_dict(), "per_image": [
+        {"image": n, "psnr": round(p, 4), "psnr_input": round(i, 4), "ssim": round(s, 5)}
+        for n, p, i, s in zip(ev.names, ev.psnr_images, ev.psnr_input_images, ev.ssim_images)]}
+        for name, ev in evaluations.items()}
     return atomic_write_text(path, json.dumps({"model": label, "noise": dataclasses.asdict(noise_cfg), "seed": seed,
-                                               "precision": precision,
-                                               "sets": {name: ev.as_dict() for name, ev in evaluations.items()}},
-                                              indent=2) + "\n")
+                                               "precision": precision, "sets": sets}, indent=2) + "\n")
 

@@ -35,6 +35,9 @@ def test_eval_a_checkpoint_uses_its_noise_and_writes_json(checkpoint, tmp_path, 
     assert "Poisson lambda=30" in printed and "kodak (2 images x 1)" in printed
     stored = json.loads(out.read_text())
     assert stored["noise"]["kind"] == "poisson" and stored["sets"]["kodak"]["images"] == 2
+    per_image = stored["sets"]["kodak"]["per_image"]  # one entry per image, their mean the set's figure
+    assert [r["image"] for r in per_image] == ["kodim01.png", "kodim02.png"]
+    assert abs(sum(r["psnr"] for r in per_image) / 2 - stored["sets"]["kodak"]["psnr"]) < 1e-3
     # same seed, same number; another seed, another number
     assert main(["eval", str(checkpoint), "--sets", "kodak", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["sets"]["kodak"]["psnr"] == stored["sets"]["kodak"]["psnr"]
