@@ -149,7 +149,7 @@ def _train_in_group(args, distributed_device) -> int:
     from .devices import world
 
     device = distributed_device or _device(args.device)
-    _speed(args, device)  # checks --precision and sets the threads; fit resolves 'auto' (a resumed run keeps its own)
+    precision = _speed(args, device)  # checks --precision and sets the threads (fit resolves 'auto' again: a resumed run keeps its own)
     profile = get_profile(args.profile)
     if args.val_pickle is not None and args.pickle is None:
         raise UsageError("--val-pickle goes with --pickle")
@@ -161,7 +161,8 @@ def _train_in_group(args, distributed_device) -> int:
         raise UsageError(f"--checkpoint-every must be > 0 seconds, got {args.checkpoint_every}")
     train_cfg = profile.run_settings(args.model, args.noise, args.target, args.seed, max_steps=args.steps,
                                      max_seconds=args.seconds, crop=args.crop, batch_size=args.batch_size, lr=args.lr,
-                                     val_every=args.val_every, checkpoint_every_seconds=args.checkpoint_every)
+                                     val_every=args.val_every, checkpoint_every_seconds=args.checkpoint_every,
+                                     precision=precision)
     source, location = (("pairs", args.pairs) if args.pairs else ("pickle", args.pickle) if args.pickle
                         else ("clean", args.clean))
     run = train_own(source, location, profile.model(args.model), train_cfg, out=args.out,

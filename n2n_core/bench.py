@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     bf16 = native or args.bf16
     auto = resolve_precision("auto", device)
     if args.batch is None:
-        args.batch = get_profile("cpu").train_config("unet").batch_size
+        args.batch = get_profile("cpu").train_config("unet", precision=auto).batch_size
     elif args.batch < 1:
         parser.error(f"--batch must be >= 1, got {args.batch}")
     rates = {k: matmul_gflops(device, dtype, min(2.0, args.seconds))

@@ -114,22 +114,35 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class Budget:
-    """How long ``model`` trains on ``noise`` ('*': on every noise kind): ``steps`` or ``seconds``."""
+    """How long ``model`` trains on ``noise`` ('*': on every noise kind) in the number format
+    ``precision`` ('*': in any): ``steps`` or ``seconds``; and the batch and learning rate of that
+    budget where they are not ``train``'s (a bigger step pays where bfloat16 is native)."""
     model: str
     noise: str = "*"
     steps: int | None = None
     seconds: float | None = None
+    precision: str = "*"
+    batch_size: int | None = None
+    lr: float | None = None
 
     def __post_init__(self):
+        what = f"budget for {self.model}/{self.noise}"
         if self.model not in MODEL_NAMES:
             raise ValueError(f"budget for unknown model {self.model!r}; choose from {', '.join(MODEL_NAMES)}")
         if self.noise != "*" and self.noise not in NOISE_KINDS:
             raise ValueError(f"budget for unknown noise {self.noise!r}; choose from {', '.join(NOISE_KINDS)} or '*'")
+        if self.precision != "*" and self.precision not in PRECISION_NAMES:
+            raise ValueError(f"{what}: unknown precision {self.precision!r}; choose from "
+                             f"{', '.join(PRECISION_NAMES)} or '*'")
         if (self.steps is None) == (self.seconds is None):
-            raise ValueError(f"budget for {self.model}/{self.noise}: give steps or seconds, one of them")
+            raise ValueError(f"{what}: give steps or seconds, one of them")
         value = self.steps if self.steps is not None else self.seconds
         if not value > 0:
-            raise ValueError(f"budget for {self.model}/{self.noise} must be > 0, got {value}")
+            raise ValueError(f"{what} must be > 0, got {value}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"{what}: batch_size must be >= 1, got {self.batch_size}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"{what}: learning rate must be > 0, got {self.lr}")
 
 
 @dataclass(frozen=True)
@@ -164,34 +177,37 @@ class Profile:
             raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
         return getattr(self, name)
 
-    def budget(self, model: str, noise: str) -> Budget | None:
-        """The budget of ``model`` on the noise kind ``noise``, None for ``train``'s own."""
+    def budget(self, model: str, noise: str, precision: str | None = None) -> Budget | None:
+        """The budget of ``model`` on the noise kind ``noise`` in ``precision`` (a resolved one, 'fp32'
+        or 'bf16'; None: the budgets for any precision only), None for ``train``'s own."""
         for wanted in (noise, "*"):
             for budget in self.budgets:
-                if budget.model == model and budget.noise == wanted:
+                if budget.model == model and budget.noise == wanted and budget.precision in ("*", precision):
                     return budget
         return None
 
-    def train_config(self, model: str, noise: str | None = None) -> TrainConfig:
-        """The training settings of ``model`` on ``noise`` (default: the profile's): ``train`` with
-        the budget of ``budgets`` if one applies (steps replace any time budget; seconds replace
-        ``train``'s seconds)."""
+    def train_config(self, model: str, noise: str | None = None, precision: str | None = None) -> TrainConfig:
+        """The training settings of ``model`` on ``noise`` (default: the profile's) in ``precision``:
+        ``train`` with the budget of ``budgets`` if one applies (steps replace any time budget;
+        seconds replace ``train``'s seconds; its batch and learning rate, if given, ``train``'s)."""
         self.model(model)  # validates the name
-        budget = self.budget(model, self.noise_config(noise).kind)
+        budget = self.budget(model, self.noise_config(noise).kind, precision)
         if budget is None:
             return self.train
+        step = {k: v for k, v in (("batch_size", budget.batch_size), ("lr", budget.lr)) if v is not None}
         if budget.steps is not None:
-            return dataclasses.replace(self.train, max_steps=int(budget.steps), max_seconds=None)
-        return dataclasses.replace(self.train, max_seconds=budget.seconds)
+            return dataclasses.replace(self.train, max_steps=int(budget.steps), max_seconds=None, **step)
+        return dataclasses.replace(self.train, max_seconds=budget.seconds, **step)
 
     def run_settings(self, model: str, noise: str | None = None, target: str = "noisy", seed: int = 0,
-                     max_steps: int | None = None, max_seconds: float | None = None, **fields) -> TrainConfig:
-        """The training settings of one run (the notebooks' and ``n2n train``'s): ``train_config``
-        with its target and seed, the other ``TrainConfig`` fields that are given (None: the
-        profile's), and a budget that replaces the profile's when ``max_steps`` or ``max_seconds``
-        is given."""
+                     max_steps: int | None = None, max_seconds: float | None = None, precision: str | None = None,
+                     **fields) -> TrainConfig:
+        """The training settings of one run (the notebooks' and ``n2n train``'s) in ``precision``
+        (resolved): ``train_config`` with its target and seed, the other ``TrainConfig`` fields that
+        are given (None: the profile's), and a budget that replaces the profile's when ``max_steps``
+        or ``max_seconds`` is given."""
         given = {k: v for k, v in fields.items() if v is not None}
-        cfg = dataclasses.replace(self.train_config(model, noise), target=target, seed=seed, **given)
+        cfg = dataclasses.replace(self.train_config(model, noise, precision), target=target, seed=seed, **given)
         if max_steps is not None or max_seconds is not None:
             cfg = dataclasses.replace(cfg, max_steps=max_steps, max_seconds=max_seconds)
         return cfg
@@ -215,16 +231,20 @@ PROFILES = {
     ),
     # the default of `make all`: fixed budgets on a 2-core CPU, trained at the test level (blind
     # training needs a longer budget to match it); small batches, which learned most per second in
-    # float32; lr 5e-4, since the paper's 1e-3 diverged at batch 2; the same budgets on every machine,
-    # so that the numbers are too; step budgets for the U-Nets so that noisy and clean targets get
-    # equal steps. The measurements behind each choice: README, "Profiles".
+    # float32; lr 5e-4, since the paper's 1e-3 diverged at batch 2; step budgets for the U-Nets so
+    # that noisy and clean targets get equal steps. Where bfloat16 is native (AMX) a bigger step
+    # pays: the Gaussian U-Nets take batches of 8 at lr 1e-3, and the ResNet gives them half of its
+    # time, so that `make all` takes no longer there. The measurements behind each choice: README,
+    # "Profiles".
     "cpu": Profile(
         "cpu",
         DataConfig(),
         TrainConfig(crop=64, batch_size=2, lr=5e-4, max_seconds=300, val_every=500),  # the ResNet's 300 s
         # with noisy Bernoulli targets the masked loss sees half of the pixels, so N2N learns more
         # slowly and needs as many steps as Gaussian noise to come within the check's 0.3 dB
-        budgets=(Budget("unet", "gaussian", steps=4000), Budget("unet", "poisson", steps=1800),
+        budgets=(Budget("unet", "gaussian", steps=3200, precision="bf16", batch_size=8, lr=1e-3),
+                 Budget("resnet", seconds=150, precision="bf16"),
+                 Budget("unet", "gaussian", steps=4000), Budget("unet", "poisson", steps=1800),
                  Budget("unet", "bernoulli", steps=4000)),
         # Table 1 on this budget: BSD300 on its first 20 images, BM3D (tens of seconds per Kodak
         # image on a CPU) on the first 2 Kodak images; `python -m n2n_core eval` measures the full sets

@@ -13,14 +13,14 @@ from pathlib import Path
 import torch
 
 from . import models, paths
-from .checkpoint import load_model
+from .checkpoint import load_checkpoint, load_model
 from .config import NOISE_KINDS, ModelConfig, Profile, get_profile
 from .patches import PairSampler, PatchSets, build_patch_sets, patch_set_path, validation_pairs
 from .devices import infer, resolve_device, resolve_precision
 from .evaluation import Evaluation, data_sources, evaluate_run, noise_settings
 from .noise import test_noise, training_noise
 from .paths import checkpoint_path, report_path  # noqa: F401 (the notebooks' names)
-from .train import History, fit
+from .train import History, fit, run_precision
 
 def run_name(model: str, target: str, noise: str = "gaussian") -> str:
     return f"{model}_{'n2n' if target == 'noisy' else 'clean'}_{noise}"
@@ -72,10 +72,14 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     notebook 01, on ``noise`` (gaussian, poisson or bernoulli; default: the profile's), in
     ``precision`` (auto, fp32 or bf16; see ``train.fit``). Budget overrides replace the profile's."""
     noise_cfg = noise_settings(profile, noise, sigma)
-    train_cfg = profile.run_settings(model, noise_cfg.kind, target, seed, max_steps=max_steps, max_seconds=max_seconds)
     model_cfg: ModelConfig = profile.model(model)
-    patches = load_patches(profile, seed)
     name = run_name(model_cfg.name, target, noise_cfg.kind)
+    path = checkpoint_path(profile.name, name)
+    # the budget may depend on the number format (a bigger step where bfloat16 is native)
+    precision = run_precision(load_checkpoint(path) if path.is_file() else None, precision, resolve_device(device))
+    train_cfg = profile.run_settings(model, noise_cfg.kind, target, seed, max_steps=max_steps, max_seconds=max_seconds,
+                                     precision=precision)
+    patches = load_patches(profile, seed)
     run_config = {"profile": profile.name, "model": dataclasses.asdict(model_cfg),
                   "noise": dataclasses.asdict(noise_cfg), "train": dataclasses.asdict(train_cfg),
                   "data": patches.meta}
@@ -84,7 +88,6 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     sampler = PairSampler(patches.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise_cfg),
                           target, torch.Generator().manual_seed(seed))
     val = validation_pairs(patches.val, test_noise(noise_cfg), seed)
-    path = checkpoint_path(profile.name, name)
     history = fit(net, train_cfg, sampler, val, path, models.model_args(model_cfg), run_config,
                   device=device, progress=progress, precision=precision, compile_model=compile_model)
     return TrainedRun(name, net.eval(), history, path, run_config)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import baselines, paths
 from .config import NOISE_KINDS, PRECISION_NAMES, Profile
+from .devices import resolve_device, resolve_precision
 from .noise import NOISE_TYPES
 from .paper import METHOD_LABELS, METHODS, TABLE1, TEST_SET_LABELS, baseline_label
 
@@ -181,7 +182,7 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
     else:
         table.notes.append("Ours: the paper's U-Net for every noise type. The paper's Gaussian columns come from "
                            "RED30; its released U-Net reaches 32.38 (clean) / 32.39 (noisy targets) on Kodak.")
-    table.notes.append(f"Profile {profile.name}: {_budget_note(profile)}")
+    table.notes.append(f"Profile {profile.name}: {_budget_note(profile, resolve_precision(precision, resolve_device(device)))}")
     used = set()
     noises = sorted({noise for noise, _ in models}, key=NOISE_KINDS.index)
     for noise in noises:
@@ -210,15 +211,16 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
     return table
 
 
-def _budget_note(profile: Profile) -> str:
-    train = profile.train
+def _budget_note(profile: Profile, precision: str) -> str:
+    """The U-Nets' budgets in ``precision`` (resolved: the budgets of the machine that trains)."""
     budgets = []
     for kind in NOISE_KINDS:
-        cfg = profile.train_config("unet", kind)
-        budgets.append(f"{kind} " + (f"{cfg.max_seconds:g} s" if cfg.max_seconds else f"{cfg.max_steps} steps"))
+        cfg = profile.train_config("unet", kind, precision)
+        budget = f"{cfg.max_seconds:g} s" if cfg.max_seconds else f"{cfg.max_steps} steps"
+        budgets.append(f"{kind} {budget} of {cfg.batch_size} crops (lr {cfg.lr:g})")
     gaps = ", ".join(f"{kind} {profile.checks.max_table_gap_db:g} dB" for kind in NOISE_KINDS)
-    return (f"U-Nets trained for {', '.join(budgets)} each (batches of {train.batch_size} crops of "
-            f"{train.crop}x{train.crop}, lr {train.lr:g}); the paper trains 300k-500k steps of 4 crops of 256x256. "
+    return (f"U-Nets trained in {PRECISION_NAMES[precision]} for {', '.join(budgets)}, crops of "
+            f"{profile.train.crop}x{profile.train.crop}; the paper trains 300k-500k steps of 4 crops of 256x256. "
             f"The notebook's check allows noisy and clean targets to differ by at most: {gaps}.")
 
 

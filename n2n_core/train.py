@@ -168,6 +168,14 @@ def validate(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, d
     return float(torch.cat(values).mean())
 
 
+def run_precision(state: dict | None, precision: str, device: str | torch.device) -> str:
+    """The number format a run trains in: ``precision`` resolved on ``device``, except that 'auto'
+    keeps the one a run's checkpoint (``state``, None if there is none) was started in."""
+    if precision == "auto" and state is not None:
+        precision = checkpoint_precision(state)
+    return resolve_precision(precision, device)
+
+
 def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pairs: tuple[torch.Tensor, torch.Tensor],
         checkpoint_path: str | Path, model_args: dict, run_config: dict, device: str = "auto",
         progress: bool = True, precision: str = "auto", compile_model: bool = False,
@@ -207,9 +215,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     if rank == 0:
         ensure_writable_file(checkpoint_path)
     state = load_checkpoint(checkpoint_path) if checkpoint_path.exists() and not fresh else None
-    if precision == "auto" and state is not None and keep_precision:
-        precision = checkpoint_precision(state)  # a resumed run keeps its number format
-    precision = resolve_precision(precision, device)
+    precision = run_precision(state if keep_precision else None, precision, device)
     if state is not None and not state["finished"] and keep_precision and precision != checkpoint_precision(state):
         raise ConfigMismatch(f"{checkpoint_path} was started in precision {checkpoint_precision(state)}, not "
                              f"{precision}; resume it with precision auto or {checkpoint_precision(state)}, or "

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import load_checkpoint, load_model
+from .config import PROFILES
 from .data import load_image
 from .denoise import denoise_tensor
 from .devices import resolve_device, resolve_precision
@@ -31,13 +32,17 @@ def cli(*args) -> str:
 def train_pairs(checkpoint: Path, pairs: Path, profile: str, steps: int, seed: int = 0, device: str = "auto",
                 precision: str = "auto", init: str | None = None) -> History:
     """`n2n train --pairs PAIRS` into ``checkpoint`` (from ``init`` weights if given), unless a
-    finished run with the same steps and start is there; its history."""
+    finished run with the same steps and start is there; its history. The profile's own step
+    (``train``'s batch and learning rate, not a noise's budget) and ``steps``: a budget for
+    notebook 06 that is the same on every machine."""
+    base = PROFILES[profile].train
     previous = load_checkpoint(checkpoint) if Path(checkpoint).is_file() else None
     if (previous and previous["finished"] and previous["config"]["train"]["max_steps"] == steps
             and previous["config"].get("init") == init):
         print(f"{Path(checkpoint).name}: already trained ({previous['step']} steps); reusing it")
     else:
-        cli("train", "--pairs", pairs, "--profile", profile, "--steps", steps, "--seed", seed, "--device", device,
+        cli("train", "--pairs", pairs, "--profile", profile, "--steps", steps, "--batch-size", base.batch_size,
+            "--lr", base.lr, "--seed", seed, "--device", device,
             "--precision", precision, "--out", checkpoint, *(["--init", init] if init else []),
             *(["--overwrite"] if previous else []))
     return History.from_dict(load_checkpoint(checkpoint)["history"])

@@ -188,11 +188,34 @@ def test_step_budgets_replace_time_budgets_for_their_model_and_noise_only():
     assert profile.budget("resnet", "poisson") == Budget("resnet", seconds=30.0)
 
 
+def test_a_precision_budget_applies_in_its_precision_only_with_its_own_step():
+    profile = dataclasses.replace(PROFILES["smoke"], budgets=(
+        Budget("unet", "gaussian", steps=300, precision="bf16", batch_size=8, lr=1e-3),
+        Budget("unet", "gaussian", steps=400), Budget("unet", seconds=20.0, precision="fp32")))
+    fast = profile.train_config("unet", "gaussian", "bf16")
+    assert (fast.max_steps, fast.batch_size, fast.lr) == (300, 8, 1e-3)
+    for precision in ("fp32", None):  # elsewhere the budget for any precision, with the profile's step
+        plain = profile.train_config("unet", "gaussian", precision)
+        assert (plain.max_steps, plain.batch_size, plain.lr) == (400, profile.train.batch_size, profile.train.lr)
+    assert profile.train_config("unet", "poisson", "fp32").max_seconds == 20.0
+    assert profile.train_config("unet", "poisson", "bf16") == profile.train  # no budget for it: the profile's
+    run = profile.run_settings("unet", "gaussian", "clean", seed=3, precision="bf16", max_steps=50)
+    assert (run.max_steps, run.batch_size, run.target, run.seed) == (50, 8, "clean", 3)
+
+
+@pytest.mark.parametrize("kwargs,match", [(dict(precision="fp16"), "'fp16'"), (dict(batch_size=0), "batch_size"),
+                                          (dict(lr=0.0), "learning rate")])
+def test_bad_precision_budget_is_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Budget("unet", "gaussian", steps=10, **kwargs)
+
+
 def test_cpu_profile_gives_noisy_and_clean_unets_equal_steps_on_every_noise():
     cpu = PROFILES["cpu"]
     for kind in ("gaussian", "poisson", "bernoulli"):
-        assert cpu.train_config("unet", kind).max_steps is not None
-        assert cpu.train_config("unet", kind).max_seconds is None
+        for precision in (None, "fp32", "bf16"):
+            assert cpu.train_config("unet", kind, precision).max_steps is not None
+            assert cpu.train_config("unet", kind, precision).max_seconds is None
     assert cpu.checks.max_table_gap_db == 0.3  # the limit, the same for every noise
     assert cpu.train_config("resnet", "bernoulli").max_seconds == 300.0 and cpu.budget("resnet", "gaussian") is None
 

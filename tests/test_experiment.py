@@ -52,3 +52,19 @@ def test_checkpoint_and_report_paths_follow_the_profile(output_dir):
     assert experiment.checkpoint_path("paper", "x") == output_dir / "checkpoints" / "paper" / "x.pth"
     assert experiment.run_name("unet", "clean") == "unet_clean_gaussian"
     assert experiment.report_path("smoke", "r.json") == output_dir / "reports" / "smoke" / "r.json"
+
+
+def test_train_takes_the_budget_of_its_number_format(data_folder, output_dir, monkeypatch, tiny_profile):
+    # a budget for float32 only (with its own batch) is the one a float32 run gets; a bfloat16 one is not
+    import dataclasses
+
+    from n2n_core.config import Budget
+
+    monkeypatch.setenv("N2N_DATA_DIR", str(data_folder))
+    profile = dataclasses.replace(tiny_profile, budgets=(
+        Budget("resnet", steps=5, precision="bf16", batch_size=6), Budget("resnet", steps=3, precision="fp32",
+                                                                           batch_size=4)))
+    experiment.prepare_patches(profile, seed=0)
+    run = experiment.train("resnet", "noisy", profile, seed=0, device="cpu", progress=False, precision="fp32")
+    assert (run.config["train"]["max_steps"], run.config["train"]["batch_size"]) == (3, 4)
+    assert run.history.step[-1] == 3 and run.history.precision == "fp32"
