@@ -161,6 +161,7 @@ def _train_in_group(args, distributed_device) -> int:
         raise UsageError(f"--checkpoint-every must be > 0 seconds, got {args.checkpoint_every}")
     train_cfg = profile.run_settings(args.model, args.noise, args.target, args.seed, max_steps=args.steps,
                                      max_seconds=args.seconds, crop=args.crop, batch_size=args.batch_size, lr=args.lr,
+                                     loss=args.loss,
                                      val_every=args.val_every, checkpoint_every_seconds=args.checkpoint_every,
                                      precision=precision)
     source, location = (("pairs", args.pairs) if args.pairs else ("pickle", args.pickle) if args.pickle

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .config import MODEL_NAMES, NOISE_KINDS, PRECISIONS, PROFILES, TARGETS
+from .losses import LOSSES
 from .noise import NOISE_TYPES
 
 USAGE = """Command line of n2n_core (also installed as `n2n`).
@@ -29,9 +30,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _level_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    """--sigma, --lam, --p: the test level of each noise type (``noise.NOISE_TYPES``)."""
+    """--sigma, --lam, --p, --impulse-p: the test level of each noise type (``noise.NOISE_TYPES``)."""
     for cls in NOISE_TYPES.values():
-        parser.add_argument(f"--{cls.param}", type=float, default=cls.test_level if defaults else None,
+        parser.add_argument(f"--{cls.param.replace('_', '-')}", dest=cls.param, type=float,
+                            default=cls.test_level if defaults else None,
                             help=f"{cls.level_help} (default {cls.test_level:g})")
 
 
@@ -162,6 +164,9 @@ def _train_parser(sub) -> None:
                    help="noisy (Noise2Noise, default) or clean (needs --clean)")
     p.add_argument("--noise", default="gaussian", choices=NOISE_KINDS, help="synthetic noise type (with --clean)")
     _level_options(p, defaults=True)
+    p.add_argument("--loss", choices=tuple(LOSSES),
+                   help="l2 (the targets' mean; the profile's default), l1 (median: text), l0 (annealed from L2 to "
+                        "L0 over training: the mode, for impulse noise)")
     p.add_argument("--profile", default="cpu", choices=sorted(PROFILES),
                    help="settings to start from: crop, batch, learning rate, budget (default cpu)")
     p.add_argument("--steps", type=int, help="training steps")

@@ -10,6 +10,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
+from .losses import LOSSES
 from .noise import NOISE_TYPES, NoiseConfig, paper_ranges
 
 NOISE_KINDS = tuple(NOISE_TYPES)
@@ -18,7 +19,6 @@ PRECISIONS = ("auto", "fp32", "bf16")  # number formats of the networks (devices
 PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
 MODEL_NAMES = ("unet", "resnet")
 TARGETS = ("noisy", "clean")
-LOSSES = ("l2", "l1")
 # the authors' follow-up code measures each test set under several noise draws
 PAPER_REPEATS = (("kodak", 10), ("bsd300", 3), ("set14", 20))
 
@@ -37,7 +37,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     target: str = "noisy"  # "noisy": Noise2Noise; "clean": the discriminative baseline
-    loss: str = "l2"
+    loss: str = "l2"  # a key of losses.LOSSES: l2 (mean), l1 (median), l0 (annealed L0: mode)
     crop: int = 64
     batch_size: int = 8
     lr: float = 1e-3

@@ -14,7 +14,8 @@ import torch
 
 from . import models, paths
 from .checkpoint import load_checkpoint, load_model
-from .config import NOISE_KINDS, ModelConfig, Profile, get_profile
+from .config import ModelConfig, Profile, get_profile
+from .paper import TABLE1
 from .patches import PairSampler, PatchSets, build_patch_sets, patch_set_path, validation_pairs
 from .devices import infer, resolve_device, resolve_precision
 from .evaluation import Evaluation, data_sources, evaluate_run, noise_settings
@@ -135,7 +136,7 @@ def train_table_models(profile: Profile, seed: int = 0, device: str = "auto", no
                        progress: bool = True, precision: str = "auto") -> dict[tuple[str, str], TrainedRun]:
     """Train, resume or reload the U-Nets of Table 1: clean and noisy targets for every noise type
     (the Gaussian pair is the one notebooks 03 and 04 train, reused when present)."""
-    noises = NOISE_KINDS if noises is None else tuple(noises)
+    noises = tuple(TABLE1) if noises is None else tuple(noises)
     runs = {}
     for noise in noises:
         for target in ("noisy", "clean"):

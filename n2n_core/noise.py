@@ -145,7 +145,30 @@ class BernoulliNoise(NoiseModel):
         return clean * keep, keep
 
 
-NOISE_TYPES: dict[str, type[NoiseModel]] = {cls.name: cls for cls in (GaussianNoise, PoissonNoise, BernoulliNoise)}
+class ImpulseNoise(NoiseModel):
+    """Random-valued impulse noise: each pixel (all its channels together) is replaced with
+    probability p by a colour drawn uniformly from [0, 1]^3. Not zero-mean: with noisy targets, L2
+    learns the mean (pulled towards grey) and the annealed L0 loss the mode, the clean value."""
+    name, title, param, symbol = "impulse", "Impulse", "impulse_p", "p"
+    test_level, paper_range = 0.7, (0.0, 0.95)
+    level_help = "impulse p, the probability that a pixel is replaced by a random colour"
+    level_rule, range_rule = "in [0, 1)", "0 <= lo <= hi < 1"
+    valid = staticmethod(lambda level: 0 <= level < 1)
+    valid_range = staticmethod(lambda lo, hi: 0 <= lo <= hi < 1)
+
+    def __init__(self, impulse_p: float = 0.7, impulse_p_range: tuple[float, float] | None = None):
+        super().__init__(impulse_p, impulse_p_range)
+
+    def apply(self, clean, level, generator):
+        where = generator.device
+        hit = torch.rand(clean.shape[:-3] + (1,) + clean.shape[-2:], generator=generator, device=where) < level
+        colour = torch.rand(clean.shape, generator=generator, device=where)
+        noisy = torch.where(hit, colour, clean.detach().to(where, torch.float32))
+        return noisy.to(clean.device, clean.dtype), None
+
+
+NOISE_TYPES: dict[str, type[NoiseModel]] = {cls.name: cls for cls in (GaussianNoise, PoissonNoise, BernoulliNoise,
+                                                                      ImpulseNoise)}
 
 
 @dataclass(frozen=True)
@@ -159,9 +182,11 @@ class NoiseConfig:
     sigma: float = GaussianNoise.test_level
     lam: float = PoissonNoise.test_level
     p: float = BernoulliNoise.test_level
+    impulse_p: float = ImpulseNoise.test_level
     train_sigma_range: tuple[float, float] | None = None
     train_lam_range: tuple[float, float] | None = None
     train_p_range: tuple[float, float] | None = None
+    train_impulse_p_range: tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.kind not in NOISE_TYPES:
@@ -199,6 +224,18 @@ class NoiseConfig:
 def paper_ranges(*kinds: str) -> dict[str, tuple[float, float]]:
     """``NoiseConfig`` fields for the paper's blind training ranges of ``kinds`` (default: all)."""
     return {f"train_{NOISE_TYPES[k].param}_range": NOISE_TYPES[k].paper_range for k in kinds or NOISE_TYPES}
+
+
+def noise_identity(stored: dict) -> dict:
+    """What of a run's stored noise settings (``NoiseConfig`` as a dict) decides its training: the
+    kind, its level and its training range; so a checkpoint written before a noise type was added
+    (without that type's fields) still matches the same run."""
+    cls = NOISE_TYPES.get(stored.get("kind", "gaussian"))
+    if cls is None:
+        return stored
+    value_range = stored.get(f"train_{cls.param}_range")
+    return {"kind": cls.name, "level": stored.get(cls.param, cls.test_level),
+            "range": None if value_range is None else list(value_range)}
 
 
 def training_noise(config: NoiseConfig) -> NoiseModel:

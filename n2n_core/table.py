@@ -182,9 +182,10 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
     else:
         table.notes.append("Ours: the paper's U-Net for every noise type. The paper's Gaussian columns come from "
                            "RED30; its released U-Net reaches 32.38 (clean) / 32.39 (noisy targets) on Kodak.")
-    table.notes.append(f"Profile {profile.name}: {_budget_note(profile, resolve_precision(precision, resolve_device(device)))}")
-    used = set()
     noises = sorted({noise for noise, _ in models}, key=NOISE_KINDS.index)
+    fmt = resolve_precision(precision, resolve_device(device))
+    table.notes.append(f"Profile {profile.name}: {_budget_note(profile, fmt, noises)}")
+    used = set()
     for noise in noises:
         table.levels[noise] = profile.noise_config(noise).level
         for target in ("clean", "noisy"):
@@ -211,14 +212,14 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
     return table
 
 
-def _budget_note(profile: Profile, precision: str) -> str:
+def _budget_note(profile: Profile, precision: str, noises: list[str]) -> str:
     """The U-Nets' budgets in ``precision`` (resolved: the budgets of the machine that trains)."""
     budgets = []
-    for kind in NOISE_KINDS:
+    for kind in noises:
         cfg = profile.train_config("unet", kind, precision)
         budget = f"{cfg.max_seconds:g} s" if cfg.max_seconds else f"{cfg.max_steps} steps"
         budgets.append(f"{kind} {budget} of {cfg.batch_size} crops (lr {cfg.lr:g})")
-    gaps = ", ".join(f"{kind} {profile.checks.max_table_gap_db:g} dB" for kind in NOISE_KINDS)
+    gaps = ", ".join(f"{kind} {profile.checks.max_table_gap_db:g} dB" for kind in noises)
     return (f"U-Nets trained in {PRECISION_NAMES[precision]} for {', '.join(budgets)}, crops of "
             f"{profile.train.crop}x{profile.train.crop}; the paper trains 300k-500k steps of 4 crops of 256x256. "
             f"The notebook's check allows noisy and clean targets to differ by at most: {gaps}.")

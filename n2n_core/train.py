@@ -22,6 +22,7 @@ from .devices import (all_agree, compile_module, describe_device, describe_path,
                       resolve_device, resolve_precision, threads, world)
 from .losses import get_loss
 from .metrics import psnr
+from .noise import noise_identity
 from .patches import BatchSource
 from .paths import ensure_writable_file
 
@@ -92,10 +93,12 @@ _NOT_IDENTITY = ("checkpoint_every_seconds",)
 
 
 def _identity(run_config: dict) -> dict:
-    train_cfg = run_config.get("train")
-    if not isinstance(train_cfg, dict):
-        return run_config
-    return {**run_config, "train": {k: v for k, v in train_cfg.items() if k not in _NOT_IDENTITY}}
+    identity = dict(run_config)
+    if isinstance(run_config.get("train"), dict):
+        identity["train"] = {k: v for k, v in run_config["train"].items() if k not in _NOT_IDENTITY}
+    if isinstance(run_config.get("noise"), dict):
+        identity["noise"] = noise_identity(run_config["noise"])
+    return identity
 
 
 def learning_rate(base: float, progress: float, rampdown: float) -> float:
@@ -116,8 +119,9 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
 class TrainStep:
     """One optimisation step as ``fit`` takes it, and as `make bench` times it: the batch (or this
     process's ``share`` of it) moved to the device in ``layout``, the forward pass under autocast in
-    ``amp_dtype`` (None: float32; ``devices.precision_dtype``), the loss in float32, the backward
-    pass (with loss scaling for float16) and the optimizer step. ``net`` is the module called: the model itself, its
+    ``amp_dtype`` (None: float32; ``devices.precision_dtype``), the loss in float32 at the
+    training's ``progress`` (an annealed loss reads it), the backward pass (with loss scaling for
+    float16) and the optimizer step. ``net`` is the module called: the model itself, its
     DistributedDataParallel wrapper and/or its torch.compile'd form; weights and Adam's state stay
     in float32 whatever ``amp_dtype`` is."""
 
@@ -129,14 +133,14 @@ class TrainStep:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
 
-    def __call__(self, batch, share: slice = slice(None)) -> torch.Tensor:
+    def __call__(self, batch, share: slice = slice(None), progress: float = 0.0) -> torch.Tensor:
         noisy = batch.input[share].to(self.device, non_blocking=True).contiguous(memory_format=self.layout)
         target = batch.target[share].to(self.device, non_blocking=True)
         mask = None if batch.mask is None else batch.mask[share].to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
             output = self.net(noisy)
-        loss = self.loss_fn(output.float(), target, mask)  # the loss in float32
+        loss = self.loss_fn(output.float(), target, mask, progress)  # the loss in float32
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -145,12 +149,8 @@ class TrainStep:
 
 
 def _progress(cfg: TrainConfig, step: int, elapsed: float) -> float:
-    parts = []
-    if cfg.max_steps is not None:
-        parts.append(step / cfg.max_steps)
-    if cfg.max_seconds is not None:
-        parts.append(elapsed / cfg.max_seconds)
-    return max(parts)
+    """The fraction of the budget used: of its steps or of its seconds, whichever is further."""
+    return max(step / cfg.max_steps if cfg.max_steps else 0.0, elapsed / cfg.max_seconds if cfg.max_seconds else 0.0)
 
 
 @torch.inference_mode()
@@ -294,7 +294,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
                 group["lr"] = lr
             if size == 1:
                 threads().poll()  # one fewer thread while another process keeps a core busy
-            loss = train_step(sampler.sample(), share)
+            loss = train_step(sampler.sample(), share, p)
             if average is not None:
                 # the decay warms up, (1 + t) / (10 + t) until it reaches cfg.ema: early weights are soon forgotten
                 decay = min(cfg.ema, (1.0 + step) / (10.0 + step))

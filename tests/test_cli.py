@@ -438,3 +438,26 @@ def test_a_full_disk_stops_denoise_with_one_line(tmp_path, capsys, monkeypatch):
     assert code == 2 and err.count("error:") == 1 and "Traceback" not in err  # (after the progress bar)
     assert "a.png: cannot be written (No space left on device); 0 image(s) were written before it" in err
     assert "--skip-existing" in err and not (tmp_path / "out").exists()
+
+
+def test_train_records_its_loss_and_noise_and_denoise_reads_the_checkpoint(tmp_path, capsys):
+    # `n2n train --noise impulse --loss l0`: the checkpoint holds both, and `n2n denoise` runs it
+    from conftest import smooth_image, write_png
+    from n2n_core.checkpoint import load_checkpoint
+
+    clean = tmp_path / "clean"
+    for i in range(3):
+        write_png(clean / f"c{i}.png", smooth_image(64, 64, seed=i))
+    out = tmp_path / "impulse_l0.pth"
+    assert main(["train", "--clean", str(clean), "--noise", "impulse", "--impulse-p", "0.5", "--loss", "l0",
+                 "--model", "resnet", "--profile", "smoke", "--steps", "2", "--crop", "16", "--batch-size", "2",
+                 "--val-every", "2", "--out", str(out), "--device", "cpu"]) == 0
+    config = load_checkpoint(out)["config"]
+    assert config["train"]["loss"] == "l0"
+    assert (config["noise"]["kind"], config["noise"]["impulse_p"]) == ("impulse", 0.5)
+    capsys.readouterr()
+    assert main(["denoise", str(clean / "c0.png"), "--checkpoint", str(out), "--out", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / "c0.png").is_file()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--clean", str(clean), "--loss", "l3"])
+    assert exit_info.value.code == 2 and "'l3'" in capsys.readouterr().err

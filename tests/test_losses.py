@@ -53,8 +53,8 @@ def test_l2_gradient_by_hand():
 
 
 def test_get_loss():
-    assert get_loss("l2") is l2 and get_loss("l1") is l1
-    assert set(LOSSES) == {"l1", "l2"}
+    assert get_loss("l2") is l2 and get_loss("l1") is l1 and get_loss("l0").gamma(0.0) == 2.0
+    assert set(LOSSES) == {"l1", "l2", "l0"}
 
 
 def test_get_loss_unknown_name_lists_the_choices():
@@ -90,3 +90,42 @@ def test_masked_loss_with_an_all_ones_mask_is_the_plain_loss(generator):
     ones = torch.ones(2, 1, 5, 7)
     for loss in (l1, l2):
         assert loss(a, b, ones).item() == pytest.approx(loss(a, b).item())
+
+
+def test_annealed_l0_is_l2_at_the_start_l1_halfway_and_counts_errors_at_the_end(generator):
+    from n2n_core.losses import l0
+
+    a, b = torch.rand(2, 3, 8, 8, generator=generator), torch.rand(2, 3, 8, 8, generator=generator)
+    assert l0.gamma(0.0) == 2.0 and l0.gamma(0.5) == 1.0 and l0.gamma(1.0) == 0.0
+    assert l0(a, b, progress=0.0).item() == pytest.approx(l2(a, b).item(), rel=1e-6)
+    assert l0(a, b, progress=0.5).item() == pytest.approx(l1(a, b).item(), rel=1e-6)
+    # gamma -> 0: every error, small or large, costs nearly 1 and an exact value less: the loss
+    # prefers more exact values (L0) where L2 prefers many small errors
+    zeros = torch.zeros(1, 3, 8, 8)
+    half_exact = torch.zeros(1, 3, 8, 8)
+    half_exact[..., :4] = 0.5
+    all_small = torch.full((1, 3, 8, 8), 0.2)
+    assert l2(zeros, all_small) < l2(zeros, half_exact)
+    assert l0(zeros, half_exact, progress=0.995) < l0(zeros, all_small, progress=0.995)
+    assert l0(zeros, all_small, progress=1.0).item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("progress,statistic", [(0.0, "mean"), (0.5, "median"), (0.95, "mode")])
+def test_annealed_l0_moves_from_the_mean_through_the_median_to_the_mode(progress, statistic):
+    # the best constant for the targets 0.3, 0.3, 0.5, 0.6, 0.7 (mean 0.48, median 0.5, mode 0.3)
+    from n2n_core.losses import l0
+
+    targets = torch.tensor([0.3, 0.3, 0.5, 0.6, 0.7])
+    grid = torch.linspace(0, 1, 101)
+    losses = torch.stack([l0(c.expand(5), targets, progress=progress) for c in grid])
+    best = grid[losses.argmin()].item()
+    assert best == pytest.approx({"mean": 0.48, "median": 0.5, "mode": 0.3}[statistic], abs=1e-6)
+
+
+def test_every_loss_takes_a_mask_and_progress(generator):
+    a, b = torch.rand(1, 3, 4, 4, generator=generator), torch.rand(1, 3, 4, 4, generator=generator)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2] = 1
+    for name, loss in LOSSES.items():
+        masked = loss(a, b, mask, 0.3)
+        assert masked.item() == pytest.approx(loss(a[..., :2], b[..., :2], None, 0.3).item(), rel=1e-6), name

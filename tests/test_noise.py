@@ -227,3 +227,54 @@ def test_noise_kind_from_config(kind, cls, attr, value):
     assert isinstance(test, cls) and isinstance(train, cls)
     assert test.param == attr and test.level == value and config.level == value
     assert test.level_range is None and train.level_range == getattr(config, f"train_{attr}_range")
+
+
+# ----------------------------------------------------------------------------------- impulse
+@pytest.mark.parametrize("p", [0.7, 0.2, 0.95])
+def test_impulse_replaces_a_fraction_p_of_pixels_by_uniform_colours(generator, p):
+    from n2n_core.noise import ImpulseNoise
+
+    clean = torch.full((2, 3, 128, 96), 0.25)  # a value that uniform draws never hit exactly
+    noisy, mask = ImpulseNoise(p).draw(clean, generator)
+    assert mask is None  # every target pixel carries information for the annealed L0: no masked loss
+    hit = (noisy != clean).any(dim=1)  # a pixel is replaced in all channels together
+    assert torch.equal(hit, (noisy != clean).all(dim=1))
+    n = hit.numel()
+    assert abs(hit.float().mean().item() - p) < 5 * math.sqrt(p * (1 - p) / n)
+    colours = noisy.permute(0, 2, 3, 1)[hit]  # the replaced pixels: uniform in [0, 1]^3, channels independent
+    assert colours.min() >= 0 and colours.max() < 1
+    assert colours.mean().item() == pytest.approx(0.5, abs=0.01)
+    assert colours.var(dim=0).tolist() == pytest.approx([1 / 12] * 3, rel=0.05)
+    assert abs(torch.corrcoef(colours.T)[0, 1].item()) < 0.02
+
+
+def test_impulse_noise_is_not_zero_mean_so_its_mode_is_the_clean_value(generator):
+    # the paper's point: the mean of impulse-noisy targets is biased towards grey, the mode is clean
+    from n2n_core.noise import ImpulseNoise
+
+    clean = torch.full((1, 3, 256, 256), 0.9)
+    noisy = ImpulseNoise(0.7)(clean, generator)
+    assert noisy.mean().item() == pytest.approx(0.3 * 0.9 + 0.7 * 0.5, abs=0.01)
+    values, counts = noisy.flatten().unique(return_counts=True)
+    assert values[counts.argmax()].item() == pytest.approx(0.9)
+
+
+def test_impulse_level_is_its_own_field_and_option():
+    config = NoiseConfig("impulse", impulse_p=0.5, p=0.1, train_impulse_p_range=(0.0, 0.95))
+    assert config.level == 0.5 and config.label == "Impulse p=0.5"
+    assert noise_module.training_noise(config).level_range == (0.0, 0.95)
+    with pytest.raises(ValueError, match="impulse_p"):
+        NoiseConfig("impulse", impulse_p=1.0)
+
+
+def test_noise_identity_ignores_the_other_kinds_and_fields_added_later():
+    # a checkpoint written before the impulse type existed has no impulse fields: the same run
+    import dataclasses
+    import json
+
+    now = json.loads(json.dumps(dataclasses.asdict(NoiseConfig("gaussian", train_sigma_range=(0.0, 50.0)))))
+    before = {k: v for k, v in now.items() if "impulse" not in k}
+    assert noise_module.noise_identity(before) == noise_module.noise_identity(now)
+    assert noise_module.noise_identity({**now, "lam": 3.0}) == noise_module.noise_identity(now)
+    for change in ({"sigma": 15.0}, {"train_sigma_range": None}, {"kind": "poisson"}):
+        assert noise_module.noise_identity({**now, **change}) != noise_module.noise_identity(now)
