@@ -242,8 +242,8 @@ PROFILES = {
         TrainConfig(crop=64, batch_size=2, lr=5e-4, max_seconds=300, val_every=500),  # the ResNet's 300 s
         # with noisy Bernoulli targets the masked loss sees half of the pixels, so N2N learns more
         # slowly and needs as many steps as Gaussian noise to come within the check's 0.3 dB
-        budgets=(Budget("unet", "gaussian", steps=3200, precision="bf16", batch_size=8, lr=1e-3),
-                 Budget("resnet", seconds=150, precision="bf16"),
+        budgets=(Budget("unet", "gaussian", steps=3000, precision="bf16", batch_size=8, lr=1e-3),
+                 Budget("resnet", seconds=100, precision="bf16"),
                  Budget("unet", "gaussian", steps=4000), Budget("unet", "poisson", steps=1800),
                  Budget("unet", "bernoulli", steps=4000)),
         # Table 1 on this budget: BSD300 on its first 20 images, BM3D (tens of seconds per Kodak
