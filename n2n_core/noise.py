@@ -124,46 +124,50 @@ class PoissonNoise(NoiseModel):
         return (torch.poisson(rate, generator=generator) / level).to(clean.device, clean.dtype), None
 
 
-class BernoulliNoise(NoiseModel):
+class PixelFractionNoise(NoiseModel):
+    """A noise whose level is the probability that a pixel (all its channels together) is hit."""
+    level_rule, range_rule = "in [0, 1)", "0 <= lo <= hi < 1"
+    valid = staticmethod(lambda level: 0 <= level < 1)
+    valid_range = staticmethod(lambda lo, hi: 0 <= lo <= hi < 1)
+
+    @staticmethod
+    def hit(clean: torch.Tensor, level: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """N x 1 x H x W (or 1 x H x W), on the generator's device: True with probability ``level``."""
+        shape = clean.shape[:-3] + (1,) + clean.shape[-2:]
+        return torch.rand(shape, generator=generator, device=generator.device) < level
+
+
+class BernoulliNoise(PixelFractionNoise):
     """Multiplicative Bernoulli noise: each pixel (all its channels together) is kept with
     probability 1 - p and set to 0 otherwise. ``draw`` returns the keep mask, N x 1 x H x W, for
     the masked loss."""
     name, title, param, symbol = "bernoulli", "Bernoulli", "p", "p"
     test_level, paper_range = 0.5, (0.0, 0.95)
     level_help = "Bernoulli p, the probability that a pixel is dropped"
-    level_rule, range_rule = "in [0, 1)", "0 <= lo <= hi < 1"
-    valid = staticmethod(lambda level: 0 <= level < 1)
-    valid_range = staticmethod(lambda lo, hi: 0 <= lo <= hi < 1)
 
     def __init__(self, p: float = 0.5, p_range: tuple[float, float] | None = None):
         super().__init__(p, p_range)
 
     def apply(self, clean, level, generator):
-        mask_shape = clean.shape[:-3] + (1,) + clean.shape[-2:]
-        keep = (torch.rand(mask_shape, generator=generator, device=generator.device) >= level).to(torch.float32)
-        keep = keep.to(clean.device, clean.dtype)
+        keep = (~self.hit(clean, level, generator)).to(clean.device, clean.dtype)
         return clean * keep, keep
 
 
-class ImpulseNoise(NoiseModel):
+class ImpulseNoise(PixelFractionNoise):
     """Random-valued impulse noise: each pixel (all its channels together) is replaced with
     probability p by a colour drawn uniformly from [0, 1]^3. Not zero-mean: with noisy targets, L2
     learns the mean (pulled towards grey) and the annealed L0 loss the mode, the clean value."""
     name, title, param, symbol = "impulse", "Impulse", "impulse_p", "p"
     test_level, paper_range = 0.7, (0.0, 0.95)
     level_help = "impulse p, the probability that a pixel is replaced by a random colour"
-    level_rule, range_rule = "in [0, 1)", "0 <= lo <= hi < 1"
-    valid = staticmethod(lambda level: 0 <= level < 1)
-    valid_range = staticmethod(lambda lo, hi: 0 <= lo <= hi < 1)
 
     def __init__(self, impulse_p: float = 0.7, impulse_p_range: tuple[float, float] | None = None):
         super().__init__(impulse_p, impulse_p_range)
 
     def apply(self, clean, level, generator):
-        where = generator.device
-        hit = torch.rand(clean.shape[:-3] + (1,) + clean.shape[-2:], generator=generator, device=where) < level
-        colour = torch.rand(clean.shape, generator=generator, device=where)
-        noisy = torch.where(hit, colour, clean.detach().to(where, torch.float32))
+        hit = self.hit(clean, level, generator)
+        colour = torch.rand(clean.shape, generator=generator, device=generator.device)
+        noisy = torch.where(hit, colour, clean.detach().to(generator.device, torch.float32))
         return noisy.to(clean.device, clean.dtype), None
 
 
