@@ -76,8 +76,10 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     model_cfg: ModelConfig = profile.model(model)
     name = run_name(model_cfg.name, target, noise_cfg.kind)
     path = checkpoint_path(profile.name, name)
-    # the budget may depend on the number format (a bigger step where bfloat16 is native)
-    precision = run_precision(load_checkpoint(path) if path.is_file() else None, precision, resolve_device(device))
+    # the budget may depend on the number format (a bigger step where bfloat16 is native); only
+    # 'auto' needs the checkpoint (a resumed run keeps its format)
+    state = load_checkpoint(path) if precision == "auto" and path.is_file() else None
+    precision = run_precision(state, precision, resolve_device(device))
     train_cfg = profile.run_settings(model, noise_cfg.kind, target, seed, max_steps=max_steps, max_seconds=max_seconds,
                                      precision=precision)
     patches = load_patches(profile, seed)
