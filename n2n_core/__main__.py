@@ -6,7 +6,7 @@ import os
 import sys
 
 # no imports of the package here: torch and the rest load inside main(), so that Ctrl-C while they
-# load is one line too
+# load is one line too (``_load_libraries``)
 
 
 class UsageError(Exception):
@@ -178,10 +178,37 @@ def _train_in_group(args, distributed_device) -> int:
     return 0
 
 
+def _load_libraries() -> None:
+    """Import torch, numpy and the parser with Ctrl-C held back, then raise it if it came: a
+    KeyboardInterrupt inside their imports can be lost (torch's C code takes a failed import of
+    numpy for a missing numpy and goes on: a Ctrl-C 0.5 s after the start was ignored, seen on a
+    2-core Xeon) or leave numpy half-loaded (a RecursionError instead of one line)."""
+    import signal
+
+    held = []
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    except ValueError:  # main() called outside the main thread: no handler to change
+        previous = None
+    try:
+        import numpy  # noqa: F401
+        import torch  # noqa: F401
+
+        from . import cli  # noqa: F401
+    finally:
+        if previous not in (None, signal.SIG_IGN):
+            signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     commands = {"eval": _eval, "summary": _summary, "denoise": _denoise, "train": _train, "pretrained": _pretrained}
     command = None
     try:
+        _load_libraries()
         from .cli import parser
 
         args = parser().parse_args(argv)
