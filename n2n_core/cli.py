@@ -30,15 +30,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _level_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    """--sigma, --lam, --p, --impulse-p: the test level of each noise type (``noise.NOISE_TYPES``)."""
+    """--sigma, --lam, --p, --impulse-p, ...: the test level of each noise type, and its further
+    options (--brown-width; ``noise.NOISE_TYPES``)."""
     for cls in NOISE_TYPES.values():
         parser.add_argument(f"--{cls.param.replace('_', '-')}", dest=cls.param, type=float,
                             default=cls.test_level if defaults else None,
                             help=f"{cls.level_help} (default {cls.test_level:g})")
+        for name, (default, text) in cls.options.items():
+            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float,
+                                default=default if defaults else None, help=f"{text} (default {default:g})")
 
 
 def levels(args) -> dict[str, float | None]:
-    return {cls.param: getattr(args, cls.param) for cls in NOISE_TYPES.values()}
+    """The levels and options of every noise type given on the command line (None: not given)."""
+    return {name: getattr(args, name) for cls in NOISE_TYPES.values() for name in (cls.param, *cls.options)}
 
 
 def _repeats(value: str) -> str | int:

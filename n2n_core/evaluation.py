@@ -179,10 +179,10 @@ def data_sources(data_dir: str | None = None) -> DataSources:
     return _find_data_cached(None if data_dir is None else str(data_dir), env)
 
 
-def noise_settings(profile: Profile, noise: str | None = None, sigma: float | None = None) -> NoiseConfig:
-    """The profile's noise settings for ``noise`` (a kind; default the profile's), with ``sigma``
-    replacing the Gaussian level when given."""
-    config = profile.noise_config(noise)
+def noise_settings(profile: Profile, noise: str | NoiseConfig | None = None, sigma: float | None = None) -> NoiseConfig:
+    """The profile's noise settings for ``noise`` (a kind, default the profile's; or settings of
+    its own, e.g. brown noise of another width), with ``sigma`` replacing the Gaussian level when given."""
+    config = noise if isinstance(noise, NoiseConfig) else profile.noise_config(noise)
     return config if sigma is None else dataclasses.replace(config, sigma=float(sigma))
 
 
@@ -247,7 +247,7 @@ def noise_from(base: dict | None, kind: str | None = None, **levels: float | Non
     """The noise to evaluate under: a checkpoint's noise settings (``base``, a NoiseConfig as a
     dict; the defaults without one), with the kind and each test level that is given (``sigma=``,
     ``lam=``, ...: the ``param`` of a noise type) replacing its own."""
-    names = {"kind", *(cls.param for cls in NOISE_TYPES.values())}
+    names = {"kind", *(name for cls in NOISE_TYPES.values() for name in (cls.param, *cls.options))}
     unknown = set(levels) - names
     if unknown:
         raise TypeError(f"noise_from: no noise type has the level {', '.join(sorted(unknown))}")

@@ -1,7 +1,9 @@
 """What the notebooks call: one function per step of the study, each a few lines over the modules.
 
-A run is named ``<model>_<n2n|clean>_<noise>`` (e.g. ``unet_n2n_gaussian``); its checkpoint is
-``checkpoints/<name>.pth`` in the cpu profile and ``checkpoints/<profile>/<name>.pth`` otherwise.
+A run is named ``<model>_<n2n|clean>_<noise>`` (e.g. ``unet_n2n_gaussian``; ``n2n`` is the loss's
+name where it is not L2, or where the noise type is about losses: ``unet_l1_text``; brown noise
+carries its width: ``unet_n2n_brown2``); its checkpoint is ``checkpoints/<name>.pth`` in the cpu
+profile and ``checkpoints/<profile>/<name>.pth`` otherwise.
 """
 from __future__ import annotations
 
@@ -14,17 +16,24 @@ import torch
 
 from . import models, paths
 from .checkpoint import load_checkpoint, load_model
+from .claims import METHOD_NAMES, target_and_loss
 from .config import ModelConfig, Profile, get_profile
 from .paper import TABLE1
 from .patches import PairSampler, PatchSets, build_patch_sets, patch_set_path, validation_pairs
 from .devices import infer, resolve_device, resolve_precision
 from .evaluation import Evaluation, data_sources, evaluate_run, noise_settings
-from .noise import test_noise, training_noise
+from .noise import NoiseConfig, test_noise, training_noise
 from .paths import checkpoint_path, report_path  # noqa: F401 (the notebooks' names)
 from .train import History, fit, run_precision
 
-def run_name(model: str, target: str, noise: str = "gaussian") -> str:
-    return f"{model}_{'n2n' if target == 'noisy' else 'clean'}_{noise}"
+def run_name(model: str, target: str, noise: str | NoiseConfig = "gaussian", loss: str = "l2") -> str:
+    """The name of a run of the study (module docstring); ``noise``: a kind or its settings."""
+    config = noise if isinstance(noise, NoiseConfig) else NoiseConfig(noise)
+    if target == "clean":
+        method = "clean"
+    else:
+        method = loss if loss != "l2" or config.noise_type.loss_named else "n2n"
+    return f"{model}_{method}_{config.tag}"
 
 
 # ------------------------------------------------------------------------------------- data
@@ -67,21 +76,22 @@ class TrainedRun:
 
 def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float | None = None,
           max_steps: int | None = None, max_seconds: float | None = None, device: str = "auto",
-          progress: bool = True, noise: str | None = None, precision: str = "auto",
-          compile_model: bool = False) -> TrainedRun:
+          progress: bool = True, noise: str | NoiseConfig | None = None, precision: str = "auto",
+          compile_model: bool = False, loss: str | None = None) -> TrainedRun:
     """Train (or resume, or reload when finished) one denoiser of the study on the patch sets of
-    notebook 01, on ``noise`` (gaussian, poisson or bernoulli; default: the profile's), in
-    ``precision`` (auto, fp32 or bf16; see ``train.fit``). Budget overrides replace the profile's."""
+    notebook 01, on ``noise`` (a kind of ``noise.NOISE_TYPES``, or its settings; default: the
+    profile's) with ``loss`` (default: the profile's, L2), in ``precision`` (auto, fp32 or bf16;
+    see ``train.fit``). Budget overrides replace the profile's."""
     noise_cfg = noise_settings(profile, noise, sigma)
     model_cfg: ModelConfig = profile.model(model)
-    name = run_name(model_cfg.name, target, noise_cfg.kind)
+    name = run_name(model_cfg.name, target, noise_cfg, loss or profile.train.loss)
     path = checkpoint_path(profile.name, name)
     # the budget may depend on the number format (a bigger step where bfloat16 is native); only
     # 'auto' needs the checkpoint (a resumed run keeps its format)
     state = load_checkpoint(path) if precision == "auto" and path.is_file() else None
     precision = run_precision(state, precision, resolve_device(device))
     train_cfg = profile.run_settings(model, noise_cfg.kind, target, seed, max_steps=max_steps, max_seconds=max_seconds,
-                                     precision=precision)
+                                     precision=precision, loss=loss)
     patches = load_patches(profile, seed)
     run_config = {"profile": profile.name, "model": dataclasses.asdict(model_cfg),
                   "noise": dataclasses.asdict(noise_cfg), "train": dataclasses.asdict(train_cfg),
@@ -131,6 +141,43 @@ def compare_targets(profile: Profile, n2n_run: TrainedRun, clean_run: TrainedRun
     n2n, clean = recorded[n2n_run.name], recorded[clean_run.name]
     print(f"{test_set}: N2N {n2n:.2f} dB, clean targets {clean:.2f} dB, difference {clean - n2n:+.2f} dB")
     return n2n, clean
+
+
+# --------------------------------------------------------------------- the other claims
+@dataclass
+class Study:
+    key: str  # the noise's tag: 'text', 'impulse', 'brown2'
+    noise: NoiseConfig
+    runs: dict  # method -> experiment.TrainedRun
+    psnr: dict[str, float]  # method (and 'input') -> mean PSNR on ``test_set``
+    test_set: str
+
+
+def run_study(profile: Profile, noise: NoiseConfig, methods: tuple[str, ...], seed: int = 0,
+              data_dir: str | None = None, device: str = "auto", precision: str = "auto",
+              progress: bool = True) -> Study:
+    """A study of the claims table (``claims``): train (or resume, or reload) the U-Net on ``noise``
+    for each of ``methods`` (l2, l1, l0 or n2n on noisy targets; clean), measure each on the main
+    test set, and record them (results.json: each run, and the study under the noise's tag)."""
+    targets = [target_and_loss(m) for m in methods]
+    sources = data_sources(data_dir)
+    test_set = sources.main_test_set
+    runs, psnr, steps = {}, {}, {}
+    for method, (target, loss) in zip(methods, targets):
+        print(f"--- U-Net, {noise.label}, {METHOD_NAMES[method]}")
+        run = train("unet", target, profile, seed=seed, noise=noise, loss=loss, device=device,
+                       precision=precision, progress=progress)
+        results = evaluate_run(run.model, profile, seed=seed, noise=noise, sources=sources, device=device,
+                                  precision=precision, test_sets=(test_set,))
+        record_results(profile, run.name, results, run.facts())
+        runs[method], psnr[method], steps[method] = run, results[test_set].psnr, run.facts()["steps"]
+        psnr["input"] = results[test_set].psnr_input
+    entry = {"noise": noise.label, "settings": json.loads(json.dumps(dataclasses.asdict(noise))),
+             "test_set": test_set, "images": len(results[test_set].names), "seed": seed,
+             "comparable_with_paper": sources.comparable, "steps": steps,
+             "psnr": {k: round(v, 4) for k, v in psnr.items()}}
+    _update_results(profile, lambda data: data.setdefault("studies", {}).__setitem__(noise.tag, entry))
+    return Study(noise.tag, noise, runs, psnr, test_set)
 
 
 # ---------------------------------------------------------------------------------- Table 1

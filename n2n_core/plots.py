@@ -128,3 +128,25 @@ def demo_figure(panels: list[tuple[str, torch.Tensor]], path: str | Path | None 
         plt.show()
     else:
         plt.close(fig)
+
+
+def claims_figure(studies: dict[str, dict[str, float]], paper: dict[str, dict[str, float]], path: str | Path) -> Path:
+    """The studies of the claims table (``claims.write_claims``): one panel per study, one bar per
+    method (noisy input, each loss on noisy targets, clean targets), the paper's figures as ticks."""
+    order = ("input", "l2", "n2n", "l1", "l0", "clean")
+    keys = list(studies) or ["(none yet)"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys) + 1, 4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        psnr = studies.get(key, {})
+        methods = [m for m in order if m in psnr]
+        bars = ax.bar(methods, [psnr[m] for m in methods], color=["0.7" if m == "input" else "tab:orange"
+                                                                  if m == "clean" else "tab:blue" for m in methods])
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+        ref = paper.get(key, {})
+        xs = [i for i, m in enumerate(methods) if m in ref]
+        if xs:
+            ax.scatter(xs, [ref[methods[i]] for i in xs], marker="_", s=500, color="k", label="paper", zorder=3)
+            ax.legend(loc="upper left", fontsize=8)
+        ax.set(title=key, ylabel="PSNR (dB)" if ax is axes[0][0] else None)
+        ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)

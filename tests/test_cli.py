@@ -461,3 +461,28 @@ def test_train_records_its_loss_and_noise_and_denoise_reads_the_checkpoint(tmp_p
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--clean", str(clean), "--loss", "l3"])
     assert exit_info.value.code == 2 and "'l3'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("noise,options,field,value", [("text", ["--text-p", "0.3", "--loss", "l1"], "text_p", 0.3),
+                                                       ("brown", ["--brown-width", "1"], "brown_width", 1.0)])
+def test_train_on_text_or_brown_noise_records_its_settings(tmp_path, capsys, noise, options, field, value):
+    from conftest import smooth_image, write_png
+    from n2n_core.checkpoint import load_checkpoint
+
+    clean = tmp_path / "clean"
+    for i in range(3):
+        write_png(clean / f"c{i}.png", smooth_image(64, 64, seed=i))
+    out = tmp_path / f"{noise}.pth"
+    assert main(["train", "--clean", str(clean), "--noise", noise, *options, "--model", "resnet", "--profile", "smoke",
+                 "--steps", "2", "--crop", "16", "--batch-size", "2", "--val-every", "2", "--out", str(out),
+                 "--device", "cpu"]) == 0
+    config = load_checkpoint(out)["config"]
+    assert (config["noise"]["kind"], config["noise"][field]) == (noise, value)
+    capsys.readouterr()
+    # `n2n eval` measures under the checkpoint's own noise settings
+    assert main(["eval", "--baseline", "input", "--noise", noise, *options[:2], "--sets", "skimage", "--limit", "1"]) == 0
+    assert "skimage" in capsys.readouterr().out
+    code = main(["train", "--clean", str(clean), "--noise", "brown", "--brown-width", "-1", "--out", str(out),
+                 "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("error:") == 1 and "brown_width must be >= 0" in err and out.is_file()

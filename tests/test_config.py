@@ -140,8 +140,9 @@ def test_to_dict_is_plain_data():
     assert d["train"]["max_steps"] == PROFILES["smoke"].train.max_steps
     assert d["data"] == dataclasses.asdict(PROFILES["smoke"].data)
     assert d["noise"] == {"kind": "gaussian", "sigma": 25.0, "lam": 30.0, "p": 0.5, "impulse_p": 0.7,
+                          "text_p": 0.25, "brown_sigma": 25.0, "brown_width": 2.0,
                           "train_sigma_range": None, "train_lam_range": None, "train_p_range": None,
-                          "train_impulse_p_range": None}
+                          "train_impulse_p_range": None, "train_text_p_range": None, "train_brown_sigma_range": None}
 
 
 @pytest.mark.parametrize("field,value", [("lam", 0.0), ("p", 1.0), ("p", -0.1), ("train_lam_range", (0.0, 50.0)),

@@ -146,10 +146,11 @@ def test_each_registered_noise_type_is_complete(kind):
     cls = noise_module.NOISE_TYPES[kind]
     config = NoiseConfig(kind, **noise_module.paper_ranges(kind))
     assert config.level == cls.test_level and config.train_range() == cls.paper_range
-    assert config.label == f"{cls.title} {cls.symbol}={cls.test_level:g}"
+    options = "".join(f", {name}={default:g}" for name, (default, _) in cls.options.items())
+    assert config.label.startswith(f"{cls.title} {cls.symbol}={cls.test_level:g}")
     assert config.at_level(cls.paper_range[1]).level == cls.paper_range[1]
     assert isinstance(noise_module.training_noise(config), cls)
-    assert repr(noise_module.test_noise(config)) == f"{cls.__name__}({cls.param}={cls.test_level:g})"
+    assert repr(noise_module.test_noise(config)) == f"{cls.__name__}({cls.param}={cls.test_level:g}{options})"
     clean = torch.full((2, 3, 8, 8), 0.5)
     noisy = noise_module.training_noise(config)(clean, torch.Generator().manual_seed(0))
     assert noisy.shape == clean.shape and not torch.equal(noisy, clean)
@@ -278,3 +279,94 @@ def test_noise_identity_ignores_the_other_kinds_and_fields_added_later():
     assert noise_module.noise_identity({**now, "lam": 3.0}) == noise_module.noise_identity(now)
     for change in ({"sigma": 15.0}, {"train_sigma_range": None}, {"kind": "poisson"}):
         assert noise_module.noise_identity({**now, **change}) != noise_module.noise_identity(now)
+
+
+# -------------------------------------------------------------------------------------- text
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.45])
+def test_text_covers_a_fraction_p_of_the_pixels_on_average(generator, p):
+    from n2n_core.noise import TextNoise
+
+    clean = torch.full((64, 3, 64, 64), 0.25)  # a value no string's uniform colour hits exactly
+    noisy, mask = TextNoise(p).draw(clean, generator)
+    assert mask is None
+    changed = (noisy != clean).any(dim=1)  # a covered pixel takes the string's colour in every channel
+    assert torch.equal(changed, (noisy != clean).all(dim=1))
+    per_image = changed.float().mean(dim=(1, 2))
+    # the expected coverage is p (the last string is kept with the probability that makes it so):
+    # the mean of 64 images within 0.01, and no image far from p
+    assert per_image.mean().item() == pytest.approx(p, abs=0.01)
+    assert (per_image - p).abs().max().item() < 0.15
+    # every place is as likely to be covered: edges as often as the centre (strings run over the edges)
+    edge = torch.cat([changed[:, :8].flatten(), changed[:, -8:].flatten(), changed[:, :, :8].flatten()])
+    assert edge.float().mean().item() == pytest.approx(changed[:, 24:40, 24:40].float().mean().item(), abs=0.03)
+    colours = noisy.permute(0, 2, 3, 1)[changed]
+    assert colours.min() >= 0 and colours.max() <= 1
+
+
+def test_text_median_over_independent_overlays_is_the_clean_image_and_the_mean_is_not(generator):
+    # the paper's point for L1: below p = 0.5 a pixel is clean in most draws, so its median is clean
+    from n2n_core.noise import TextNoise
+
+    clean = torch.linspace(0, 1, 48 * 48).reshape(1, 1, 48, 48).expand(1, 3, 48, 48)
+    draws = torch.cat([TextNoise(0.3)(clean, generator) for _ in range(41)])
+    median = draws.median(dim=0).values
+    assert (median == clean[0]).float().mean().item() > 0.98
+    assert (draws.mean(dim=0) - clean[0]).abs().mean().item() > 0.03
+
+
+def test_text_overlays_are_a_function_of_the_generator():
+    from n2n_core.noise import TextNoise
+
+    clean = torch.full((2, 3, 64, 64), 0.5)
+    first, again = (TextNoise(0.3)(clean, torch.Generator().manual_seed(5)) for _ in range(2))
+    assert torch.equal(first, again)
+    assert not torch.equal(first, TextNoise(0.3)(clean, torch.Generator().manual_seed(6)))
+    assert not torch.equal(first[0], first[1])  # each image of a batch gets its own strings
+
+
+# ------------------------------------------------------------------------------------- brown
+@pytest.mark.parametrize("width", [1.0, 2.0, 4.0])
+def test_brown_noise_has_std_sigma_zero_mean_and_the_correlation_length_of_its_blur(generator, width):
+    from n2n_core.noise import BrownNoise
+
+    clean = _grey(0.5, n=8, h=128, w=128)
+    noise = (BrownNoise(25.0, brown_width=width)(clean, generator) - clean).double()
+    std = 25 / 255
+    assert noise.std().item() == pytest.approx(std, rel=0.04)
+    # the mean: about n / (4 pi width^2) independent samples
+    assert abs(noise.mean().item()) < 5 * std / math.sqrt(noise.numel() / (4 * math.pi * width ** 2))
+    for lag in (1, 2, 4):
+        along_x = (noise[..., lag:] * noise[..., :-lag]).mean().item() / noise.var().item()
+        along_y = (noise[..., lag:, :] * noise[..., :-lag, :]).mean().item() / noise.var().item()
+        expected = math.exp(-lag ** 2 / (4 * width ** 2))  # a Gaussian blur of white noise
+        assert along_x == pytest.approx(expected, abs=0.03) and along_y == pytest.approx(expected, abs=0.03)
+    between_channels = (noise[:, 0] * noise[:, 1]).mean().item() / noise.var().item()
+    assert abs(between_channels) < 0.03
+
+
+def test_brown_noise_of_width_zero_is_white_and_its_width_is_checked_and_names_the_run(generator):
+    from n2n_core.noise import BrownNoise
+
+    noise = BrownNoise(25.0, brown_width=0.0)(_grey(0.5, n=2), generator) - 0.5
+    assert abs((noise[..., 1:] * noise[..., :-1]).mean().item() / noise.var().item()) < 0.02
+    with pytest.raises(ValueError, match="brown_width"):
+        NoiseConfig("brown", brown_width=-1.0)
+    config = NoiseConfig("brown", brown_width=1.0)
+    assert config.tag == "brown1" and config.label == "Brown Gaussian sigma=25, width=1"
+    assert NoiseConfig("gaussian", brown_width=1.0).tag == "gaussian"
+    assert noise_module.test_noise(config).brown_width == 1.0
+    assert repr(noise_module.test_noise(config)) == "BrownNoise(brown_sigma=25, brown_width=1)"
+    # the width decides the run: a checkpoint of another width is another run
+    import dataclasses
+
+    stored = dataclasses.asdict(config)
+    assert noise_module.noise_identity({**stored, "brown_width": 2.0}) != noise_module.noise_identity(stored)
+
+
+def test_options_are_replaced_by_name_and_only_for_their_own_kind():
+    config = NoiseConfig("brown").at_level(15.0).with_options(brown_width=1.0)
+    assert (config.brown_sigma, config.brown_width, config.tag) == (15.0, 1.0, "brown1")
+    with pytest.raises(ValueError, match="Gaussian noise has no option brown_width"):
+        NoiseConfig("gaussian").with_options(brown_width=1.0)
+    with pytest.raises(ValueError, match="brown_width must be >= 0"):
+        NoiseConfig("brown").with_options(brown_width=-2.0)
