@@ -94,4 +94,7 @@ class UNet(nn.Module):
             h = act(conv_b(act(conv_a(h))))
         h = torch.cat([up(h), skips.pop()], dim=1)  # concat with the input
         h = act(self.dec_conv1b(act(self.dec_conv1a(h))))
-        return self.dec_conv1c(h)
+        # the output layer in float32 even under bfloat16 autocast: a bfloat16 output is rounded to
+        # 2^-8 of its value (0.004 near white), which the mode-seeking annealed L0 loss cannot get below
+        with torch.autocast(h.device.type, enabled=False):
+            return self.dec_conv1c(h.float())
