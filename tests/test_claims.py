@@ -21,6 +21,7 @@ from n2n_core.noise import NoiseConfig
     ("noisy", "text", "l1", "unet_l1_text"),
     ("clean", "text", "l2", "unet_clean_text"),
     ("noisy", "impulse", "l0", "unet_l0_impulse"),
+    ("noisy", "impulse", "l2", "unet_l2_impulse"),
     ("noisy", NoiseConfig("brown", brown_width=2.0), "l2", "unet_n2n_brown2"),
     ("clean", NoiseConfig("brown", brown_width=0.5), "l2", "unet_clean_brown0.5"),
 ])
@@ -64,6 +65,8 @@ def test_a_study_trains_each_method_records_it_and_writes_the_claims_table(data_
     md = claims.claims_path(unet_profile)
     assert md == output_dir / "reports" / "smoke" / "claims.md"
     assert "NOT comparable" in md.read_text() and md.with_suffix(".png").stat().st_size > 1000
+    table = [line for line in md.read_text().splitlines() if line.startswith("|")]
+    assert len(table) == len(rows) + 2 and all(line.count("|") == 7 for line in table)  # no "|" inside a cell
     with open(md.with_suffix(".csv")) as f:
         assert [r["claim"] for r in csv.DictReader(f)] == [r["claim"] for r in rows]
 

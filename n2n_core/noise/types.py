@@ -66,6 +66,7 @@ class ImpulseNoise(PixelFractionNoise):
     name, title, param, symbol = "impulse", "Impulse", "impulse_p", "p"
     test_level, paper_range = 0.7, (0.0, 0.95)
     level_help = "impulse p, the probability that a pixel is replaced by a random colour"
+    loss_named = True
 
     def __init__(self, impulse_p: float = 0.7, impulse_p_range: tuple[float, float] | None = None):
         super().__init__(impulse_p, impulse_p_range)
