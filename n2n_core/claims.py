@@ -57,7 +57,7 @@ def _table1_claim(data: dict, noise: str, gap: float) -> dict:
 
 def _study_claim(data: dict, key: str, claim: str, rule: str, judge, methods: tuple[str, ...]) -> dict:
     study = data.get("studies", {}).get(key)
-    paper = OTHER_EXPERIMENTS.get(key.rstrip("0123456789."))
+    paper = OTHER_EXPERIMENTS.get(key)  # (brown noise: a sentence, no figures)
     row = {"claim": claim, "rule": rule,
            "paper": _fmt(paper, ("input",) + methods) if paper else f"N2N within about {BROWN_GAP_DB:g} dB of clean"}
     if study is None or not all(m in study["psnr"] for m in methods):
@@ -101,7 +101,7 @@ def write_claims(profile: Profile, data: dict) -> list[dict]:
     from .plots import claims_figure
 
     rows = claim_rows(data, profile.checks.max_table_gap_db)
-    md = report_path(profile.name, "claims.md")
+    md = claims_path(profile)
     lines = ["| claim | paper (dB) | ours (dB) | test set | holds | rule |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['claim']} | {r['paper']} | {r['ours']} | {r['test_set']} | **{r['holds']}** | {r['rule']} |"
               for r in rows]

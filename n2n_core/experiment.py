@@ -165,13 +165,14 @@ def run_study(profile: Profile, noise: NoiseConfig, methods: tuple[str, ...], se
     runs, psnr, steps = {}, {}, {}
     for method, (target, loss) in zip(methods, targets):
         print(f"--- U-Net, {noise.label}, {METHOD_NAMES[method]}")
-        run = train("unet", target, profile, seed=seed, noise=noise, loss=loss, device=device,
-                       precision=precision, progress=progress)
+        run = train("unet", target, profile, seed=seed, noise=noise, loss=loss, device=device, precision=precision,
+                    progress=progress)
         results = evaluate_run(run.model, profile, seed=seed, noise=noise, sources=sources, device=device,
-                                  precision=precision, test_sets=(test_set,))
-        record_results(profile, run.name, results, run.facts())
-        runs[method], psnr[method], steps[method] = run, results[test_set].psnr, run.facts()["steps"]
-        psnr["input"] = results[test_set].psnr_input
+                               precision=precision, test_sets=(test_set,))
+        facts = run.facts()
+        record_results(profile, run.name, results, facts)
+        runs[method], psnr[method], steps[method] = run, results[test_set].psnr, facts["steps"]
+    psnr["input"] = results[test_set].psnr_input  # the same noisy images for every method
     entry = {"noise": noise.label, "settings": json.loads(json.dumps(dataclasses.asdict(noise))),
              "test_set": test_set, "images": len(results[test_set].names), "seed": seed,
              "comparable_with_paper": sources.comparable, "steps": steps,

@@ -94,6 +94,13 @@ class NoiseModel:
         return f"{type(self).__name__}({self.param}~U{self.level_range}{extra})"
 
 
+class StandardDeviationNoise(NoiseModel):
+    """A noise whose level is a standard deviation on the 0..255 scale (any level >= 0)."""
+    level_rule, range_rule = ">= 0", "0 <= lo <= hi"
+    valid = staticmethod(lambda level: level >= 0)
+    valid_range = staticmethod(lambda lo, hi: 0 <= lo <= hi)
+
+
 class PixelFractionNoise(NoiseModel):
     """A noise whose level is the probability that a pixel (all its channels together) is hit."""
     level_rule, range_rule = "in [0, 1)", "0 <= lo <= hi < 1"

@@ -4,17 +4,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import NoiseModel, PixelFractionNoise
+from .base import NoiseModel, PixelFractionNoise, StandardDeviationNoise
 
 
-class GaussianNoise(NoiseModel):
+class GaussianNoise(StandardDeviationNoise):
     """Additive white Gaussian noise, sigma on the 0..255 scale."""
     name, title, param, symbol = "gaussian", "Gaussian", "sigma", "sigma"
     test_level, paper_range = 25.0, (0.0, 50.0)
     level_help = "Gaussian sigma on the 0..255 scale"
-    level_rule, range_rule = ">= 0", "0 <= lo <= hi"
-    valid = staticmethod(lambda level: level >= 0)
-    valid_range = staticmethod(lambda lo, hi: 0 <= lo <= hi)
 
     def __init__(self, sigma: float = 25.0, sigma_range: tuple[float, float] | None = None):
         super().__init__(sigma, sigma_range)
@@ -103,7 +100,7 @@ class TextNoise(PixelFractionNoise):
         return noisy.reshape(images.shape).to(clean.device, clean.dtype), None
 
 
-class BrownNoise(NoiseModel):
+class BrownNoise(StandardDeviationNoise):
     """Spatially correlated ("brown") Gaussian noise: white Gaussian noise blurred by a Gaussian
     kernel of standard deviation ``brown_width`` pixels, then scaled so that every pixel's standard
     deviation is sigma (0..255 scale). Zero mean and independent between channels; two pixels at a
@@ -112,9 +109,6 @@ class BrownNoise(NoiseModel):
     name, title, param, symbol = "brown", "Brown Gaussian", "brown_sigma", "sigma"
     test_level, paper_range = 25.0, (0.0, 50.0)
     level_help = "brown Gaussian sigma on the 0..255 scale, per pixel after the blur"
-    level_rule, range_rule = ">= 0", "0 <= lo <= hi"
-    valid = staticmethod(lambda level: level >= 0)
-    valid_range = staticmethod(lambda lo, hi: 0 <= lo <= hi)
     options = {"brown_width": (2.0, "standard deviation in pixels of the blur that correlates brown noise "
                                     "(0: white noise)")}
 
