@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from . import models, paths
+from .capture import CaptureCase, CaptureSampler, capture_cases
 from .checkpoint import load_checkpoint, load_model
 from .claims import METHOD_NAMES, target_and_loss
 from .config import ModelConfig, Profile, get_profile
@@ -77,14 +79,17 @@ class TrainedRun:
 def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float | None = None,
           max_steps: int | None = None, max_seconds: float | None = None, device: str = "auto",
           progress: bool = True, noise: str | NoiseConfig | None = None, precision: str = "auto",
-          compile_model: bool = False, loss: str | None = None) -> TrainedRun:
+          compile_model: bool = False, loss: str | None = None, capture: CaptureCase | None = None) -> TrainedRun:
     """Train (or resume, or reload when finished) one denoiser of the study on the patch sets of
     notebook 01, on ``noise`` (a kind of ``noise.NOISE_TYPES``, or its settings; default: the
     profile's) with ``loss`` (default: the profile's, L2), in ``precision`` (auto, fp32 or bf16;
-    see ``train.fit``). Budget overrides replace the profile's."""
+    see ``train.fit``). Budget overrides replace the profile's. ``capture``: train on the fixed
+    captures of that case of the capture budget (``capture``; run ``<model>_capture_case<n>``)."""
     noise_cfg = noise_settings(profile, noise, sigma)
     model_cfg: ModelConfig = profile.model(model)
     name = run_name(model_cfg.name, target, noise_cfg, loss or profile.train.loss)
+    if capture is not None:
+        name = f"{model_cfg.name}_capture_{capture.name}"
     path = checkpoint_path(profile.name, name)
     # the budget may depend on the number format (a bigger step where bfloat16 is native); only
     # 'auto' needs the checkpoint (a resumed run keeps its format)
@@ -96,10 +101,16 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     run_config = {"profile": profile.name, "model": dataclasses.asdict(model_cfg),
                   "noise": dataclasses.asdict(noise_cfg), "train": dataclasses.asdict(train_cfg),
                   "data": patches.meta}
+    generator = torch.Generator().manual_seed(seed)
+    if capture is None:
+        sampler = PairSampler(patches.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise_cfg),
+                              target, generator)
+    else:
+        sampler = CaptureSampler(capture, patches.train, test_noise(noise_cfg), train_cfg.crop, train_cfg.batch_size,
+                                 generator, seed)
+        run_config["capture"] = dataclasses.asdict(capture)
     run_config = json.loads(json.dumps(run_config))  # tuples -> lists, as a checkpoint round trip gives
     net = models.build(model_cfg, seed=seed)
-    sampler = PairSampler(patches.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise_cfg),
-                          target, torch.Generator().manual_seed(seed))
     val = validation_pairs(patches.val, test_noise(noise_cfg), seed)
     history = fit(net, train_cfg, sampler, val, path, models.model_args(model_cfg), run_config,
                   device=device, progress=progress, precision=precision, compile_model=compile_model)
@@ -146,7 +157,7 @@ def compare_targets(profile: Profile, n2n_run: TrainedRun, clean_run: TrainedRun
 # --------------------------------------------------------------------- the other claims
 @dataclass
 class Study:
-    key: str  # the noise's tag: 'text', 'impulse', 'brown2'
+    key: str  # the noise's tag: 'text', 'impulse', 'brown2'; or 'capture'
     noise: NoiseConfig
     runs: dict  # method -> experiment.TrainedRun
     psnr: dict[str, float]  # method (and 'input') -> mean PSNR on ``test_set``
@@ -159,14 +170,37 @@ def run_study(profile: Profile, noise: NoiseConfig, methods: tuple[str, ...], se
     """A study of the claims table (``claims``): train (or resume, or reload) the U-Net on ``noise``
     for each of ``methods`` (l2, l1, l0 or n2n on noisy targets; clean), measure each on the main
     test set, and record them (results.json: each run, and the study under the noise's tag)."""
-    targets = [target_and_loss(m) for m in methods]
+    common = dict(seed=seed, noise=noise, device=device, precision=precision, progress=progress)
+    targets = {m: target_and_loss(m) for m in methods}  # (an unknown method is named before any training)
+    trainers = {m: (METHOD_NAMES[m], partial(train, "unet", target, profile, loss=loss, **common))
+                for m, (target, loss) in targets.items()}
+    return _study(profile, noise.tag, noise, trainers, seed, data_dir, device, precision)
+
+
+def run_capture_study(profile: Profile, seed: int = 0, data_dir: str | None = None, device: str = "auto",
+                      precision: str = "auto", progress: bool = True) -> Study:
+    """The capture budget (``capture``): the U-Net trained on each of the paper's three cases of
+    ``profile.capture`` with the same steps, Gaussian noise at the profile's test level; measured
+    and recorded as ``run_study`` does (study 'capture', methods 'case1'..'case3')."""
+    noise = profile.noise_config("gaussian")
+    cases = capture_cases(*profile.capture)
+    common = dict(seed=seed, noise=noise, device=device, precision=precision, progress=progress)
+    trainers = {c.name: (c.label, partial(train, "unet", "clean" if c.target == "average" else "noisy", profile,
+                                          capture=c, **common)) for c in cases}
+    extra = {"budget": profile.capture[0], "cases": {c.name: {"pairs": c.pairs, "label": c.label} for c in cases}}
+    return _study(profile, "capture", noise, trainers, seed, data_dir, device, precision, extra)
+
+
+def _study(profile: Profile, key: str, noise: NoiseConfig, trainers: dict, seed: int, data_dir: str | None,
+           device: str, precision: str, extra: dict | None = None) -> Study:
+    """Train each of ``trainers`` (method -> (label, a function that trains it)), measure it on the
+    main test set and record it; then record the study under ``key``."""
     sources = data_sources(data_dir)
     test_set = sources.main_test_set
     runs, psnr, steps = {}, {}, {}
-    for method, (target, loss) in zip(methods, targets):
-        print(f"--- U-Net, {noise.label}, {METHOD_NAMES[method]}")
-        run = train("unet", target, profile, seed=seed, noise=noise, loss=loss, device=device, precision=precision,
-                    progress=progress)
+    for method, (label, train_run) in trainers.items():
+        print(f"--- U-Net, {noise.label}, {label}")
+        run = train_run()
         results = evaluate_run(run.model, profile, seed=seed, noise=noise, sources=sources, device=device,
                                precision=precision, test_sets=(test_set,))
         facts = run.facts()
@@ -176,9 +210,9 @@ def run_study(profile: Profile, noise: NoiseConfig, methods: tuple[str, ...], se
     entry = {"noise": noise.label, "settings": json.loads(json.dumps(dataclasses.asdict(noise))),
              "test_set": test_set, "images": len(results[test_set].names), "seed": seed,
              "comparable_with_paper": sources.comparable, "steps": steps,
-             "psnr": {k: round(v, 4) for k, v in psnr.items()}}
-    _update_results(profile, lambda data: data.setdefault("studies", {}).__setitem__(noise.tag, entry))
-    return Study(noise.tag, noise, runs, psnr, test_set)
+             "psnr": {k: round(v, 4) for k, v in psnr.items()}, **(extra or {})}
+    _update_results(profile, lambda data: data.setdefault("studies", {}).__setitem__(key, entry))
+    return Study(key, noise, runs, psnr, test_set)
 
 
 # ---------------------------------------------------------------------------------- Table 1
