@@ -8,6 +8,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ENV_STAMP := $(VENV)/.installed
 PROFILE ?= cpu
+# a relative data or output folder is relative to where make runs, not to notebooks/, where papermill
+# runs each notebook (N2N_DATA_DIR=../shared/datasets once made the notebooks look in ../../shared)
+abs = $(if $(filter /% ~%,$(1)),$(1),$(CURDIR)/$(1))
+ifdef N2N_DATA_DIR
+export N2N_DATA_DIR := $(call abs,$(N2N_DATA_DIR))
+endif
+ifdef N2N_OUTPUT_DIR
+export N2N_OUTPUT_DIR := $(call abs,$(N2N_OUTPUT_DIR))
+endif
 # BM3D=1 installs the optional bm3d package (the classical baseline of Table 1; its licence allows
 # non-commercial use only); BM3D=0 leaves it out and the table says "not installed"
 BM3D ?= 1

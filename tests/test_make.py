@@ -39,3 +39,19 @@ def test_the_slider_parameter_is_declared_in_the_parameters_cell():
     cells = json.loads((ROOT / "notebooks" / "00_quickstart.ipynb").read_text())["cells"]
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1 and "slider = True" in "".join(tagged[0]["source"])
+
+
+def test_a_relative_data_folder_is_taken_from_where_make_runs(tmp_path):
+    """papermill runs each notebook in notebooks/: `N2N_DATA_DIR=../shared/datasets make all` once
+    made them look for ../../shared and fail; the Makefile exports the folder made absolute."""
+    def exported(**env) -> str:
+        done = subprocess.run(["make", "-s", "--eval", "show: ; @echo \"$$N2N_DATA_DIR|$$N2N_OUTPUT_DIR\"", "show"],
+                              cwd=ROOT, capture_output=True, text=True, check=True,
+                              env={k: v for k, v in os.environ.items() if not k.startswith("N2N_")} | env)
+        return done.stdout.strip()
+
+    data, out = exported(N2N_DATA_DIR="../shared/data sets", N2N_OUTPUT_DIR="runs/one").split("|")
+    assert Path(data).resolve() == (ROOT.parent / "shared" / "data sets").resolve()
+    assert Path(out).resolve() == (ROOT / "runs" / "one").resolve()
+    assert exported(N2N_DATA_DIR="/abs/data", N2N_OUTPUT_DIR="~/out") == "/abs/data|~/out"
+    assert exported() == "|"
