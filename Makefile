@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 ENV_STAMP := $(VENV)/.installed
 PROFILE ?= cpu
 # a relative data or output folder is relative to where make runs, not to notebooks/, where papermill
-# runs each notebook (N2N_DATA_DIR=../shared/datasets once made the notebooks look in ../../shared)
+# runs each notebook (N2N_DATA_DIR=../shared/datasets once made them look for notebooks/../shared)
 abs = $(if $(filter /% ~%,$(1)),$(1),$(CURDIR)/$(1))
 ifdef N2N_DATA_DIR
 export N2N_DATA_DIR := $(call abs,$(N2N_DATA_DIR))
@@ -27,7 +27,7 @@ REPORTS := reports$(SUB)
 CHECKPOINTS := checkpoints$(SUB)
 PACKAGE := $(wildcard n2n_core/*.py n2n_core/*/*.py)
 NOTEBOOKS := 00_quickstart 01_data_augmentation 02_noise2noise_resnet 03_noise2noise_unet 04_discriminative_unet 05_paper_table \
-             06_your_own_data 07_losses_text_impulse 08_brown_noise 10_capture_budget
+             06_your_own_data 07_losses_text_impulse 08_brown_noise 09_single_capture 10_capture_budget
 EXECUTED := $(NOTEBOOKS:%=$(REPORTS)/%.ipynb)
 
 ## help: list the targets
@@ -51,7 +51,7 @@ $(VENV)/.bm3d: $(ENV_STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q "bm3d==4.0.3"
 	@touch $@
 
-## all: run the ten notebooks in order (papermill) into reports/, writing checkpoints/*.pth
+## all: run the eleven notebooks in order (papermill) into reports/, writing checkpoints/*.pth
 all: $(EXECUTED)
 	@$(PY) -m n2n_core summary --profile $(PROFILE)
 	@echo "Done: executed notebooks and figures in $(REPORTS)/, checkpoints in $(CHECKPOINTS)/, numbers in $(REPORTS)/results.json, Table 1 in $(REPORTS)/table1.md, the claims in $(REPORTS)/claims.md"
@@ -65,7 +65,8 @@ $(REPORTS)/05_paper_table.ipynb: $(REPORTS)/04_discriminative_unet.ipynb
 $(REPORTS)/06_your_own_data.ipynb: $(REPORTS)/05_paper_table.ipynb
 $(REPORTS)/07_losses_text_impulse.ipynb: $(REPORTS)/06_your_own_data.ipynb
 $(REPORTS)/08_brown_noise.ipynb: $(REPORTS)/07_losses_text_impulse.ipynb
-$(REPORTS)/10_capture_budget.ipynb: $(REPORTS)/08_brown_noise.ipynb
+$(REPORTS)/09_single_capture.ipynb: $(REPORTS)/08_brown_noise.ipynb
+$(REPORTS)/10_capture_budget.ipynb: $(REPORTS)/09_single_capture.ipynb
 # papermill waits forever on an ipywidgets slider (nteract/papermill#723): headless, the quickstart has none
 $(REPORTS)/00_quickstart.ipynb: PARAMS = -p slider False
 $(REPORTS)/%.ipynb: notebooks/%.ipynb $(PACKAGE) | $(ENV_STAMP) $(BM3D_STAMP)

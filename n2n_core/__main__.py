@@ -164,8 +164,8 @@ def _train_in_group(args, distributed_device) -> int:
                                      loss=args.loss,
                                      val_every=args.val_every, checkpoint_every_seconds=args.checkpoint_every,
                                      precision=precision)
-    source, location = (("pairs", args.pairs) if args.pairs else ("pickle", args.pickle) if args.pickle
-                        else ("clean", args.clean))
+    source, location = next((name, value) for name, value in (("pairs", args.pairs), ("pickle", args.pickle),
+                                                             ("single", args.single), ("clean", args.clean)) if value)
     run = train_own(source, location, profile.model(args.model), train_cfg, out=args.out,
                     noise=noise if source == "clean" else None, data_cfg=profile.data, val_pickle=args.val_pickle,
                     overwrite=args.overwrite, device=device, compile_model=args.compile, precision=args.precision,

@@ -1,6 +1,7 @@
-"""The paper's claims beyond Table 1 (notebooks 07, 08 and 10), and the claims table.
+"""The paper's claims beyond Table 1 (notebooks 07, 08 and 10), single captures (notebook 09), and
+the claims table.
 
-A study (``experiment.run_study``) trains the paper's U-Net on one noise in several ways, with the
+A study (``studies.run_study``) trains the paper's U-Net on one noise in several ways, with the
 same budget, seed and input noise: on noisy targets under each loss (``l2``, ``l1``, ``l0``; ``n2n``
 names noisy targets with L2 where the loss is not the point) and on clean targets (``clean``); it
 measures each on the main test set (Kodak) with the paper's protocol and records the PSNRs in
@@ -15,22 +16,26 @@ import io
 from pathlib import Path
 
 from .config import Profile
-from .paper import BROWN_GAP_DB, OTHER_EXPERIMENTS, TABLE1
+from .paper import BROWN_GAP_DB, NB2NB_PUBLISHED, OTHER_EXPERIMENTS, TABLE1
 from .paths import atomic_write_text, report_path
 
 METHOD_NAMES = {"input": "noisy input", "n2n": "noisy targets (L2)", "l2": "noisy targets, L2",
-                "l1": "noisy targets, L1", "l0": "noisy targets, annealed L0", "clean": "clean targets"}
+                "l1": "noisy targets, L1", "l0": "noisy targets, annealed L0", "clean": "clean targets",
+                "nb2nb": "single captures (Neighbor2Neighbor)"}
 # the rules a claim is judged by, in dB (the issue's acceptance): text, impulse, brown noise
 TEXT_L1_OVER_L2, TEXT_L1_TO_CLEAN = 3.0, 0.5
 IMPULSE_L0_OVER_L1, IMPULSE_L0_OVER_L2, IMPULSE_L0_TO_CLEAN = 3.0, 8.0, 1.0
 BROWN_N2N_TO_CLEAN = 0.3
+SINGLE_OVER_INPUT, SINGLE_TO_N2N = 8.0, 0.6  # Neighbor2Neighbor, notebook 09
 
 
 def target_and_loss(method: str) -> tuple[str, str]:
     """The target (noisy or clean) and the loss of a study's method (module docstring)."""
     if method not in METHOD_NAMES or method == "input":
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(m for m in METHOD_NAMES if m != 'input')}")
-    return ("clean", "l2") if method == "clean" else ("noisy", "l2" if method == "n2n" else method)
+    if method in ("clean", "nb2nb"):
+        return method, "l2"
+    return "noisy", "l2" if method == "n2n" else method
 
 
 
@@ -97,6 +102,14 @@ def claim_rows(data: dict, table_gap_db: float = 0.3) -> list[dict]:
                          f"averaged from the same captures, more scenes beat more captures ({cases or 'not run'})",
         "case 1 < case 2 < case 3 (the paper's order)", lambda p: p["case1"] < p["case2"] < p["case3"],
         ("case1", "case2", "case3"), "case 1 < case 2 < case 3, by several tenths of a dB (figure only)"))
+    for kind in ("gaussian", "poisson"):
+        published = NB2NB_PUBLISHED.get(kind)
+        rows.append(_study_claim(
+            data, f"single_{kind}", f"Single captures ({kind}): Neighbor2Neighbor comes near Noise2Noise pairs",
+            f"Nb2Nb >= input + {SINGLE_OVER_INPUT:g} dB and within {SINGLE_TO_N2N:g} dB of N2N at the same steps",
+            lambda p: p["nb2nb"] >= p["input"] + SINGLE_OVER_INPUT and p["n2n"] - p["nb2nb"] <= SINGLE_TO_N2N,
+            ("n2n", "nb2nb", "clean"),
+            f"Nb2Nb paper, Kodak: {_fmt(published, ('nb2nb', 'n2n', 'clean'))}" if published else "not published"))
     return rows
 
 

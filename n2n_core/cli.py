@@ -13,7 +13,7 @@ from .noise import NOISE_TYPES
 USAGE = """Command line of n2n_core (also installed as `n2n`).
 
     python -m n2n_core denoise INPUT... --out DIR     denoise your images (files, folders, globs)
-    python -m n2n_core train --pairs DIR [options]   train on your noisy pairs (or --clean, --pickle)
+    python -m n2n_core train --pairs DIR [options]   train on your noisy pairs (or --single, --clean, --pickle)
     python -m n2n_core eval CHECKPOINT [options]     a checkpoint on the test sets, the paper's protocol
     python -m n2n_core eval --baseline input|bm3d    the noisy input, or BM3D, under the same noise
     python -m n2n_core summary [--profile cpu]        the PSNR table of a `make all` run
@@ -154,19 +154,23 @@ def _denoise_parser(sub) -> None:
 
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a denoiser on your own data (no clean images needed)",
-                       description="Train a denoiser as the notebooks do, on a folder of noisy pairs, the "
-                                   "Kaggle noisy-images pickles, or clean images with synthetic noise.")
+                       description="Train a denoiser as the notebooks do, on a folder of noisy pairs, a folder "
+                                   "of single noisy captures, the Kaggle noisy-images pickles, or clean images "
+                                   "with synthetic noise.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--pairs", nargs="+", metavar="DIR",
                         help="a folder with two sub-folders of captures under matching names, or the two folders")
     source.add_argument("--pickle", type=Path, metavar="TRAIN_PKL",
                         help="train_data.pkl: a tuple of two uint8 tensors N x 3 x H x W of noisy pairs")
     source.add_argument("--clean", type=Path, metavar="DIR", help="a folder of clean images; noise is synthetic")
+    source.add_argument("--single", type=Path, metavar="DIR",
+                        help="a folder of noisy images, one capture of each scene: Neighbor2Neighbor training")
     p.add_argument("--val-pickle", type=Path, metavar="VAL_PKL",
                    help="val_data.pkl: noisy and clean tensors for validation (with --pickle)")
     p.add_argument("--model", default="unet", choices=MODEL_NAMES)
     p.add_argument("--target", default="noisy", choices=TARGETS,
-                   help="noisy (Noise2Noise, default) or clean (needs --clean)")
+                   help="noisy (Noise2Noise, default), clean (needs --clean) or nb2nb (Neighbor2Neighbor: the default "
+                        "with --single; with --clean, on one synthetic capture of each image)")
     p.add_argument("--noise", default="gaussian", choices=NOISE_KINDS, help="synthetic noise type (with --clean)")
     _level_options(p, defaults=True)
     p.add_argument("--loss", choices=tuple(LOSSES),

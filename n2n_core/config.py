@@ -18,7 +18,9 @@ NOISE_KINDS = tuple(NOISE_TYPES)
 PRECISIONS = ("auto", "fp32", "bf16")  # number formats of the networks (devices.resolve_precision)
 PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
 MODEL_NAMES = ("unet", "resnet")
-TARGETS = ("noisy", "clean")
+TARGETS = ("noisy", "clean", "nb2nb")  # nb2nb: the neighbouring sub-image of a single capture (``neighbor``)
+# the training method a target stands for, as run configurations record it
+METHODS = {"noisy": "n2n", "clean": "clean", "nb2nb": "nb2nb"}
 # the authors' follow-up code measures each test set under several noise draws
 PAPER_REPEATS = (("kodak", 10), ("bsd300", 3), ("set14", 20))
 
@@ -36,7 +38,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    target: str = "noisy"  # "noisy": Noise2Noise; "clean": the discriminative baseline
+    target: str = "noisy"  # "noisy": Noise2Noise; "clean": the discriminative baseline; "nb2nb": Neighbor2Neighbor
     loss: str = "l2"  # a key of losses.LOSSES: l2 (mean), l1 (median), l0 (annealed L0: mode)
     crop: int = 64
     batch_size: int = 8
@@ -57,6 +59,9 @@ class TrainConfig:
             raise ValueError(f"unknown target {self.target!r}; choose one of {', '.join(TARGETS)}")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.target == "nb2nb" and (self.loss != "l2" or self.crop % 2):
+            raise ValueError(f"Neighbor2Neighbor trains with its own L2 loss on even crops, not loss {self.loss!r} "
+                             f"and crop {self.crop}")
         if self.max_steps is None and self.max_seconds is None:
             raise ValueError("give a training budget: max_steps, max_seconds or both")
         if self.max_steps is not None and self.max_steps < 1:

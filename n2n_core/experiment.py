@@ -1,27 +1,27 @@
 """What the notebooks call: one function per step of the study, each a few lines over the modules.
 
-A run is named ``<model>_<n2n|clean>_<noise>`` (e.g. ``unet_n2n_gaussian``; ``n2n`` is the loss's
-name where it is not L2, or where the noise type is about losses: ``unet_l1_text``; brown noise
-carries its width: ``unet_n2n_brown2``); its checkpoint is ``checkpoints/<name>.pth`` in the cpu
-profile and ``checkpoints/<profile>/<name>.pth`` otherwise.
+A run is named ``<model>_<n2n|clean|nb2nb>_<noise>`` (e.g. ``unet_n2n_gaussian``; ``n2n`` is the
+loss's name where it is not L2, or where the noise type is about losses: ``unet_l1_text``; brown
+noise carries its width: ``unet_n2n_brown2``; the capture budget's runs are ``unet_capture_case<n>``);
+its checkpoint is ``checkpoints/<name>.pth`` in the cpu profile and ``checkpoints/<profile>/<name>.pth``
+otherwise. The studies of notebooks 07-10 are in ``studies``.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import torch
 
 from . import models, paths
-from .capture import CaptureCase, CaptureSampler, capture_cases
+from .capture import CaptureCase, CaptureSampler
 from .checkpoint import load_checkpoint, load_model
-from .claims import METHOD_NAMES, target_and_loss
-from .config import ModelConfig, Profile, get_profile
+from .config import METHODS, ModelConfig, Profile, get_profile
 from .paper import TABLE1
-from .patches import PairSampler, PatchSets, build_patch_sets, patch_set_path, validation_pairs
+from .neighbor import sampler_class
+from .patches import PatchSets, build_patch_sets, patch_set_path, validation_pairs
 from .devices import infer, resolve_device, resolve_precision
 from .evaluation import Evaluation, data_sources, evaluate_run, noise_settings
 from .noise import NoiseConfig, test_noise, training_noise
@@ -31,8 +31,8 @@ from .train import History, fit, run_precision
 def run_name(model: str, target: str, noise: str | NoiseConfig = "gaussian", loss: str = "l2") -> str:
     """The name of a run of the study (module docstring); ``noise``: a kind or its settings."""
     config = noise if isinstance(noise, NoiseConfig) else NoiseConfig(noise)
-    if target == "clean":
-        method = "clean"
+    if target in ("clean", "nb2nb"):
+        method = target
     else:
         method = loss if loss != "l2" or config.noise_type.loss_named else "n2n"
     return f"{model}_{method}_{config.tag}"
@@ -98,13 +98,13 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     train_cfg = profile.run_settings(model, noise_cfg.kind, target, seed, max_steps=max_steps, max_seconds=max_seconds,
                                      precision=precision, loss=loss)
     patches = load_patches(profile, seed)
-    run_config = {"profile": profile.name, "model": dataclasses.asdict(model_cfg),
+    run_config = {"profile": profile.name, "method": METHODS[target], "model": dataclasses.asdict(model_cfg),
                   "noise": dataclasses.asdict(noise_cfg), "train": dataclasses.asdict(train_cfg),
                   "data": patches.meta}
     generator = torch.Generator().manual_seed(seed)
     if capture is None:
-        sampler = PairSampler(patches.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise_cfg),
-                              target, generator)
+        sampler = sampler_class(target)(patches.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise_cfg),
+                                        target, generator)
     else:
         sampler = CaptureSampler(capture, patches.train, test_noise(noise_cfg), train_cfg.crop, train_cfg.batch_size,
                                  generator, seed)
@@ -122,10 +122,10 @@ def record_results(profile: Profile, run: str, results: dict[str, Evaluation], e
     entry = {name: ev.as_dict() for name, ev in results.items()}
     if extra:
         entry.update(extra)
-    return _update_results(profile, lambda data: data.setdefault("runs", {}).__setitem__(run, entry))
+    return update_results(profile, lambda data: data.setdefault("runs", {}).__setitem__(run, entry))
 
 
-def _update_results(profile: Profile, change) -> Path:
+def update_results(profile: Profile, change) -> Path:
     """Read ``reports/results.json``, apply ``change(data)`` in place and write it back atomically."""
     path = report_path(profile.name, "results.json")
     data = json.loads(path.read_text()) if path.is_file() else {}
@@ -152,67 +152,6 @@ def compare_targets(profile: Profile, n2n_run: TrainedRun, clean_run: TrainedRun
     n2n, clean = recorded[n2n_run.name], recorded[clean_run.name]
     print(f"{test_set}: N2N {n2n:.2f} dB, clean targets {clean:.2f} dB, difference {clean - n2n:+.2f} dB")
     return n2n, clean
-
-
-# --------------------------------------------------------------------- the other claims
-@dataclass
-class Study:
-    key: str  # the noise's tag: 'text', 'impulse', 'brown2'; or 'capture'
-    noise: NoiseConfig
-    runs: dict  # method -> experiment.TrainedRun
-    psnr: dict[str, float]  # method (and 'input') -> mean PSNR on ``test_set``
-    test_set: str
-
-
-def run_study(profile: Profile, noise: NoiseConfig, methods: tuple[str, ...], seed: int = 0,
-              data_dir: str | None = None, device: str = "auto", precision: str = "auto",
-              progress: bool = True) -> Study:
-    """A study of the claims table (``claims``): train (or resume, or reload) the U-Net on ``noise``
-    for each of ``methods`` (l2, l1, l0 or n2n on noisy targets; clean), measure each on the main
-    test set, and record them (results.json: each run, and the study under the noise's tag)."""
-    common = dict(seed=seed, noise=noise, device=device, precision=precision, progress=progress)
-    targets = {m: target_and_loss(m) for m in methods}  # (an unknown method is named before any training)
-    trainers = {m: (METHOD_NAMES[m], partial(train, "unet", target, profile, loss=loss, **common))
-                for m, (target, loss) in targets.items()}
-    return _study(profile, noise.tag, noise, trainers, seed, data_dir, device, precision)
-
-
-def run_capture_study(profile: Profile, seed: int = 0, data_dir: str | None = None, device: str = "auto",
-                      precision: str = "auto", progress: bool = True) -> Study:
-    """The capture budget (``capture``): the U-Net trained on each of the paper's three cases of
-    ``profile.capture`` with the same steps, Gaussian noise at the profile's test level; measured
-    and recorded as ``run_study`` does (study 'capture', methods 'case1'..'case3')."""
-    noise = profile.noise_config("gaussian")
-    cases = capture_cases(*profile.capture)
-    common = dict(seed=seed, noise=noise, device=device, precision=precision, progress=progress)
-    trainers = {c.name: (c.label, partial(train, "unet", "clean" if c.target == "average" else "noisy", profile,
-                                          capture=c, **common)) for c in cases}
-    extra = {"budget": profile.capture[0], "cases": {c.name: {"pairs": c.pairs, "label": c.label} for c in cases}}
-    return _study(profile, "capture", noise, trainers, seed, data_dir, device, precision, extra)
-
-
-def _study(profile: Profile, key: str, noise: NoiseConfig, trainers: dict, seed: int, data_dir: str | None,
-           device: str, precision: str, extra: dict | None = None) -> Study:
-    """Train each of ``trainers`` (method -> (label, a function that trains it)), measure it on the
-    main test set and record it; then record the study under ``key``."""
-    sources = data_sources(data_dir)
-    test_set = sources.main_test_set
-    runs, psnr, steps = {}, {}, {}
-    for method, (label, train_run) in trainers.items():
-        print(f"--- U-Net, {noise.label}, {label}")
-        run = train_run()
-        results = evaluate_run(run.model, profile, seed=seed, noise=noise, sources=sources, device=device,
-                               precision=precision, test_sets=(test_set,))
-        facts = run.facts()
-        record_results(profile, run.name, results, facts)
-        runs[method], psnr[method], steps[method] = run, results[test_set].psnr, facts["steps"]
-    psnr["input"] = results[test_set].psnr_input  # the same noisy images for every method
-    entry = {"noise": noise.label, "settings": json.loads(json.dumps(dataclasses.asdict(noise))),
-             "test_set": test_set, "images": len(results[test_set].names), "seed": seed,
-             "comparable_with_paper": sources.comparable, "steps": steps,
-             "psnr": {k: round(v, 4) for k, v in psnr.items()}, **(extra or {})}
-    _update_results(profile, lambda data: data.setdefault("studies", {}).__setitem__(key, entry))
-    return Study(key, noise, runs, psnr, test_set)
 
 
 # ---------------------------------------------------------------------------------- Table 1
@@ -244,7 +183,7 @@ def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | Non
                     baseline_limit=profile.eval.baseline_limit, precision=precision)
     written = table.write(report_path(profile.name, "table1.md").parent)
     table1_figure(table, written["md"].with_suffix(".png"))
-    _update_results(profile, lambda data: data.__setitem__("table1", table.rows()))
+    update_results(profile, lambda data: data.__setitem__("table1", table.rows()))
     return table
 
 

@@ -1,6 +1,6 @@
 """Training on a user's own data, with no clean images needed.
 
-Three sources, one training loop (``train.fit``, as in the notebooks):
+Four sources, one training loop (``train.fit``, as in the notebooks):
 
 - a folder of clean images, with synthetic noise (what the notebooks do with the training pool);
 - a folder of noisy pairs: two sub-folders with the same file names, two captures of each scene
@@ -9,7 +9,8 @@ Three sources, one training loop (``train.fit``, as in the notebooks):
   two are interchangeable, so both directions are training data;
 - the pickle format of the Kaggle "noisy-images" data set: ``train_data.pkl`` holding two uint8
   tensors N x 3 x H x W of noisy pairs (``torch.save`` of a tuple), and ``val_data.pkl`` holding
-  noisy and clean tensors of the same layout for validation.
+  noisy and clean tensors of the same layout for validation;
+- a folder of single noisy captures, one of each scene: Neighbor2Neighbor (``neighbor``).
 
 Without clean images, validation measures the PSNR of the denoised first capture against the second
 capture of held-out pairs: lower than the PSNR against a clean image would be, but it rises and
@@ -27,9 +28,10 @@ import torch
 
 from . import augment, models, paths
 from .checkpoint import initial_weights, load_checkpoint
-from .config import DataConfig, ModelConfig, NoiseConfig, TrainConfig
+from .config import METHODS, DataConfig, ModelConfig, NoiseConfig, TrainConfig
 from .data import DataSources, list_images, to_uint8
-from .patches import Batch, BatchSource, PairSampler, build_patch_sets, validation_pairs
+from .neighbor import from_single_folder, sampler_class
+from .patches import Batch, BatchSource, build_patch_sets, validation_pairs
 from .images import ImageError, read_image
 from .evaluation import center_crop
 from .noise import test_noise, training_noise
@@ -206,8 +208,8 @@ def _from_clean_folder(folder: Path, train_cfg: TrainConfig, noise: NoiseConfig,
         sets = build_patch_sets(DataSources(files, {}, "folder", f"folder {folder}"), data_cfg, train_cfg.seed)
     except ValueError as err:
         raise DataError(f"{folder}: {err}") from None
-    sampler = PairSampler(sets.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise), train_cfg.target,
-                          torch.Generator().manual_seed(train_cfg.seed))
+    sampler = sampler_class(train_cfg.target)(sets.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise),
+                                              train_cfg.target, torch.Generator().manual_seed(train_cfg.seed))
     val = validation_pairs(sets.val, test_noise(noise), train_cfg.seed)
     described = {"kind": "clean", "path": str(folder.resolve()), "images": len(files),
                  "noise": dataclasses.asdict(noise), "validation": "clean held-out patches"}
@@ -258,8 +260,9 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
               noise: NoiseConfig | None = None, data_cfg: DataConfig | None = None, val_pickle=None,
               overwrite: bool = False, device: str = "auto", progress: bool = True,
               compile_model: bool = False, precision: str = "auto", init: str | Path | None = None) -> OwnRun:
-    """Train ``model`` on ``source`` ('clean', 'pairs' or 'pickle') at ``location`` (a folder, a list
-    of one or two folders, or a pickle file) and return the run; the checkpoint goes to ``out``.
+    """Train ``model`` on ``source`` ('clean', 'pairs', 'pickle' or 'single') at ``location`` (a
+    folder, a list of one or two folders, or a pickle file) and return the run; the checkpoint goes
+    to ``out``. Single captures train with Neighbor2Neighbor (``neighbor``).
     ``init`` starts from the weights of a checkpoint or of the shipped ones (``pretrained:gaussian``)
     instead of a random initialisation: fine-tuning."""
     out = Path(out) if out is not None else default_checkpoint(model.name, source)
@@ -269,6 +272,11 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
         raise DataError(str(err)) from None
     if train_cfg.target == "clean" and source != "clean":
         raise DataError("clean targets need clean images: use --clean DIR (with synthetic noise), or --target noisy")
+    if source == "single" and train_cfg.target == "noisy":  # one capture of each scene: Neighbor2Neighbor
+        train_cfg = dataclasses.replace(train_cfg, target="nb2nb")
+    if train_cfg.target == "nb2nb" and source not in ("single", "clean"):
+        raise DataError("Neighbor2Neighbor (target nb2nb) trains on single captures: use --single DIR, or --clean DIR "
+                        "with synthetic noise; pairs train with --target noisy")
     noise = (noise or NoiseConfig()) if source == "clean" else None
     if source == "clean":
         sampler, val, described = _from_clean_folder(Path(location), train_cfg, noise, data_cfg or DataConfig())
@@ -277,8 +285,11 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
                                                train_cfg)
     elif source == "pickle":
         sampler, val, described, train_cfg = _from_pickle(Path(location), val_pickle, train_cfg)
+    elif source == "single":
+        sampler, val, described = from_single_folder(Path(location), train_cfg.crop, train_cfg.batch_size,
+                                                     train_cfg.seed, _load_uint8, DataError, VAL_CROP)
     else:
-        raise ValueError(f"unknown source {source!r}; choose clean, pairs or pickle")
+        raise ValueError(f"unknown source {source!r}; choose clean, pairs, pickle or single")
 
     _prepare_checkpoint(out, overwrite)
     net = models.build(model, seed=train_cfg.seed)
@@ -287,7 +298,8 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
             net.load_state_dict(initial_weights(init, models.model_args(model)))
         except (ValueError, FileNotFoundError) as err:
             raise DataError(f"--init {err}") from None
-    run_config = json.loads(json.dumps({"profile": "own data", "source": described, "model": dataclasses.asdict(model),
+    run_config = json.loads(json.dumps({"profile": "own data", "method": METHODS[train_cfg.target], "source": described,
+                                        "model": dataclasses.asdict(model),
                                         "noise": dataclasses.asdict(noise) if noise else None,
                                         "train": dataclasses.asdict(train_cfg),
                                         "init": None if init is None else str(init)}))

@@ -3,12 +3,10 @@ seconds, validation PSNR against the clean image (never the noisy target), perio
 checkpoints, and resume from the last checkpoint."""
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime
 import math
 import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +19,9 @@ from .config import TrainConfig
 from .devices import (all_agree, compile_module, describe_device, describe_path, infer, memory_format, precision_dtype,
                       resolve_device, resolve_precision, threads, world)
 from .losses import get_loss
+from .interrupts import TrainingInterrupted, signals_end_training
 from .metrics import psnr
+from .neighbor import NeighbourBatch, nb2nb_loss
 from .noise import noise_identity
 from .patches import BatchSource
 from .paths import ensure_writable_file
@@ -54,46 +54,13 @@ class ConfigMismatch(ValueError):
     """A checkpoint at the run's path was trained with another configuration."""
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT (Ctrl-C, a notebook's interrupt) or SIGTERM stopped ``fit``, which first wrote a
-    checkpoint at the current step: the same call resumes from it. ``exit_code`` is 128 + the signal."""
-
-    def __init__(self, signum: int, step: int, checkpoint: Path):
-        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}")
-        self.signum, self.step, self.checkpoint, self.exit_code = signum, step, checkpoint, 128 + signum
-
-
-@contextlib.contextmanager
-def _signals_end_training():
-    """While training, SIGINT and SIGTERM only set a flag (the list yielded), which ``fit`` reads after
-    each step; the previous handlers come back at once, so a second signal acts as it always did.
-    Handlers can only be set in the main thread: elsewhere nothing changes."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def note(signum, frame):
-        received.append(signum)
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-    for s in previous:
-        signal.signal(s, note)
-    try:
-        yield received
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
 # what a resumed run may change without being another run: when checkpoints are written
 _NOT_IDENTITY = ("checkpoint_every_seconds",)
 
 
 def _identity(run_config: dict) -> dict:
     identity = dict(run_config)
+    identity.pop("method", None)  # the training's target says it (checkpoints from before it was recorded resume)
     if isinstance(run_config.get("train"), dict):
         identity["train"] = {k: v for k, v in run_config["train"].items() if k not in _NOT_IDENTITY}
     if isinstance(run_config.get("noise"), dict):
@@ -139,8 +106,14 @@ class TrainStep:
         mask = None if batch.mask is None else batch.mask[share].to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
+            if isinstance(batch, NeighbourBatch):  # Neighbor2Neighbor: the whole crops' output, no gradient
+                with torch.no_grad():
+                    full = self.net(batch.full[share].to(self.device).contiguous(memory_format=self.layout))
             output = self.net(noisy)
-        loss = self.loss_fn(output.float(), target, mask, progress)  # the loss in float32
+        if not isinstance(batch, NeighbourBatch):
+            loss = self.loss_fn(output.float(), target, mask, progress)  # the loss in float32
+        else:
+            loss = nb2nb_loss(output.float(), target, full.float(), batch.cells[share].to(self.device), progress)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -286,7 +259,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     bar = tqdm(total=total, initial=step, desc=checkpoint_path.stem, disable=not progress, unit="step")
     loss_sum, loss_count = torch.zeros((), device=device), 0  # summed on the device: no wait per step
     chunk_over = False
-    with _signals_end_training() as signals:
+    with signals_end_training() as signals:
         while all_agree((p := _progress(cfg, step, elapsed_before + time.monotonic() - start)) < 1.0
                          and not chunk_over and not signals, device):
             lr = learning_rate(cfg.lr, p, cfg.rampdown)

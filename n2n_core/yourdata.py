@@ -1,4 +1,4 @@
-"""What notebook 06 (your own data) calls: the command line run as a shell runs it, training on a
+"""What notebooks 06 (your own data) and 09 (single captures) call: the command line run as a shell runs it, training on a
 folder of noisy pairs unless that run is already there, and the PSNR of denoised files against
 their clean originals. The notebook holds no logic of its own; each step is one call here."""
 from __future__ import annotations
@@ -30,18 +30,18 @@ def cli(*args) -> str:
 
 
 def train_pairs(checkpoint: Path, pairs: Path, profile: str, steps: int, seed: int = 0, device: str = "auto",
-                precision: str = "auto", init: str | None = None) -> History:
-    """`n2n train --pairs PAIRS` into ``checkpoint`` (from ``init`` weights if given), unless a
-    finished run with the same steps and start is there; its history. The profile's own step
-    (``train``'s batch and learning rate, not a noise's budget) and ``steps``: a budget for
-    notebook 06 that is the same on every machine."""
+                precision: str = "auto", init: str | None = None, source: str = "pairs") -> History:
+    """`n2n train --pairs PAIRS` (``source`` 'single': `--single`, notebook 09) into ``checkpoint``
+    (from ``init`` weights if given), unless a finished run with the same steps and start is there;
+    its history. The profile's own step (``train``'s batch and learning rate, not a noise's budget)
+    and ``steps``: a budget for notebooks 06 and 09 that is the same on every machine."""
     base = PROFILES[profile].train
     previous = load_checkpoint(checkpoint) if Path(checkpoint).is_file() else None
     if (previous and previous["finished"] and previous["config"]["train"]["max_steps"] == steps
             and previous["config"].get("init") == init):
         print(f"{Path(checkpoint).name}: already trained ({previous['step']} steps); reusing it")
     else:
-        cli("train", "--pairs", pairs, "--profile", profile, "--steps", steps, "--batch-size", base.batch_size,
+        cli("train", f"--{source}", pairs, "--profile", profile, "--steps", steps, "--batch-size", base.batch_size,
             "--lr", base.lr, "--seed", seed, "--device", device,
             "--precision", precision, "--out", checkpoint, *(["--init", init] if init else []),
             *(["--overwrite"] if previous else []))

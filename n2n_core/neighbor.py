@@ -1,0 +1,149 @@
+"""Neighbor2Neighbor (Huang et al., CVPR 2021): training from single noisy captures, no pairs.
+
+From each noisy crop y two sub-images of half its side are taken: in every 2 x 2 cell of y a random
+pair of neighbouring pixels (sharing an edge; 8 ordered choices per cell), the first pixel going to
+g1(y), the second to g2(y). Two neighbours see nearly the same scene and, where the noise is
+independent between pixels, independent noise: (g1(y), g2(y)) is a Noise2Noise pair at half
+resolution. The network f maps g1(y) to g2(y); since neighbours are close but not equal, that alone
+over-smooths, and a regulariser ties the pair to the full-resolution output f(y), computed without
+gradient and sub-sampled by the same cells:
+
+    loss = mean |f(g1 y) - g2 y|^2 + gamma mean |f(g1 y) - g2 y - (g1 f(y) - g2 f(y))|^2
+
+An ideal denoiser (f(g1 y) = g1 x, f(y) = x) makes the second term the target's noise alone. gamma
+rises linearly from 0 to ``GAMMA`` = 2 over training, as in the authors' code. The same ``fit``
+trains it: a batch (``NeighbourBatch``) carries the sub-images as input and target, and the whole
+crops and their cells, from which ``train.TrainStep`` adds the regulariser. Noise
+correlated between neighbouring pixels (brown noise, demosaiced camera noise) breaks the method: the
+two sub-images then share their noise, and the network learns to keep it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from . import augment
+from .data import list_images
+from .evaluation import center_crop
+from .patches import BatchSource, PairSampler
+
+# the pixels of a 2 x 2 cell, numbered 0 1 / 2 3, and the 8 ordered pairs of neighbours among them
+NEIGHBOURS = torch.tensor([[0, 1], [0, 2], [1, 3], [2, 3], [1, 0], [2, 0], [3, 1], [3, 2]])
+GAMMA = 2.0
+
+
+def draw_cells(n: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """Which pair of neighbours (0..7, ``NEIGHBOURS``) each 2 x 2 cell of n images gives."""
+    if height % 2 or width % 2 or height < 2 or width < 2:
+        raise ValueError(f"Neighbor2Neighbor needs even sides of at least 2 px, got {width}x{height}; use an even "
+                         f"--crop")
+    return torch.randint(0, len(NEIGHBOURS), (n, height // 2, width // 2), generator=generator)
+
+
+def subsample(images: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two sub-images g1, g2 (N x C x H/2 x W/2) of ``images`` (N x C x H x W) for ``cells``."""
+    n, c, h, w = images.shape
+    blocks = images.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h // 2, w // 2, 4)
+    pairs = NEIGHBOURS.to(cells.device)[cells]  # N x H/2 x W/2 x 2: the two pixels of each cell
+    picked = blocks.gather(-1, pairs[:, None].expand(n, c, h // 2, w // 2, 2).to(images.device))
+    return picked[..., 0], picked[..., 1]
+
+
+def gamma(progress: float) -> float:
+    return GAMMA * min(1.0, max(0.0, progress))
+
+
+def nb2nb_loss(output: torch.Tensor, target: torch.Tensor, full_output: torch.Tensor, cells: torch.Tensor,
+               progress: float) -> torch.Tensor:
+    """The loss of the module docstring: ``output`` = f(g1 y), ``target`` = g2 y, ``full_output`` = f(y)."""
+    first, second = subsample(full_output.detach(), cells)
+    residual = output - target
+    return (residual ** 2).mean() + gamma(progress) * ((residual - (first - second)) ** 2).mean()
+
+
+class NeighbourBatch(NamedTuple):
+    """A ``patches.Batch`` (input, target, clean, mask) for Neighbor2Neighbor: the sub-images as input
+    and target, and the whole noisy crops and their cells, from which ``train.TrainStep`` adds the
+    regulariser."""
+    input: torch.Tensor
+    target: torch.Tensor
+    clean: torch.Tensor
+    mask: None
+    full: torch.Tensor
+    cells: torch.Tensor
+
+
+def neighbour_batch(noisy: torch.Tensor, generator: torch.Generator,
+                    clean: torch.Tensor | None = None) -> NeighbourBatch:
+    """A training batch from single noisy crops; ``clean`` (sub-sampled as the input) where it is
+    known, else the target stands in for it."""
+    cells = draw_cells(len(noisy), *noisy.shape[-2:], generator)
+    first, second = subsample(noisy, cells)
+    return NeighbourBatch(first, second, second if clean is None else subsample(clean, cells)[0], None, noisy, cells)
+
+
+class NeighbourSampler(PairSampler):
+    """``PairSampler``'s crops of clean patches with one synthetic noisy capture each, as batches for
+    Neighbor2Neighbor (the clean crop is kept for nothing but its sub-image in ``Batch.clean``)."""
+
+    def __init__(self, patches: torch.Tensor, crop: int, batch_size: int, noise, target: str,
+                 generator: torch.Generator):
+        if target != "nb2nb":
+            raise ValueError(f"NeighbourSampler makes Neighbor2Neighbor batches (target 'nb2nb'), not {target!r}")
+        super().__init__(patches, crop, batch_size, noise, "noisy", generator)
+
+    def sample(self) -> NeighbourBatch:
+        idx = torch.randint(0, len(self.patches), (self.batch_size,), generator=self.generator)
+        clean = self.to_float(augment.random_crops(self.patches[idx], self.crop, self.generator))
+        return neighbour_batch(self.noise(clean, self.noise_generator), self.generator, clean)
+
+
+def sampler_class(target: str) -> type[PairSampler]:
+    """The sampler of synthetic training pairs for ``TrainConfig.target``."""
+    return NeighbourSampler if target == "nb2nb" else PairSampler
+
+
+class SingleCrops(BatchSource):
+    """Batches for Neighbor2Neighbor from single noisy captures (uint8 3 x H x W tensors): a random
+    crop and flip/rotation of images drawn in proportion to their area, then its sub-images."""
+
+    def __init__(self, images: list[torch.Tensor], crop: int, batch_size: int, generator: torch.Generator):
+        self.images, self.crop, self.batch_size, self.generator = images, crop, batch_size, generator
+        self.weights = torch.tensor([float(a.shape[-1] * a.shape[-2]) for a in images])
+
+    def sample(self) -> NeighbourBatch:
+        which = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
+        crops = [augment.random_dihedral(augment.random_crop(self.images[k], self.crop, self.generator),
+                                         self.generator) for k in which.tolist()]
+        return neighbour_batch(self.to_float(torch.stack(crops)), self.generator)
+
+
+def from_single_folder(folder: Path, crop: int, batch_size: int, seed: int, load, error, val_crop: int = 256):
+    """The sampler, validation pairs and description of a folder of single noisy captures (``load``
+    reads one file into uint8, ``error`` is the exception to raise). Every 10th image (at least one)
+    is held out: validation measures f(g1 y) against g2 y on its centre crop, the first term of the
+    loss as a PSNR. It tracks the denoising (below the PSNR against a clean image: g2 y is noisy and
+    a pixel away), and rises and falls with it."""
+    try:
+        files = list_images(folder, recursive=False)
+    except FileNotFoundError as err:
+        raise error(f"{err}; --single takes a folder of noisy images, one capture of each scene") from None
+    images = [load(f) for f in files]
+    for path, image in zip(files, images):
+        if min(image.shape[-2:]) < crop:
+            raise error(f"{path} is {image.shape[-1]}x{image.shape[-2]}, smaller than the {crop}x{crop} training "
+                        f"crop; pass a smaller --crop or remove the image")
+    if len(images) < 2:
+        raise error(f"{folder}: holds {len(images)} image; --single needs at least 2 (one is held out for validation)")
+    held = list(range(len(images) - 1, -1, -min(10, len(images))))
+    train = [image for i, image in enumerate(images) if i not in held]
+    side = min(val_crop, *(min(images[i].shape[-2:]) for i in held)) // 2 * 2
+    val = torch.stack([center_crop(images[i], side) for i in held]).float() / 255.0
+    val_pairs = subsample(val, draw_cells(len(val), side, side, torch.Generator().manual_seed(seed)))
+    sampler = SingleCrops(train, crop, batch_size, torch.Generator().manual_seed(seed))
+    described = {"kind": "single", "path": str(Path(folder).resolve()), "images": len(images),
+                 "validation": f"neighbour sub-images of {len(held)} held-out captures "
+                               f"({', '.join(files[i].name for i in held[:5])}): f(g1 y) against g2 y"}
+    return sampler, val_pairs, described
