@@ -19,14 +19,11 @@ two sub-images then share their noise, and the network learns to keep it.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
 from . import augment
-from .data import list_images
-from .evaluation import center_crop
 from .patches import BatchSource, PairSampler
 
 # the pixels of a 2 x 2 cell, numbered 0 1 / 2 3, and the 8 ordered pairs of neighbours among them
@@ -95,8 +92,7 @@ class NeighbourSampler(PairSampler):
         super().__init__(patches, crop, batch_size, noise, "noisy", generator)
 
     def sample(self) -> NeighbourBatch:
-        idx = torch.randint(0, len(self.patches), (self.batch_size,), generator=self.generator)
-        clean = self.to_float(augment.random_crops(self.patches[idx], self.crop, self.generator))
+        clean = self.clean_crops()
         return neighbour_batch(self.noise(clean, self.noise_generator), self.generator, clean)
 
 
@@ -118,32 +114,3 @@ class SingleCrops(BatchSource):
         crops = [augment.random_dihedral(augment.random_crop(self.images[k], self.crop, self.generator),
                                          self.generator) for k in which.tolist()]
         return neighbour_batch(self.to_float(torch.stack(crops)), self.generator)
-
-
-def from_single_folder(folder: Path, crop: int, batch_size: int, seed: int, load, error, val_crop: int = 256):
-    """The sampler, validation pairs and description of a folder of single noisy captures (``load``
-    reads one file into uint8, ``error`` is the exception to raise). Every 10th image (at least one)
-    is held out: validation measures f(g1 y) against g2 y on its centre crop, the first term of the
-    loss as a PSNR. It tracks the denoising (below the PSNR against a clean image: g2 y is noisy and
-    a pixel away), and rises and falls with it."""
-    try:
-        files = list_images(folder, recursive=False)
-    except FileNotFoundError as err:
-        raise error(f"{err}; --single takes a folder of noisy images, one capture of each scene") from None
-    images = [load(f) for f in files]
-    for path, image in zip(files, images):
-        if min(image.shape[-2:]) < crop:
-            raise error(f"{path} is {image.shape[-1]}x{image.shape[-2]}, smaller than the {crop}x{crop} training "
-                        f"crop; pass a smaller --crop or remove the image")
-    if len(images) < 2:
-        raise error(f"{folder}: holds {len(images)} image; --single needs at least 2 (one is held out for validation)")
-    held = list(range(len(images) - 1, -1, -min(10, len(images))))
-    train = [image for i, image in enumerate(images) if i not in held]
-    side = min(val_crop, *(min(images[i].shape[-2:]) for i in held)) // 2 * 2
-    val = torch.stack([center_crop(images[i], side) for i in held]).float() / 255.0
-    val_pairs = subsample(val, draw_cells(len(val), side, side, torch.Generator().manual_seed(seed)))
-    sampler = SingleCrops(train, crop, batch_size, torch.Generator().manual_seed(seed))
-    described = {"kind": "single", "path": str(Path(folder).resolve()), "images": len(images),
-                 "validation": f"neighbour sub-images of {len(held)} held-out captures "
-                               f"({', '.join(files[i].name for i in held[:5])}): f(g1 y) against g2 y"}
-    return sampler, val_pairs, described

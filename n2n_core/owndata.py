@@ -30,7 +30,7 @@ from . import augment, models, paths
 from .checkpoint import initial_weights, load_checkpoint
 from .config import METHODS, DataConfig, ModelConfig, NoiseConfig, TrainConfig
 from .data import DataSources, list_images, to_uint8
-from .neighbor import from_single_folder, sampler_class
+from .neighbor import SingleCrops, draw_cells, sampler_class, subsample
 from .patches import Batch, BatchSource, build_patch_sets, validation_pairs
 from .images import ImageError, read_image
 from .evaluation import center_crop
@@ -216,10 +216,14 @@ def _from_clean_folder(folder: Path, train_cfg: TrainConfig, noise: NoiseConfig,
     return sampler, val, described
 
 
+def _held_out(count: int) -> list[int]:
+    """The images (pairs, captures) held out for validation: every 10th, the last one at least."""
+    return list(range(count - 1, -1, -min(10, count))) if count > 1 else [0]
+
+
 def _from_pairs(dirs: list, train_cfg: TrainConfig):
     folders, names, first, second = load_pairs(dirs, train_cfg.crop)
-    step = min(10, len(names))  # every 10th pair held out for validation (the last one at least)
-    held = list(range(len(names) - 1, -1, -step)) if len(names) > 1 else [0]
+    held = _held_out(len(names))
     train_idx = [i for i in range(len(names)) if i not in held] or held
     sampler = PairedCrops([first[i] for i in train_idx], [second[i] for i in train_idx], train_cfg.crop,
                           train_cfg.batch_size, torch.Generator().manual_seed(train_cfg.seed))
@@ -229,6 +233,33 @@ def _from_pairs(dirs: list, train_cfg: TrainConfig):
                  "validation": f"second capture of {len(held)} held-out pairs ({', '.join(names[i] for i in held[:5])})"
                                + (" (also trained on)" if train_idx == held else "")}
     return sampler, val, described
+
+
+def _from_single(folder: Path, train_cfg: TrainConfig):
+    """Single noisy captures (Neighbor2Neighbor). Validation measures f(g1 y) against g2 y on the
+    centre crops of held-out captures, the first term of the loss as a PSNR: below the PSNR against
+    a clean image (g2 y is noisy and a pixel away), but it rises and falls with it."""
+    try:
+        files = list_images(folder, recursive=False)
+    except FileNotFoundError as err:
+        raise DataError(f"{err}; --single takes a folder of noisy images, one capture of each scene") from None
+    images = [_load_uint8(f) for f in files]
+    for path, image in zip(files, images):
+        if min(image.shape[-2:]) < train_cfg.crop:
+            raise DataError(f"{path} is {image.shape[-1]}x{image.shape[-2]}, smaller than the {train_cfg.crop}x"
+                            f"{train_cfg.crop} training crop; pass a smaller --crop or remove the image")
+    if len(images) < 2:
+        raise DataError(f"{folder}: holds 1 image; --single needs at least 2 (one is held out for validation)")
+    held = _held_out(len(images))
+    side = min(VAL_CROP, *(min(images[i].shape[-2:]) for i in held)) // 2 * 2
+    val = torch.stack([center_crop(images[i], side) for i in held]).float() / 255.0
+    val_pairs = subsample(val, draw_cells(len(val), side, side, torch.Generator().manual_seed(train_cfg.seed)))
+    sampler = SingleCrops([image for i, image in enumerate(images) if i not in held], train_cfg.crop,
+                          train_cfg.batch_size, torch.Generator().manual_seed(train_cfg.seed))
+    described = {"kind": "single", "path": str(folder.resolve()), "images": len(images),
+                 "validation": f"neighbour sub-images of {len(held)} held-out captures "
+                               f"({', '.join(files[i].name for i in held[:5])}): f(g1 y) against g2 y"}
+    return sampler, val_pairs, described
 
 
 def _from_pickle(path: Path, val_pickle, train_cfg: TrainConfig):
@@ -286,8 +317,7 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
     elif source == "pickle":
         sampler, val, described, train_cfg = _from_pickle(Path(location), val_pickle, train_cfg)
     elif source == "single":
-        sampler, val, described = from_single_folder(Path(location), train_cfg.crop, train_cfg.batch_size,
-                                                     train_cfg.seed, _load_uint8, DataError, VAL_CROP)
+        sampler, val, described = _from_single(Path(location), train_cfg)
     else:
         raise ValueError(f"unknown source {source!r}; choose clean, pairs, pickle or single")
 
@@ -312,26 +342,3 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
     except ConfigMismatch as err:
         raise DataError(f"{err}, or pass --overwrite") from None
     return OwnRun(net.eval(), history, out, run_config)
-
-
-# ------------------------------------------------------------------ a pairs folder to try it on
-def make_noisy_captures(files: list[str | Path], folder: str | Path, sigma: float = 25.0, seed: int = 0,
-                        capture: int = 0) -> list[Path]:
-    """Write one simulated noisy capture of each image into ``folder`` under its name, as a camera
-    would: Gaussian noise of ``sigma`` (0..255 scale), clipped and rounded to 8 bit, PNG. Grey
-    images stay grey. The noise is a function of (seed, image index, capture), so two captures are
-    independent and a rerun writes the same files."""
-    from .images import read_image, write_image
-    from .noise import seeded_generator
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for index, path in enumerate(files):
-        image = read_image(path)
-        gen = seeded_generator(seed, index, 1000 + capture)
-        noise = torch.randn(image.rgb.shape[-2:] if image.grey else image.rgb.shape, generator=gen) * (sigma / 255.0)
-        noisy = image.rgb + (noise.expand_as(image.rgb) if image.grey else noise)
-        image.bits, image.alpha = 8, None  # captures are 8-bit
-        written.append(write_image(image, noisy, folder / f"{Path(path).stem}.png"))
-    return written

@@ -160,9 +160,13 @@ class PairSampler(BatchSource):
                 and state.get("noise_device") == self.device.type:
             self.noise_generator.set_state(state["noise"])  # a GPU run resumed on a GPU draws on
 
-    def sample(self) -> Batch:
+    def clean_crops(self) -> torch.Tensor:
+        """A batch of random crops (and flips) of random patches, float on ``device``."""
         idx = torch.randint(0, len(self.patches), (self.batch_size,), generator=self.generator)
-        clean = self.to_float(augment.random_crops(self.patches[idx], self.crop, self.generator))
+        return self.to_float(augment.random_crops(self.patches[idx], self.crop, self.generator))
+
+    def sample(self) -> Batch:
+        clean = self.clean_crops()
         noisy_input = self.noise(clean, self.noise_generator)
         if self.target == "noisy":
             target, mask = self.noise.draw(clean, self.noise_generator)

@@ -1,12 +1,15 @@
-"""What notebooks 06 (your own data) and 09 (single captures) call: the command line run as a shell runs it, training on a
-folder of noisy pairs unless that run is already there, and the PSNR of denoised files against
-their clean originals. The notebook holds no logic of its own; each step is one call here."""
+"""What notebooks 06 (your own data) and 09 (single captures) call: simulated noisy captures of
+photographs, the command line run as a shell runs it, training on a folder of noisy pairs (or
+single captures) unless that run is already there, and the PSNR of denoised files against their
+clean originals. The notebooks hold no logic of their own; each step is one call here."""
 from __future__ import annotations
 
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from .checkpoint import load_checkpoint, load_model
 from .config import PROFILES
@@ -105,3 +108,25 @@ def tile_gap(checkpoint: Path, noisy_file: Path, clean_file: Path, device: str =
     tiled = float(psnr(denoise_tensor(model, noisy, tile=tile, overlap=overlap, device=run_on, precision=fmt), clean))
     print(f"whole {whole:.4f} dB, tiles of {tile}: {tiled:.4f} dB, difference {abs(whole - tiled):.4f} dB")
     return abs(whole - tiled)
+
+
+def make_noisy_captures(files: list[str | Path], folder: str | Path, sigma: float = 25.0, seed: int = 0,
+                        capture: int = 0) -> list[Path]:
+    """Write one simulated noisy capture of each image into ``folder`` under its name, as a camera
+    would: Gaussian noise of ``sigma`` (0..255 scale), clipped and rounded to 8 bit, PNG. Grey
+    images stay grey. The noise is a function of (seed, image index, capture), so two captures are
+    independent and a rerun writes the same files."""
+    from .images import read_image, write_image
+    from .noise import seeded_generator
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, path in enumerate(files):
+        image = read_image(path)
+        gen = seeded_generator(seed, index, 1000 + capture)
+        noise = torch.randn(image.rgb.shape[-2:] if image.grey else image.rgb.shape, generator=gen) * (sigma / 255.0)
+        noisy = image.rgb + (noise.expand_as(image.rgb) if image.grey else noise)
+        image.bits, image.alpha = 8, None  # captures are 8-bit
+        written.append(write_image(image, noisy, folder / f"{Path(path).stem}.png"))
+    return written
