@@ -78,6 +78,14 @@ def _sources(data_dir: str | Path | None):
     return sources
 
 
+def make_run_config(noise: str, prof: Profile, data: dict) -> dict:
+    """The configuration a run of the shipped ``noise`` weights records, and that its training state
+    must match to be resumed (``data``: the pool's identity, its split and the DataConfig)."""
+    return json.loads(json.dumps({
+        "profile": prof.name, "pretrained": noise, "model": dataclasses.asdict(prof.unet),
+        "noise": dataclasses.asdict(noise_config(noise)), "train": dataclasses.asdict(prof.train), "data": data}))
+
+
 def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: str | Path | None = None,
           device: str = "auto", precision: str = "auto", folder: Path | None = None, progress: bool = True,
           profile_override: Profile | None = None) -> History:
@@ -100,11 +108,9 @@ def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: s
           f"in {time.monotonic() - started:.0f} s")
     train_cfg = prof.train
     model_cfg = prof.unet
-    run_config = json.loads(json.dumps({
-        "profile": prof.name, "pretrained": noise, "model": dataclasses.asdict(model_cfg),
-        "noise": dataclasses.asdict(noise_cfg), "train": dataclasses.asdict(train_cfg),
-        "data": {"pool": _pool_identity(sources.train), "train_images": sets.meta["train_images"],
-                 "val_images": sets.meta["val_images"], "data_config": sets.meta["data_config"]}}))
+    run_config = make_run_config(noise, prof, {
+        "pool": _pool_identity(sources.train), "train_images": sets.meta["train_images"],
+        "val_images": sets.meta["val_images"], "data_config": sets.meta["data_config"]})
     net = models.build(model_cfg, seed=train_cfg.seed)
     sampler = PairSampler(sets.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise_cfg), "noisy",
                           torch.Generator().manual_seed(train_cfg.seed))

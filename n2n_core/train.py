@@ -8,14 +8,14 @@ import datetime
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import checkpoint_precision, load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import DataConfig, TrainConfig
 from .devices import (all_agree, compile_module, describe_device, describe_path, infer, memory_format, precision_dtype,
                       resolve_device, resolve_precision, threads, world)
 from .losses import get_loss
@@ -56,6 +56,7 @@ class ConfigMismatch(ValueError):
 
 # what a resumed run may change without being another run: when checkpoints are written
 _NOT_IDENTITY = ("checkpoint_every_seconds",)
+_DATA_FIELDS = {f.name for f in fields(DataConfig)}
 
 
 def _identity(run_config: dict) -> dict:
@@ -65,6 +66,12 @@ def _identity(run_config: dict) -> dict:
         identity["train"] = {k: v for k, v in run_config["train"].items() if k not in _NOT_IDENTITY}
     if isinstance(run_config.get("noise"), dict):
         identity["noise"] = noise_identity(run_config["noise"])
+    data = run_config.get("data")
+    if isinstance(data, dict) and isinstance(data.get("data_config"), dict):
+        # the evaluation settings that DataConfig held before EvalConfig (test_*, baseline_*) decide
+        # nothing of the training: runs checkpointed before the split resume
+        identity["data"] = {**data, "data_config": {k: v for k, v in data["data_config"].items()
+                                                    if k in _DATA_FIELDS}}
     return identity
 
 

@@ -190,3 +190,21 @@ def test_make_clean_keeps_the_shipped_weights(tmp_path):
     subprocess.run(["make", "-s", "clean"], cwd=tmp_path, check=True, capture_output=True)
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert left == ["Makefile", "checkpoints/README.md", "checkpoints/pretrained/unet_gaussian_blind.pth"]
+
+
+def test_the_committed_training_state_resumes_with_this_code():
+    """`make pretrained` goes on from the state committed under checkpoints/pretrained/ only if the
+    run configuration this code builds matches the one the state recorded (a config refactoring
+    once made every older state refuse to resume)."""
+    from n2n_core.train import _identity
+
+    state_file = pretrained.state_path("gaussian")
+    if not state_file.exists():
+        pytest.skip("the shipped Gaussian run is finished: no training state to resume")
+    stored = load_checkpoint(state_file)["config"]
+    prof = pretrained.profile()
+    data = {**stored["data"], "data_config": dataclasses.asdict(prof.data)}  # the pool: as recorded
+    assert _identity(stored) == _identity(pretrained.make_run_config("gaussian", prof, data))
+    changed = dataclasses.replace(prof, data=dataclasses.replace(prof.data, train_patches=prof.data.train_patches + 1))
+    moved = {**data, "data_config": dataclasses.asdict(changed.data)}
+    assert _identity(stored) != _identity(pretrained.make_run_config("gaussian", changed, moved))
