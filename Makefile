@@ -86,6 +86,11 @@ MINUTES ?=
 pretrained: $(ENV_STAMP)
 	$(PY) -m n2n_core pretrained --noise $(NOISE) $(if $(MINUTES),--max-minutes $(MINUTES),)
 
+## blindcheck: blind against per-level U-Nets at one budget, STEPS=N each (data: N2N_DATA_DIR; reports/blindcheck.md)
+STEPS ?= 5000
+blindcheck: $(ENV_STAMP)
+	$(PY) -m n2n_core.blindcheck --steps $(STEPS)
+
 ## bench: training and inference throughput per setting, against plain float32 (reports/bench.json)
 bench: $(ENV_STAMP)
 	$(PY) -m n2n_core.bench
@@ -103,4 +108,4 @@ clean:
 distclean: clean
 	rm -rf data/downloads $(VENV)
 
-.PHONY: help env all test pretrained bench lab clean distclean
+.PHONY: help env all test pretrained blindcheck bench lab clean distclean

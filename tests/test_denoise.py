@@ -169,4 +169,6 @@ def test_unet_tiles_equal_the_whole_image_borders_included(height, width):
     tiled = denoise_tensor(model, noisy, tile=64, overlap=16)
     levels = ((quantize(whole) - quantize(tiled)).abs() * 255).round()  # whole 8-bit levels (2.0000017 is 2)
     assert float(levels.max()) <= 2, float(levels.max())
-    assert abs(float(psnr(whole, clean)) - float(psnr(tiled, clean))) <= 0.01
+    # tiles of 64 with 16 px of context see less than the U-Net's receptive field: 0.01-0.02 dB here
+    # with the finished shipped weights (0.01 with those of step 39,524); a border bug costs whole dB
+    assert abs(float(psnr(whole, clean)) - float(psnr(tiled, clean))) <= 0.03

@@ -192,19 +192,49 @@ def test_make_clean_keeps_the_shipped_weights(tmp_path):
     assert left == ["Makefile", "checkpoints/README.md", "checkpoints/pretrained/unet_gaussian_blind.pth"]
 
 
-def test_the_committed_training_state_resumes_with_this_code():
-    """`make pretrained` goes on from the state committed under checkpoints/pretrained/ only if the
-    run configuration this code builds matches the one the state recorded (a config refactoring
-    once made every older state refuse to resume)."""
+def test_the_shipped_run_configuration_is_the_one_this_code_builds():
+    """`make pretrained` goes on from a committed training state only if the run configuration this
+    code builds matches the one the run recorded (the shipped weights keep it; a config refactoring
+    once made the committed state refuse to resume, 'differs in: data')."""
     from n2n_core.train import _identity
 
-    state_file = pretrained.state_path("gaussian")
-    if not state_file.exists():
-        pytest.skip("the shipped Gaussian run is finished: no training state to resume")
-    stored = load_checkpoint(state_file)["config"]
+    stored = load_checkpoint(SHIPPED)["config"]
     prof = pretrained.profile()
     data = {**stored["data"], "data_config": dataclasses.asdict(prof.data)}  # the pool: as recorded
     assert _identity(stored) == _identity(pretrained.make_run_config("gaussian", prof, data))
+    # a state written before EvalConfig split from DataConfig recorded the evaluation fields too
+    before = {**data, "data_config": {**data["data_config"], "test_limit": None, "test_crop": None, "test_sets": None,
+                                      "test_repeats": [], "test_limits": [], "baseline_sets": None,
+                                      "baseline_limit": None}}
+    assert _identity({**stored, "data": before}) == _identity(stored)
     changed = dataclasses.replace(prof, data=dataclasses.replace(prof.data, train_patches=prof.data.train_patches + 1))
     moved = {**data, "data_config": dataclasses.asdict(changed.data)}
     assert _identity(stored) != _identity(pretrained.make_run_config("gaussian", changed, moved))
+
+
+# ------------------------------------------------------------------------------ make blindcheck
+def test_blindcheck_trains_blind_and_per_level_runs_and_reports_the_gap(little, data_folder, output_dir):
+    from n2n_core import blindcheck
+
+    noises = blindcheck.run_noises((15.0, 50.0))
+    assert list(noises) == ["blind", "sigma15", "sigma50"]
+    assert noises["blind"].train_sigma_range == (0.0, 50.0)
+    assert noises["sigma15"].train_sigma_range is None and noises["sigma15"].sigma == 15.0
+    with pytest.raises(ValueError, match="sigma 60 is outside the blind range 0-50"):
+        blindcheck.run_noises((25.0, 60.0))
+
+    rows = blindcheck.blind_check(3, (15.0, 50.0), data_folder, device="cpu", progress=False, profile_override=little)
+    assert [r["sigma"] for r in rows] == [15.0, 50.0]
+    for r in rows:
+        assert r["gap"] == pytest.approx(r["blind"] - r["level_specific"], abs=0.011)
+        assert r["holds"] == (r["blind"] >= r["level_specific"] - blindcheck.LIMIT_DB)
+    folder = output_dir / "checkpoints" / "blindcheck" / "3"
+    runs = {name: load_checkpoint(folder / f"unet_{name}.pth") for name in ("blind", "sigma15", "sigma50")}
+    assert all(r["finished"] and r["step"] == 3 for r in runs.values())
+    assert runs["blind"]["config"]["noise"]["train_sigma_range"] == [0.0, 50.0]
+    assert runs["sigma50"]["config"]["noise"]["sigma"] == 50.0
+    report = (output_dir / "reports" / "blindcheck.md").read_text()
+    assert "3 steps each" in report and f"| 50 | {rows[1]['blind']:.2f} |" in report
+    # finished runs are not retrained: the same numbers again
+    assert blindcheck.blind_check(3, (15.0, 50.0), data_folder, device="cpu", progress=False,
+                                  profile_override=little) == rows
