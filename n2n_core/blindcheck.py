@@ -17,13 +17,10 @@ import argparse
 import dataclasses
 import json
 
-import torch
-
-from . import models, paths, pretrained
+from . import paths, pretrained
 from .evaluation import evaluate_sets
-from .noise import NoiseConfig, test_noise, training_noise
-from .patches import PairSampler, build_patch_sets, validation_pairs
-from .train import fit
+from .noise import NoiseConfig
+from .patches import build_patch_sets
 
 LEVELS = (15.0, 25.0, 50.0)
 LIMIT_DB = 0.3  # issue 12: blind within this much of the level-specific model
@@ -54,18 +51,12 @@ def blind_check(steps: int = 5000, levels=LEVELS, data_dir=None, device: str = "
     sets = build_patch_sets(sources, prof.data, train_cfg.seed)
     folder = paths.checkpoint_dir() / "blindcheck" / str(steps)
     trained = {}
+    run_prof, data = dataclasses.replace(prof, train=train_cfg), pretrained.pool_data(sources, sets)
     for name, noise_cfg in run_noises(levels).items():
-        run_config = json.loads(json.dumps({
-            "profile": prof.name, "blindcheck": name, "model": dataclasses.asdict(prof.unet),
-            "noise": dataclasses.asdict(noise_cfg), "train": dataclasses.asdict(train_cfg),
-            "data": {"pool": pretrained._pool_identity(sources.train), "data_config": sets.meta["data_config"]}}))
-        net = models.build(prof.unet, seed=train_cfg.seed)
-        sampler = PairSampler(sets.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise_cfg), "noisy",
-                              torch.Generator().manual_seed(train_cfg.seed))
-        val = validation_pairs(sets.val, test_noise(noise_cfg), train_cfg.seed)
+        run_config = {**pretrained.make_run_config("gaussian", run_prof, data, noise_cfg), "blindcheck": name}
         print(f"{name}: {steps} steps")
-        fit(net, train_cfg, sampler, val, folder / f"unet_{name}.pth", models.model_args(prof.unet), run_config,
-            device=device, progress=progress, precision=precision)
+        net, _ = pretrained.fit_noisy_pairs(run_prof, noise_cfg, sets.train, sets.val, folder / f"unet_{name}.pth",
+                                            run_config, device=device, progress=progress, precision=precision)
         trained[name] = net.eval()
     rows = []
     for level in levels:

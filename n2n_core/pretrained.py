@@ -67,6 +67,12 @@ def _pool_identity(files: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+def pool_data(sources, sets) -> dict:
+    """What a run records of its data: the pool's identity, its split and the DataConfig."""
+    return {"pool": _pool_identity(sources.train), "train_images": sets.meta["train_images"],
+            "val_images": sets.meta["val_images"], "data_config": sets.meta["data_config"]}
+
+
 def _sources(data_dir: str | Path | None):
     from .evaluation import data_sources
 
@@ -78,12 +84,24 @@ def _sources(data_dir: str | Path | None):
     return sources
 
 
-def make_run_config(noise: str, prof: Profile, data: dict) -> dict:
-    """The configuration a run of the shipped ``noise`` weights records, and that its training state
-    must match to be resumed (``data``: the pool's identity, its split and the DataConfig)."""
-    return json.loads(json.dumps({
-        "profile": prof.name, "pretrained": noise, "model": dataclasses.asdict(prof.unet),
-        "noise": dataclasses.asdict(noise_config(noise)), "train": dataclasses.asdict(prof.train), "data": data}))
+def make_run_config(noise: str, prof: Profile, data: dict, noise_cfg: NoiseConfig | None = None) -> dict:
+    """The configuration a run of the shipped ``noise`` weights records and its state must match to resume
+    (``data``: ``pool_data``; ``noise_cfg``: another noise than the shipped one, for `make blindcheck`)."""
+    return json.loads(json.dumps({"profile": prof.name, "pretrained": noise, "model": dataclasses.asdict(prof.unet),
+                                  "noise": dataclasses.asdict(noise_cfg or noise_config(noise)),
+                                  "train": dataclasses.asdict(prof.train), "data": data}))
+
+
+def fit_noisy_pairs(prof: Profile, noise_cfg: NoiseConfig, train_patches, val_patches, path: Path, run_config: dict,
+                    **fit_options) -> tuple[torch.nn.Module, History]:
+    """The profile's U-Net trained by ``fit`` on noisy pairs of ``noise_cfg`` from the patch sets (checkpoint
+    at ``path``, resumed if there); returns the model (the moving average, with ``ema``) and the history."""
+    net = models.build(prof.unet, seed=prof.train.seed)
+    sampler = PairSampler(train_patches, prof.train.crop, prof.train.batch_size, training_noise(noise_cfg), "noisy",
+                          torch.Generator().manual_seed(prof.train.seed))
+    val = validation_pairs(val_patches, test_noise(noise_cfg), prof.train.seed)
+    history = fit(net, prof.train, sampler, val, path, models.model_args(prof.unet), run_config, **fit_options)
+    return net, history
 
 
 def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: str | Path | None = None,
@@ -106,18 +124,10 @@ def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: s
     sets = build_patch_sets(sources, prof.data, prof.train.seed)
     print(f"Cut {len(sets.train)} training and {len(sets.val)} validation patches of {prof.data.patch_size} px "
           f"in {time.monotonic() - started:.0f} s")
-    train_cfg = prof.train
-    model_cfg = prof.unet
-    run_config = make_run_config(noise, prof, {
-        "pool": _pool_identity(sources.train), "train_images": sets.meta["train_images"],
-        "val_images": sets.meta["val_images"], "data_config": sets.meta["data_config"]})
-    net = models.build(model_cfg, seed=train_cfg.seed)
-    sampler = PairSampler(sets.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise_cfg), "noisy",
-                          torch.Generator().manual_seed(train_cfg.seed))
-    val = validation_pairs(sets.val, test_noise(noise_cfg), train_cfg.seed)
-    history = fit(net, train_cfg, sampler, val, state, models.model_args(model_cfg), run_config, device=device,
-                  progress=progress, precision=precision, keep_precision=False,
-                  chunk_seconds=None if max_minutes is None else 60.0 * max_minutes)
+    run_config = make_run_config(noise, prof, pool_data(sources, sets))
+    _, history = fit_noisy_pairs(prof, noise_cfg, sets.train, sets.val, state, run_config, device=device,
+                                 progress=progress, precision=precision, keep_precision=False,
+                                 chunk_seconds=None if max_minutes is None else 60.0 * max_minutes)
     export(noise, folder, data_description=f"{sources.origin}: {len(sources.train)} clean pool images, "
                                          f"{sets.meta['val_images']} of them held out for validation")
     if state.exists():  # (export deletes it when the run is finished)

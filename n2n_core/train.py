@@ -218,9 +218,9 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     val_noisy, val_clean = val_pairs
 
     if state is not None:
-        if _identity(state["config"]) != _identity(run_config) or state["model_args"] != model_args:
-            diff = sorted(k for k in set(state["config"]) | set(run_config)
-                          if state["config"].get(k) != run_config.get(k))
+        stored, wanted = _identity(state["config"]), _identity(run_config)
+        if stored != wanted or state["model_args"] != model_args:
+            diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
             raise ConfigMismatch(f"{checkpoint_path} was trained with another configuration (differs in: "
                              f"{', '.join(diff) or 'model_args'}); delete it to retrain, or choose another path")
         model.load_state_dict(state["model"])

@@ -222,6 +222,12 @@ def test_a_checkpoint_of_another_configuration_is_refused(tmp_path, smooth_patch
     with pytest.raises(ValueError, match=r"differs in: extra\)"):
         _fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path,
              run_config={**RUN_CONFIG, "extra": 1})
+    # a key that differs only where it decides nothing (when checkpoints are written) is not named
+    recorded = {**RUN_CONFIG, "train": dataclasses.asdict(cfg)}
+    _fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, tmp_path / "t.pth", recorded)
+    with pytest.raises(ValueError, match=r"differs in: extra\)"):
+        _fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, tmp_path / "t.pth",
+             run_config={**recorded, "extra": 1, "train": {**recorded["train"], "checkpoint_every_seconds": 1.0}})
     bigger = ModelConfig("resnet", depth=6, width=8)
     with pytest.raises(ValueError, match="model_args"):
         _fit(models.build(bigger, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path,
