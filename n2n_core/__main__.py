@@ -20,10 +20,7 @@ def _speed(args, device):
 
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
-    try:
-        threads(args.threads)
-    except ValueError as error:  # N2N_THREADS that is not a number
-        raise UsageError(str(error)) from None
+    threads(args.threads)  # a ValueError (N2N_THREADS that is not a number) is one line too
     try:
         return resolve_precision(args.precision, device)
     except ValueError as error:
@@ -145,11 +142,12 @@ def _train_in_group(args, distributed_device) -> int:
     from .cli import levels
     from .config import get_profile
     from .noise import NoiseConfig
-    from .owndata import train_own
+    from .owndata import default_checkpoint, train_own
     from .devices import world
+    from .train import resumed_precision
 
     device = distributed_device or _device(args.device)
-    precision = _speed(args, device)  # checks --precision and sets the threads (fit resolves 'auto' again: a resumed run keeps its own)
+    _speed(args, device)  # checks --precision and sets the threads
     profile = get_profile(args.profile)
     if args.val_pickle is not None and args.pickle is None:
         raise UsageError("--val-pickle goes with --pickle")
@@ -159,13 +157,15 @@ def _train_in_group(args, distributed_device) -> int:
             raise UsageError(f"{flag} must be > 0, got {value:g}")
     if args.checkpoint_every is not None and not args.checkpoint_every > 0:
         raise UsageError(f"--checkpoint-every must be > 0 seconds, got {args.checkpoint_every}")
+    source, location = next((name, value) for name, value in (("pairs", args.pairs), ("pickle", args.pickle),
+                                                             ("single", args.single), ("clean", args.clean)) if value)
+    out = args.out or default_checkpoint(args.model, source)
+    precision = resumed_precision(out, args.precision, device, fresh=args.overwrite)  # a resumed run: its own format
     train_cfg = profile.run_settings(args.model, args.noise, args.target, args.seed, max_steps=args.steps,
                                      max_seconds=args.seconds, crop=args.crop, batch_size=args.batch_size, lr=args.lr,
                                      loss=args.loss,
                                      val_every=args.val_every, checkpoint_every_seconds=args.checkpoint_every,
                                      precision=precision)
-    source, location = next((name, value) for name, value in (("pairs", args.pairs), ("pickle", args.pickle),
-                                                             ("single", args.single), ("clean", args.clean)) if value)
     run = train_own(source, location, profile.model(args.model), train_cfg, out=args.out,
                     noise=noise if source == "clean" else None, data_cfg=profile.data, val_pickle=args.val_pickle,
                     overwrite=args.overwrite, device=device, compile_model=args.compile, precision=args.precision,

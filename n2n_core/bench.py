@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
           + ("" if bf16 else " (bf16 rows skipped: emulated, about 10x slower than float32 on such a CPU; "
                              "--bf16 measures them anyway)"))
     if device.type == "cpu":
-        print(f"CPU: {describe_cpu()}; bfloat16 is {'the faster format (AMX)' if fast_bf16(device) else 'not the default here' + (' (native without AMX: measured slower than float32 on such a CPU)' if native else '')}")
+        print(f"CPU: {describe_cpu()}; bfloat16 is {'the default here (measured faster on such a CPU)' if fast_bf16(device) else 'not the default here' + (' (native without AMX on an Intel CPU: measured slower than float32 there)' if native else '')}")
     print(f"fit trains on {describe_path(device, auto, memory_format(device, min(args.crops), auto))} at crop "
           f"{min(args.crops)}; n2n denoise runs on {describe_path(device, auto)}")
     print("matrix product: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rates.items()))

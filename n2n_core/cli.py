@@ -99,8 +99,8 @@ def parser() -> argparse.ArgumentParser:
 def _speed_options(p) -> None:
     """--precision and --threads, shared by denoise, train and eval."""
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="number format of the network: auto (bfloat16 on CPUs with AMX, where `make bench` "
-                        "measured it 2-4x faster; float32 elsewhere), fp32 or bf16")
+                   help="number format of the network: auto (bfloat16 on CPUs with AMX and AMD CPUs with "
+                        "AVX512-BF16, where `make bench` measured it 2-4x faster; float32 elsewhere), fp32 or bf16")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads (default: all cores, one fewer while another process keeps a core busy)")
 

@@ -247,10 +247,10 @@ PROFILES = {
     # the default of `make all`: fixed budgets on a 2-core CPU, trained at the test level (blind
     # training needs a longer budget to match it); small batches, which learned most per second in
     # float32; lr 5e-4, since the paper's 1e-3 diverged at batch 2; step budgets for the U-Nets so
-    # that noisy and clean targets get equal steps. Where bfloat16 is native (AMX) a bigger step
-    # pays: the Gaussian U-Nets take batches of 8 at lr 1e-3, and the ResNet gives them half of its
-    # time, so that `make all` takes no longer there. The measurements behind each choice: README,
-    # "Profiles".
+    # that noisy and clean targets get equal steps. Where bfloat16 is the faster format (AMX, AMD
+    # AVX512-BF16; devices.fast_bf16) a bigger step pays: the Gaussian U-Nets take batches of 8 at
+    # lr 1e-3, and the ResNet gives them half of its time, so that `make all` takes no longer there.
+    # The measurements behind each choice: README, "Profiles".
     "cpu": Profile(
         "cpu",
         DataConfig(),

@@ -17,7 +17,7 @@ import torch
 
 from . import models, paths
 from .capture import CaptureCase, CaptureSampler
-from .checkpoint import load_checkpoint, load_model
+from .checkpoint import load_model
 from .config import METHODS, ModelConfig, Profile, get_profile
 from .paper import TABLE1
 from .neighbor import sampler_class
@@ -26,7 +26,7 @@ from .devices import infer, resolve_device, resolve_precision
 from .evaluation import Evaluation, data_sources, evaluate_run, noise_settings
 from .noise import NoiseConfig, test_noise, training_noise
 from .paths import checkpoint_path, report_path  # noqa: F401 (the notebooks' names)
-from .train import History, fit, run_precision
+from .train import History, fit, resumed_precision
 
 def run_name(model: str, target: str, noise: str | NoiseConfig = "gaussian", loss: str = "l2") -> str:
     """The name of a run of the study (module docstring); ``noise``: a kind or its settings."""
@@ -91,10 +91,8 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     if capture is not None:
         name = f"{model_cfg.name}_capture_{capture.name}"
     path = checkpoint_path(profile.name, name)
-    # the budget may depend on the number format (a bigger step where bfloat16 is native); only
-    # 'auto' needs the checkpoint (a resumed run keeps its format)
-    state = load_checkpoint(path) if precision == "auto" and path.is_file() else None
-    precision = run_precision(state, precision, resolve_device(device))
+    # the budget may depend on the number format (a bigger step where bfloat16 is the faster one)
+    precision = resumed_precision(path, precision, resolve_device(device))
     train_cfg = profile.run_settings(model, noise_cfg.kind, target, seed, max_steps=max_steps, max_seconds=max_seconds,
                                      precision=precision, loss=loss)
     patches = load_patches(profile, seed)

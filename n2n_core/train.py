@@ -156,6 +156,18 @@ def run_precision(state: dict | None, precision: str, device: str | torch.device
     return resolve_precision(precision, device)
 
 
+def resumed_precision(path: str | Path, precision: str, device: str | torch.device, fresh: bool = False) -> str:
+    """``run_precision`` for the run whose checkpoint is, or will be, at ``path``: the format whose
+    budget a resumed run takes ('auto' on a machine with another default keeps the run's own)."""
+    state = None
+    if precision == "auto" and not fresh and Path(path).is_file():
+        try:
+            state = load_checkpoint(path)
+        except ValueError:  # not readable: the run itself says so
+            pass
+    return run_precision(state, precision, device)
+
+
 def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pairs: tuple[torch.Tensor, torch.Tensor],
         checkpoint_path: str | Path, model_args: dict, run_config: dict, device: str = "auto",
         progress: bool = True, precision: str = "auto", compile_model: bool = False,
@@ -170,8 +182,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     order of floating-point sums); rank 0 validates, logs and writes the checkpoint.
 
     ``precision`` is the forward pass's number format: 'fp32', 'bf16' (autocast; weights, optimizer
-    and loss stay float32) or 'auto', bfloat16 where it is the faster format (CPUs with AMX, see
-    ``devices.fast_bf16``), else float32. A resumed run keeps the precision it was started with
+    and loss stay float32) or 'auto', bfloat16 where it is the faster format (CPUs with AMX or an AMD
+    AVX512-BF16, see ``devices.fast_bf16``), else float32. A resumed run keeps the precision it was started with
     unless another is asked for by name; the checkpoint records it. ``compile_model`` trains through torch.compile
     (validation and checkpoints use the plain module, which shares its weights); the first steps
     then wait for the compiler. The sampler draws its batches on ``device`` (``use_device``).

@@ -228,6 +228,32 @@ def test_train_refuses_to_replace_a_finished_checkpoint(own_checkpoint, capsys):
     assert checkpoint.read_bytes() == before
 
 
+def test_train_resumes_in_its_own_format_and_budget_on_a_machine_with_another_default(tmp_path, monkeypatch, capsys):
+    # a run started in float32 (the cpu profile's float32 budget: batch 2, lr 5e-4), resumed with
+    # --precision auto where bfloat16 is the default (its budget: batch 8, lr 1e-3): the same run
+    from conftest import smooth_image, write_png
+    from n2n_core import devices
+
+    clean = tmp_path / "clean"
+    for i in range(3):
+        write_png(clean / f"c{i}.png", smooth_image(100, 100, seed=i))  # the cpu profile cuts 96 px patches
+    out = tmp_path / "run.pth"
+    command = ["train", "--clean", str(clean), "--model", "unet", "--profile", "cpu", "--steps", "2", "--crop", "32",
+               "--val-every", "2", "--out", str(out), "--device", "cpu"]
+    assert main(command + ["--precision", "fp32"]) == 0
+    state = load_checkpoint(out)
+    assert (state["history"]["precision"], state["config"]["train"]["batch_size"]) == ("fp32", 2)
+    torch.save({**state, "finished": False}, out)  # as a run stopped by a chunk's end or Ctrl-C leaves it
+    monkeypatch.setattr(devices, "fast_bf16", lambda device, features=None: True)
+    capsys.readouterr()
+    assert main(command) == 0, capsys.readouterr().err  # was: "trained with another configuration (differs in: train)"
+    assert load_checkpoint(out)["history"]["precision"] == "fp32"
+    # a new run there takes this machine's default, and its budget
+    assert main(command + ["--overwrite"]) == 0
+    state = load_checkpoint(out)
+    assert (state["history"]["precision"], state["config"]["train"]["batch_size"]) == ("bf16", 8)
+
+
 def test_console_script_is_declared():
     import tomllib
     from pathlib import Path

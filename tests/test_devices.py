@@ -100,13 +100,14 @@ def test_a_compiled_model_denoises_like_the_plain_one_at_several_sizes():
 
 
 # ------------------------------------------------------------------------------- precision
-AMX = {"name": "Xeon", "avx2": True, "avx512_bf16": True, "amx_bf16": True}
-AVX512_BF16 = {"name": "Xeon", "avx2": True, "avx512_bf16": True, "amx_bf16": False}
-AVX2 = {"name": "EPYC", "avx2": True, "avx512_bf16": False, "amx_bf16": False}
+AMX = {"name": "Xeon", "vendor": "Intel", "avx2": True, "avx512_bf16": True, "amx_bf16": True}
+AVX512_BF16 = {"name": "Xeon", "vendor": "Intel", "avx2": True, "avx512_bf16": True, "amx_bf16": False}
+AMD_BF16 = {"name": "EPYC", "vendor": "AMD", "avx2": True, "avx512_bf16": True, "amx_bf16": False}
+AVX2 = {"name": "EPYC", "vendor": "AMD", "avx2": True, "avx512_bf16": False, "amx_bf16": False}
 
 
-@pytest.mark.parametrize("features,auto", [(AMX, "bf16"), (AVX512_BF16, "fp32"), (AVX2, "fp32")])
-def test_auto_precision_is_bfloat16_only_where_the_cpu_has_amx(monkeypatch, features, auto):
+@pytest.mark.parametrize("features,auto", [(AMX, "bf16"), (AVX512_BF16, "fp32"), (AMD_BF16, "bf16"), (AVX2, "fp32")])
+def test_auto_precision_is_bfloat16_where_the_cpu_was_measured_faster_in_it(monkeypatch, features, auto):
     monkeypatch.setattr(devices, "cpu_features", lambda: dict(features))
     cpu = torch.device("cpu")
     assert devices.fast_bf16(cpu) == (auto == "bf16")
@@ -127,7 +128,7 @@ def test_the_cpu_description_names_each_feature(monkeypatch):
 
 def test_features_agree_with_torch():
     features = devices.cpu_features()
-    assert set(features) == {"name", "avx2", "avx512_bf16", "amx_bf16"}
+    assert set(features) == {"name", "vendor", "avx2", "avx512_bf16", "amx_bf16"}
     caps = torch.cpu.get_capabilities()
     assert features["avx512_bf16"] == bool(caps["avx512_bf16"]) and features["amx_bf16"] == bool(caps["amx_bf16"])
     assert features["avx2"] == bool(caps["avx2"])

@@ -22,16 +22,19 @@ PHOTO = Path(skimage.data.__file__).parent / "astronaut.png"
 
 
 # ------------------------------------------------------------------------------ the shipped file
-def test_shipped_gaussian_weights_are_small_blind_noise2noise_float16():
-    assert SHIPPED.is_file(), "checkpoints/pretrained/unet_gaussian_blind.pth is part of the repository"
-    assert SHIPPED.stat().st_size <= 4 * 1024 * 1024
-    state = load_checkpoint(SHIPPED)
+@pytest.mark.parametrize("noise,blind", [("gaussian", ("train_sigma_range", [0.0, 50.0])),
+                                         ("poisson", ("train_lam_range", [0.001, 50.0]))])
+def test_shipped_weights_are_small_blind_noise2noise_float16(noise, blind):
+    shipped = pretrained_path(noise)
+    assert shipped.is_file(), f"checkpoints/pretrained/{shipped.name} is part of the repository"
+    assert shipped.stat().st_size <= 4 * 1024 * 1024
+    state = load_checkpoint(shipped)
     assert state["model_args"] == {"name": "unet"}
     assert state["optimizer"] is None and state["ema"] is None  # weights and card data only
     assert {v.dtype for v in state["model"].values()} == {torch.float16}
     config = state["config"]
     assert config["train"]["target"] == "noisy"  # the Noise2Noise claim: no clean target
-    assert config["noise"]["kind"] == "gaussian" and config["noise"]["train_sigma_range"] == [0.0, 50.0]
+    assert config["noise"]["kind"] == noise and config["noise"][blind[0]] == blind[1]
     assert state["pretrained"]["pixels_seen"] == state["step"] * config["train"]["batch_size"] * config["train"]["crop"] ** 2
     assert state["history"]["chunks"] and state["versions"]["torch"]
 
@@ -43,6 +46,20 @@ def test_shipped_weights_denoise_a_photograph_they_never_saw():
     gains = [experiment.denoise_demo(model, clean, sigma, device="cpu", precision="fp32") for sigma in (15.0, 40.0)]
     for demo in gains:  # blind: one model for both levels
         assert demo.psnr_denoised - demo.psnr_noisy >= 5.0, (demo.psnr_noisy, demo.psnr_denoised)
+
+
+def test_shipped_poisson_weights_denoise_a_photograph_at_two_levels():
+    from n2n_core.metrics import psnr
+    from n2n_core.noise import PoissonNoise, seeded_generator
+
+    model = load_model("pretrained:poisson")
+    clean = load_image(PHOTO)[:, 128:384, 128:384]
+    for lam in (30.0, 5.0):  # blind: one model for both levels
+        noisy = PoissonNoise(lam)(clean, seeded_generator(0, int(lam)))
+        with torch.inference_mode():
+            denoised = model(noisy[None])[0]
+        gain = float(psnr(denoised, clean) - psnr(noisy, clean))
+        assert gain >= 5.0, (lam, gain)
 
 
 def test_shipped_names_resolve_and_wrong_ones_say_what_to_do(monkeypatch, tmp_path):
