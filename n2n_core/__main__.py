@@ -166,7 +166,7 @@ def _train_in_group(args, distributed_device) -> int:
                                      loss=args.loss,
                                      val_every=args.val_every, checkpoint_every_seconds=args.checkpoint_every,
                                      precision=precision)
-    run = train_own(source, location, profile.model(args.model), train_cfg, out=args.out,
+    run = train_own(source, location, profile.model(args.model), train_cfg, out=out,
                     noise=noise if source == "clean" else None, data_cfg=profile.data, val_pickle=args.val_pickle,
                     overwrite=args.overwrite, device=device, compile_model=args.compile, precision=args.precision,
                     init=args.init)

@@ -60,8 +60,8 @@ def describe_cpu(features: dict | None = None) -> str:
 
 def fast_bf16(device: torch.device, features: dict | None = None) -> bool:
     """Whether bfloat16 is the faster number format for these networks on ``device``: on CPUs with
-    AMX, and on AMD CPUs with AVX512-BF16 (`make bench` on an AMD EPYC: U-Net training 2.6x, inference
-    1.9x float32's best). On an Intel Xeon with AVX512-BF16 but no AMX, and on GPUs, bfloat16
+    AMX, and on AMD CPUs with AVX512-BF16 (`make bench` on an AMD EPYC: U-Net training 1.8-2.0x and
+    inference 1.6-1.9x float32 in its faster layout, channels_last). On an Intel Xeon with AVX512-BF16 but no AMX, and on GPUs, bfloat16
     autocast measured slower than float32 (README, "Number formats and threads on CPUs")."""
     if device.type != "cpu":
         return False
