@@ -86,10 +86,10 @@ MINUTES ?=
 pretrained: $(ENV_STAMP)
 	$(PY) -m n2n_core pretrained --noise $(NOISE) $(if $(MINUTES),--max-minutes $(MINUTES),)
 
-## blindcheck: blind against per-level U-Nets at one budget, STEPS=N each (data: N2N_DATA_DIR; reports/blindcheck.md)
+## blindcheck: blind against per-level U-Nets at one budget, STEPS=N each, resumable: MINUTES=N per call (data: N2N_DATA_DIR; reports/blindcheck.md)
 STEPS ?= 5000
 blindcheck: $(ENV_STAMP)
-	$(PY) -m n2n_core.blindcheck --steps $(STEPS)
+	$(PY) -m n2n_core.blindcheck --steps $(STEPS) $(if $(MINUTES),--max-minutes $(MINUTES),)
 
 ## bench: training and inference throughput per setting, against plain float32 (reports/bench.json)
 bench: $(ENV_STAMP)

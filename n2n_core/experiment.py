@@ -23,7 +23,7 @@ from .paper import TABLE1
 from .neighbor import sampler_class
 from .patches import PatchSets, build_patch_sets, patch_set_path, validation_pairs
 from .devices import infer, resolve_device, resolve_precision
-from .evaluation import Evaluation, data_sources, evaluate_run, noise_settings
+from .evaluation import Evaluation, data_sources, evaluate_run, noise_from, noise_settings
 from .noise import NoiseConfig, test_noise, training_noise
 from .paths import checkpoint_path, report_path  # noqa: F401 (the notebooks' names)
 from .train import History, fit, resumed_precision
@@ -187,7 +187,7 @@ def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | Non
 
 __all__ = ["get_profile", "prepare_patches", "train", "evaluate_run", "record_results", "read_results",
            "checkpoint_path", "report_path", "run_name", "load_model", "train_table_models", "paper_table",
-           "denoise_demo", "resolve_device", "resolve_precision"]
+           "denoise_demo", "demo_noise", "demo_range", "resolve_device", "resolve_precision"]
 
 
 # --------------------------------------------------------------------------------- figures
@@ -261,27 +261,41 @@ class Demo:
     psnr_denoised: float
 
 
-def denoise_demo(model: torch.nn.Module, clean: torch.Tensor, sigma: float, seed: int = 0, device: str = "auto",
-                 precision: str = "auto") -> Demo:
-    """Gaussian noise of ``sigma`` (0..255 scale; a function of ``seed``) added to a clean 3 x H x W
-    image in [0, 1], denoised by ``model`` whole (notebook 00)."""
+def demo_noise(checkpoint: dict, level: float | None = None) -> NoiseConfig:
+    """The noise a checkpoint (``load_checkpoint``'s dict) was trained on, at its test level or at
+    ``level`` (notebook 00: the shipped Gaussian weights give sigma 25, the Poisson ones lambda 30)."""
+    noise = noise_from(checkpoint.get("config", {}).get("noise"))
+    return noise if level is None else noise.at_level(level)
+
+
+def demo_range(noise: NoiseConfig) -> tuple[float, float]:
+    """The levels a demo's slider offers: the blind training range of ``noise``, else the paper's."""
+    return noise.train_range() or noise.noise_type.paper_range
+
+
+def denoise_demo(model: torch.nn.Module, clean: torch.Tensor, level: float, seed: int = 0, device: str = "auto",
+                 precision: str = "auto", noise: NoiseConfig | None = None) -> Demo:
+    """Noise of ``noise``'s kind (default Gaussian) at ``level`` (its test level's scale, e.g. sigma
+    on 0..255; a function of ``seed``) added to a clean 3 x H x W image in [0, 1], denoised by
+    ``model`` whole (notebook 00)."""
     from .denoise import denoise_tensor
     from .metrics import psnr
-    from .noise import GaussianNoise, seeded_generator
+    from .noise import seeded_generator
 
     device = resolve_device(device)
-    noisy = GaussianNoise(sigma)(clean, seeded_generator(seed, 0))
+    noisy = test_noise((noise or NoiseConfig()).at_level(level))(clean, seeded_generator(seed, 0))
     denoised = denoise_tensor(model, noisy, tile=0, device=device, precision=resolve_precision(precision, device))
     return Demo(clean, noisy, denoised, float(psnr(noisy, clean)), float(psnr(denoised, clean)))
 
 
-def show_demo(model: torch.nn.Module, clean: torch.Tensor, sigma: float, seed: int = 0, device: str = "auto",
-              precision: str = "auto", save: str | Path | None = None) -> Demo:
+def show_demo(model: torch.nn.Module, clean: torch.Tensor, level: float, seed: int = 0, device: str = "auto",
+              precision: str = "auto", save: str | Path | None = None, noise: NoiseConfig | None = None) -> Demo:
     """``denoise_demo`` drawn (``plots.demo_figure``): clean, noisy and denoised side by side with
     their PSNRs, saved to ``save`` when given (notebook 00 calls it, and its slider calls it again)."""
     from .plots import demo_figure
 
-    demo = denoise_demo(model, clean, sigma, seed=seed, device=device, precision=precision)
-    demo_figure([("clean", demo.clean), (f"noisy, sigma {sigma:g}: {demo.psnr_noisy:.2f} dB", demo.noisy),
+    demo = denoise_demo(model, clean, level, seed=seed, device=device, precision=precision, noise=noise)
+    symbol = (noise or NoiseConfig()).noise_type.symbol
+    demo_figure([("clean", demo.clean), (f"noisy, {symbol} {level:g}: {demo.psnr_noisy:.2f} dB", demo.noisy),
                  (f"denoised: {demo.psnr_denoised:.2f} dB", demo.denoised)], save)
     return demo

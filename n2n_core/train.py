@@ -75,6 +75,11 @@ def _identity(run_config: dict) -> dict:
     return identity
 
 
+def same_run(config: dict, other: dict) -> bool:
+    """Whether two recorded run configurations are the same training (what resuming requires)."""
+    return _identity(config) == _identity(other)
+
+
 def learning_rate(base: float, progress: float, rampdown: float) -> float:
     """Constant, then the paper's smooth ramp-down to zero over the last ``rampdown`` fraction:
     base * (0.5 + cos(pi t) / 2)^2 with t going from 0 to 1."""

@@ -16,6 +16,8 @@ from n2n_core import experiment, load_model, pretrained
 from n2n_core.__main__ import main
 from n2n_core.checkpoint import initial_weights, load_checkpoint, pretrained_path, resolve_checkpoint
 from n2n_core.data import load_image
+from n2n_core.evaluation import evaluate_sets
+from n2n_core.noise import NoiseConfig
 
 SHIPPED = pretrained_path("gaussian")
 PHOTO = Path(skimage.data.__file__).parent / "astronaut.png"
@@ -48,18 +50,20 @@ def test_shipped_weights_denoise_a_photograph_they_never_saw():
         assert demo.psnr_denoised - demo.psnr_noisy >= 5.0, (demo.psnr_noisy, demo.psnr_denoised)
 
 
-def test_shipped_poisson_weights_denoise_a_photograph_at_two_levels():
-    from n2n_core.metrics import psnr
-    from n2n_core.noise import PoissonNoise, seeded_generator
-
+def test_shipped_poisson_weights_denoise_a_photograph_at_two_levels(tmp_path):
     model = load_model("pretrained:poisson")
+    noise = experiment.demo_noise(load_checkpoint("pretrained:poisson"))  # notebook 00's noise for these weights
+    assert noise.kind == "poisson" and noise.level == 30.0 and experiment.demo_range(noise) == (0.001, 50.0)
     clean = load_image(PHOTO)[:, 128:384, 128:384]
     for lam in (30.0, 5.0):  # blind: one model for both levels
-        noisy = PoissonNoise(lam)(clean, seeded_generator(0, int(lam)))
-        with torch.inference_mode():
-            denoised = model(noisy[None])[0]
-        gain = float(psnr(denoised, clean) - psnr(noisy, clean))
-        assert gain >= 5.0, (lam, gain)
+        demo = experiment.show_demo(model, clean, lam, device="cpu", precision="fp32", noise=noise,
+                                    save=tmp_path / f"lam{lam:g}.png")
+        assert demo.psnr_denoised - demo.psnr_noisy >= 5.0, (lam, demo.psnr_noisy, demo.psnr_denoised)
+        assert (tmp_path / f"lam{lam:g}.png").is_file()
+    # the noise is Poisson's: the same draw as PoissonNoise at that level, not Gaussian
+    poisson = experiment.denoise_demo(torch.nn.Identity(), clean, 5.0, noise=noise, device="cpu", precision="fp32")
+    gaussian = experiment.denoise_demo(torch.nn.Identity(), clean, 5.0, device="cpu", precision="fp32")
+    assert poisson.psnr_noisy < 20.0 < gaussian.psnr_noisy
 
 
 def test_shipped_names_resolve_and_wrong_ones_say_what_to_do(monkeypatch, tmp_path):
@@ -255,3 +259,37 @@ def test_blindcheck_trains_blind_and_per_level_runs_and_reports_the_gap(little, 
     # finished runs are not retrained: the same numbers again
     assert blindcheck.blind_check(3, (15.0, 50.0), data_folder, device="cpu", progress=False,
                                   profile_override=little) == rows
+
+
+def test_blindcheck_at_the_shipped_budget_measures_the_shipped_weights_and_goes_on_in_chunks(
+        little, data_folder, output_dir, tmp_path):
+    from n2n_core import blindcheck
+
+    ship = tmp_path / "ship"
+    pretrained.train("gaussian", data_dir=data_folder, folder=ship, profile_override=little, progress=False,
+                     device="cpu")
+    steps = little.train.max_steps
+    # a chunk of (almost) no time: the level run stops after one step, no report yet
+    assert blindcheck.blind_check(steps, (50.0,), data_folder, device="cpu", progress=False, profile_override=little,
+                                  max_minutes=1e-6, shipped_folder=ship) is None
+    folder = output_dir / "checkpoints" / "blindcheck" / str(steps)
+    state = load_checkpoint(folder / "unet_sigma50.pth")
+    assert state["step"] == 1 and not state["finished"]
+    assert not (output_dir / "reports" / "blindcheck.md").exists()
+    with pytest.raises(ValueError, match="--max-minutes must be > 0, got 0"):
+        blindcheck.blind_check(steps, (50.0,), data_folder, profile_override=little, max_minutes=0)
+    # the same call goes on, and the blind row is the shipped weights, not a new run
+    rows = blindcheck.blind_check(steps, (50.0,), data_folder, device="cpu", progress=False, profile_override=little,
+                                  shipped_folder=ship)
+    assert load_checkpoint(folder / "unet_sigma50.pth")["finished"] and not (folder / "unet_blind.pth").exists()
+    shipped = evaluate_sets(load_model(pretrained_path("gaussian", ship)), pretrained._sources(data_folder), ["kodak"],
+                            NoiseConfig(kind="gaussian", sigma=50.0), precision="fp32")["kodak"]
+    assert rows[0]["blind"] == round(shipped.psnr, 2)
+    assert "The blind model is the shipped weights" in (output_dir / "reports" / "blindcheck.md").read_text()
+    assert json.loads((output_dir / "reports" / "blindcheck.json").read_text())["blind_is_shipped"] is True
+    # weights of another recipe (here: another budget) are not taken for the blind run
+    other = blindcheck.blind_check(steps - 1, (50.0,), data_folder, device="cpu", progress=False,
+                                   profile_override=little, shipped_folder=ship)
+    assert (output_dir / "checkpoints" / "blindcheck" / str(steps - 1) / "unet_blind.pth").exists()
+    assert len(other) == 1 and not json.loads((output_dir / "reports" / "blindcheck.json").read_text())[
+        "blind_is_shipped"]
