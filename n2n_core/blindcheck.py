@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 
 from . import paths, pretrained
 from .checkpoint import load_checkpoint, load_model, pretrained_path
 from .evaluation import evaluate_sets
+from .interrupts import TrainingInterrupted
 from .noise import NoiseConfig
 from .patches import build_patch_sets
 from .train import same_run
@@ -143,6 +145,9 @@ def main(argv=None) -> None:
         blind_check(args.steps, tuple(args.levels), args.data_dir, args.device, max_minutes=args.max_minutes)
     except (ValueError, pretrained.PretrainedError) as err:
         raise SystemExit(f"blindcheck: {err}") from None
+    except TrainingInterrupted as stop:  # Ctrl-C or SIGTERM: fit wrote a checkpoint at the step it stopped at
+        print(f"blindcheck: {stop}; {stop.checkpoint} holds it, the same command goes on from there", file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
 
 
 if __name__ == "__main__":

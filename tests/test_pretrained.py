@@ -293,3 +293,18 @@ def test_blindcheck_at_the_shipped_budget_measures_the_shipped_weights_and_goes_
     assert (output_dir / "checkpoints" / "blindcheck" / str(steps - 1) / "unet_blind.pth").exists()
     assert len(other) == 1 and not json.loads((output_dir / "reports" / "blindcheck.json").read_text())[
         "blind_is_shipped"]
+
+
+def test_blindcheck_interrupted_says_where_it_stopped_in_one_line(monkeypatch, capsys, tmp_path):
+    from n2n_core import blindcheck
+    from n2n_core.interrupts import TrainingInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise TrainingInterrupted(2, 123, tmp_path / "unet_sigma50.pth")
+
+    monkeypatch.setattr(blindcheck, "blind_check", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        blindcheck.main(["--steps", "5"])
+    assert stop.value.code == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SIGINT at step 123" in err and "unet_sigma50.pth holds it" in err
