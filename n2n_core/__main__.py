@@ -29,7 +29,7 @@ def _speed(args, device):
 
 def _eval(args) -> int:
     from . import baselines, evaluation, paths
-    from .checkpoint import choose_checkpoint, load_checkpoint, load_model
+    from .checkpoint import choose_checkpoint, load_checkpoint, model_from_state
     from .cli import levels
     from .data import from_image_folders
 
@@ -43,8 +43,8 @@ def _eval(args) -> int:
     if args.checkpoint:
         path = choose_checkpoint(args.checkpoint)
         try:
-            checkpoint_noise = load_checkpoint(path)["config"].get("noise")
-            model = load_model(path, device=device)
+            state = load_checkpoint(path)
+            checkpoint_noise, model = state["config"].get("noise"), model_from_state(state, path, device=device)
         except (ValueError, RuntimeError) as error:
             raise UsageError(str(error) if str(path) in str(error) else f"{path}: {error}") from None
     noise_cfg = evaluation.noise_from(checkpoint_noise, args.noise, **levels(args))

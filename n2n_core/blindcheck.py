@@ -23,7 +23,7 @@ import sys
 import time
 
 from . import paths, pretrained
-from .checkpoint import load_checkpoint, load_model, pretrained_path
+from .checkpoint import load_checkpoint, model_from_state, pretrained_path
 from .evaluation import evaluate_sets
 from .interrupts import TrainingInterrupted
 from .noise import NoiseConfig
@@ -55,7 +55,7 @@ def shipped_blind(run_config: dict, folder=None):
     wanted = {key: value for key, value in run_config.items() if key != "blindcheck"}
     if not shipped.get("finished") or not same_run(shipped.get("config", {}), wanted):
         return None
-    return load_model(path)
+    return model_from_state(shipped, path)
 
 
 def blind_check(steps: int = 5000, levels=LEVELS, data_dir=None, device: str = "auto", precision: str = "auto",

@@ -135,9 +135,15 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", expect: str
     float tensor in [0, 1] of any H and W and returns the denoised tensor of the same shape.
     ``path`` may name the shipped weights: ``load_model("pretrained:gaussian")``.
     ``expect`` ('unet' or 'resnet') guards against loading a checkpoint of another architecture."""
+    return model_from_state(load_checkpoint(path), path, device, expect)
+
+
+def model_from_state(state: dict, path: str | Path, device: str | torch.device = "cpu",
+                     expect: str | None = None) -> torch.nn.Module:
+    """``load_model`` for a checkpoint dict already read from ``path`` (named in the errors), so a caller
+    that needs its config too reads the file once."""
     from .models import build
 
-    state = load_checkpoint(path)
     path = resolve_checkpoint(path)
     args = state.get("model_args")
     if not isinstance(args, dict):

@@ -81,6 +81,20 @@ def test_load_model_returns_an_eval_model_that_reproduces_outputs(tmp_path, gene
         assert not torch.allclose(loaded(x), x)  # really the trained weights, not the identity start
 
 
+def test_model_from_a_checkpoint_already_read_is_the_model_and_reads_no_file_again(tmp_path, generator, monkeypatch):
+    net = _trained_like(RESNET).eval()
+    path = _save(tmp_path / "m.pth", net, RESNET)
+    state = load_checkpoint(path)
+    reads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: reads.append(a) or pytest.fail("read the file again"))
+    loaded = checkpoint.model_from_state(state, path)
+    x = torch.rand(1, 3, 16, 16, generator=generator)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), net(x), atol=1e-6) and not loaded.training and not reads
+    with pytest.raises(ValueError, match=r"m\.pth: holds a 'resnet' model, not the 'unet'"):
+        checkpoint.model_from_state(state, path, expect="unet")
+
+
 def test_load_model_of_a_unet(tmp_path, generator):
     cfg = ModelConfig("unet")
     net = models.build(cfg, seed=2).eval()
