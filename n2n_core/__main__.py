@@ -219,8 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as stop:
         if hasattr(stop, "checkpoint"):  # train.TrainingInterrupted: a checkpoint at the current step
-            print(f"interrupted at step {stop.step}: {stop.checkpoint} holds it; the same command resumes from "
-                  f"there", file=sys.stderr)
+            print(stop.resume_hint(), file=sys.stderr)
             return stop.exit_code
         print("interrupted" + (" (a training run resumes from its last checkpoint, if it wrote one)"
                                if command in ("train", "pretrained") else ""), file=sys.stderr)

@@ -146,7 +146,7 @@ def main(argv=None) -> None:
     except (ValueError, pretrained.PretrainedError) as err:
         raise SystemExit(f"blindcheck: {err}") from None
     except TrainingInterrupted as stop:  # Ctrl-C or SIGTERM: fit wrote a checkpoint at the step it stopped at
-        print(f"blindcheck: {stop}; {stop.checkpoint} holds it, the same command goes on from there", file=sys.stderr)
+        print(f"blindcheck: {stop.resume_hint()}", file=sys.stderr)
         raise SystemExit(stop.exit_code) from None
 
 

@@ -17,6 +17,11 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}")
         self.signum, self.step, self.checkpoint, self.exit_code = signum, step, checkpoint, 128 + signum
 
+    def resume_hint(self) -> str:
+        """The one line a command prints for it: where it stopped, and that the same command goes on."""
+        return (f"interrupted at step {self.step}: {self.checkpoint} holds it; the same command resumes from there "
+                f"({signal.Signals(self.signum).name})")
+
 
 @contextlib.contextmanager
 def signals_end_training():

@@ -307,4 +307,5 @@ def test_blindcheck_interrupted_says_where_it_stopped_in_one_line(monkeypatch, c
         blindcheck.main(["--steps", "5"])
     assert stop.value.code == 130
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "SIGINT at step 123" in err and "unet_sigma50.pth holds it" in err
+    assert err.count("\n") == 1 and "interrupted at step 123:" in err and "unet_sigma50.pth holds it" in err
+    assert "the same command resumes" in err and "(SIGINT)" in err
