@@ -163,7 +163,7 @@ def _train_in_group(args, distributed_device) -> int:
     precision = resumed_precision(out, args.precision, device, fresh=args.overwrite)  # a resumed run: its own format
     train_cfg = profile.run_settings(args.model, args.noise, args.target, args.seed, max_steps=args.steps,
                                      max_seconds=args.seconds, crop=args.crop, batch_size=args.batch_size, lr=args.lr,
-                                     loss=args.loss,
+                                     loss=args.loss, nb2nb_gamma=args.nb2nb_gamma,
                                      val_every=args.val_every, checkpoint_every_seconds=args.checkpoint_every,
                                      precision=precision)
     run = train_own(source, location, profile.model(args.model), train_cfg, out=out,

@@ -184,6 +184,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--val-every", type=int, help="validate every N steps")
+    p.add_argument("--nb2nb-gamma", type=float, metavar="GAMMA",
+                   help="Neighbor2Neighbor (--single): the regulariser's final weight (the profile's: 1 in cpu, for "
+                        "short runs; the authors' 2 for long ones)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="start from these weights instead of random ones (fine-tuning): a .pth of the same "

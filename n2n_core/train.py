@@ -21,7 +21,7 @@ from .devices import (all_agree, compile_module, describe_device, describe_path,
 from .losses import get_loss
 from .interrupts import TrainingInterrupted, signals_end_training
 from .metrics import psnr
-from .neighbor import NeighbourBatch, nb2nb_loss
+from .neighbor import GAMMA, NeighbourBatch, nb2nb_loss
 from .noise import noise_identity
 from .patches import BatchSource
 from .paths import ensure_writable_file
@@ -57,13 +57,18 @@ class ConfigMismatch(ValueError):
 # what a resumed run may change without being another run: when checkpoints are written
 _NOT_IDENTITY = ("checkpoint_every_seconds",)
 _DATA_FIELDS = {f.name for f in fields(DataConfig)}
+# a checkpoint written before a TrainConfig field existed trained with its default
+_TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 
 def _identity(run_config: dict) -> dict:
     identity = dict(run_config)
     identity.pop("method", None)  # the training's target says it (checkpoints from before it was recorded resume)
     if isinstance(run_config.get("train"), dict):
-        identity["train"] = {k: v for k, v in run_config["train"].items() if k not in _NOT_IDENTITY}
+        train = {**_TRAIN_DEFAULTS, **run_config["train"]}
+        if train["target"] != "nb2nb":  # the Neighbor2Neighbor regulariser's weight decides nothing else
+            train.pop("nb2nb_gamma")
+        identity["train"] = {k: v for k, v in train.items() if k not in _NOT_IDENTITY}
     if isinstance(run_config.get("noise"), dict):
         identity["noise"] = noise_identity(run_config["noise"])
     data = run_config.get("data")
@@ -105,9 +110,10 @@ class TrainStep:
     in float32 whatever ``amp_dtype`` is."""
 
     def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, device: torch.device,
-                 layout: torch.memory_format = torch.channels_last, amp_dtype: torch.dtype | None = None):
+                 layout: torch.memory_format = torch.channels_last, amp_dtype: torch.dtype | None = None,
+                 nb2nb_gamma: float = GAMMA):
         self.net, self.optimizer, self.loss_fn, self.device = net, optimizer, loss_fn, device
-        self.layout, self.amp_dtype = layout, amp_dtype
+        self.layout, self.amp_dtype, self.nb2nb_gamma = layout, amp_dtype, nb2nb_gamma
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
@@ -125,7 +131,8 @@ class TrainStep:
         if not isinstance(batch, NeighbourBatch):
             loss = self.loss_fn(output.float(), target, mask, progress)  # the loss in float32
         else:
-            loss = nb2nb_loss(output.float(), target, full.float(), batch.cells[share].to(self.device), progress)
+            loss = nb2nb_loss(output.float(), target, full.float(), batch.cells[share].to(self.device), progress,
+                              self.nb2nb_gamma)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -267,7 +274,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
         history.val_psnr_input = float(psnr(val_noisy, val_clean).mean())
     share = slice(rank * cfg.batch_size // size, (rank + 1) * cfg.batch_size // size)
 
-    train_step = TrainStep(net, optimizer, loss_fn, device, layout, precision_dtype(precision))
+    train_step = TrainStep(net, optimizer, loss_fn, device, layout, precision_dtype(precision), cfg.nb2nb_gamma)
 
     def save(finished: bool) -> None:
         if rank != 0:

@@ -63,6 +63,33 @@ def test_the_regulariser_is_zero_for_a_network_that_is_the_identity_on_the_sub_s
         float(main_term))
 
 
+def test_the_regulariser_rises_to_the_configured_weight_and_that_weight_is_part_of_an_nb2nb_run():
+    from n2n_core.config import get_profile
+    from n2n_core.train import _identity
+
+    noisy = torch.rand(2, 3, 16, 16)
+    batch = neighbour_batch(noisy, torch.Generator().manual_seed(0))
+    main_term = float(((batch.input - batch.target) ** 2).mean())
+    loss = {g: float(nb2nb_loss(batch.input, batch.target, batch.full * 0.5, batch.cells, 0.5, final_gamma=g))
+            for g in (0.0, 1.0, 2.0)}
+    assert loss[0.0] == pytest.approx(main_term) and loss[1.0] > loss[0.0]
+    assert loss[2.0] - loss[0.0] == pytest.approx(2 * (loss[1.0] - loss[0.0]), rel=1e-5)  # the weight scales it
+    assert gamma(0.5, 1.0) == 0.5 and gamma(2.0, 1.0) == 1.0
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=f"nb2nb_gamma .*>= 0.*got {bad}"):
+            TrainConfig(target="nb2nb", nb2nb_gamma=bad, max_steps=1)
+    assert get_profile("cpu").train.nb2nb_gamma == 1.0 and get_profile("paper").train.nb2nb_gamma == 2.0
+    # a checkpoint written before the weight was configurable trained with the authors' 2: it resumes
+    # as that, not as a run of another weight; for other targets the weight decides nothing
+    for target, differs in (("nb2nb", True), ("noisy", False)):
+        before = {"train": {k: v for k, v in dataclasses.asdict(TrainConfig(target=target, max_steps=9)).items()
+                            if k != "nb2nb_gamma"}}
+        now = {"train": dataclasses.asdict(TrainConfig(target=target, max_steps=9))}
+        other = {"train": dataclasses.asdict(TrainConfig(target=target, max_steps=9, nb2nb_gamma=1.0))}
+        assert _identity(before) == _identity(now)
+        assert (_identity(before) != _identity(other)) == differs
+
+
 def test_nb2nb_needs_its_own_l2_loss_and_an_even_crop():
     with pytest.raises(ValueError, match="Neighbor2Neighbor.*loss 'l1'"):
         TrainConfig(target="nb2nb", loss="l1", max_steps=1)
@@ -81,11 +108,13 @@ def single_folder(tmp_path):
 def test_train_single_then_denoise_from_the_command_line(single_folder, tmp_path, capsys):
     out = tmp_path / "single.pth"
     assert main(["train", "--single", str(single_folder), "--profile", "smoke", "--steps", "3", "--crop", "32",
-                 "--batch-size", "2", "--val-every", "3", "--out", str(out), "--device", "cpu"]) == 0
+                 "--batch-size", "2", "--val-every", "3", "--out", str(out), "--device", "cpu",
+                 "--nb2nb-gamma", "0.5"]) == 0
     printed = capsys.readouterr().out
     assert f"Wrote {out}: 3 steps" in printed and "neighbour sub-images of 1 held-out capture" in printed
     config = load_checkpoint(out)["config"]
     assert config["method"] == "nb2nb" and config["train"]["target"] == "nb2nb"
+    assert config["train"]["nb2nb_gamma"] == 0.5
     assert config["source"]["kind"] == "single" and config["source"]["images"] == 4
     denoised = tmp_path / "denoised"
     assert main(["denoise", str(single_folder), "--checkpoint", str(out), "--out", str(denoised)]) == 0
