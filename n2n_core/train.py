@@ -8,6 +8,7 @@ import datetime
 import math
 import signal
 import time
+from functools import partial
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .devices import (all_agree, compile_module, describe_device, describe_path,
 from .losses import get_loss
 from .interrupts import TrainingInterrupted, signals_end_training
 from .metrics import psnr
-from .neighbor import GAMMA, NeighbourBatch, nb2nb_loss
+from .neighbor import NeighbourBatch, nb2nb_loss
 from .noise import noise_identity
 from .patches import BatchSource
 from .paths import ensure_writable_file
@@ -57,8 +58,7 @@ class ConfigMismatch(ValueError):
 # what a resumed run may change without being another run: when checkpoints are written
 _NOT_IDENTITY = ("checkpoint_every_seconds",)
 _DATA_FIELDS = {f.name for f in fields(DataConfig)}
-# a checkpoint written before a TrainConfig field existed trained with its default
-_TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
+_TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}  # what runs from before a field trained with
 
 
 def _identity(run_config: dict) -> dict:
@@ -66,9 +66,8 @@ def _identity(run_config: dict) -> dict:
     identity.pop("method", None)  # the training's target says it (checkpoints from before it was recorded resume)
     if isinstance(run_config.get("train"), dict):
         train = {**_TRAIN_DEFAULTS, **run_config["train"]}
-        if train["target"] != "nb2nb":  # the Neighbor2Neighbor regulariser's weight decides nothing else
-            train.pop("nb2nb_gamma")
-        identity["train"] = {k: v for k, v in train.items() if k not in _NOT_IDENTITY}
+        skip = _NOT_IDENTITY + (() if train["target"] == "nb2nb" else ("nb2nb_gamma",))  # Nb2Nb's weight: its own
+        identity["train"] = {k: v for k, v in train.items() if k not in skip}
     if isinstance(run_config.get("noise"), dict):
         identity["noise"] = noise_identity(run_config["noise"])
     data = run_config.get("data")
@@ -103,17 +102,16 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
 class TrainStep:
     """One optimisation step as ``fit`` takes it, and as `make bench` times it: the batch (or this
     process's ``share`` of it) moved to the device in ``layout``, the forward pass under autocast in
-    ``amp_dtype`` (None: float32; ``devices.precision_dtype``), the loss in float32 at the
-    training's ``progress`` (an annealed loss reads it), the backward pass (with loss scaling for
-    float16) and the optimizer step. ``net`` is the module called: the model itself, its
+    ``amp_dtype`` (None: float32; ``devices.precision_dtype``), ``loss_fn`` in float32 at the training's
+    ``progress`` (read by annealed losses, and by ``neighbor.nb2nb_loss``, the loss of Neighbor2Neighbor
+    batches), the backward pass (with loss scaling for float16) and the optimizer step. ``net`` is the module called: the model itself, its
     DistributedDataParallel wrapper and/or its torch.compile'd form; weights and Adam's state stay
     in float32 whatever ``amp_dtype`` is."""
 
     def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, device: torch.device,
-                 layout: torch.memory_format = torch.channels_last, amp_dtype: torch.dtype | None = None,
-                 nb2nb_gamma: float = GAMMA):
+                 layout: torch.memory_format = torch.channels_last, amp_dtype: torch.dtype | None = None):
         self.net, self.optimizer, self.loss_fn, self.device = net, optimizer, loss_fn, device
-        self.layout, self.amp_dtype, self.nb2nb_gamma = layout, amp_dtype, nb2nb_gamma
+        self.layout, self.amp_dtype = layout, amp_dtype
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
@@ -131,8 +129,7 @@ class TrainStep:
         if not isinstance(batch, NeighbourBatch):
             loss = self.loss_fn(output.float(), target, mask, progress)  # the loss in float32
         else:
-            loss = nb2nb_loss(output.float(), target, full.float(), batch.cells[share].to(self.device), progress,
-                              self.nb2nb_gamma)
+            loss = self.loss_fn(output.float(), target, full.float(), batch.cells[share].to(self.device), progress)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -237,7 +234,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
     optimizer = make_optimizer(model, cfg.lr)
     average = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema else None
     sampler.use_device(device)  # before a checkpoint restores its state
-    loss_fn = get_loss(cfg.loss)
+    loss_fn = get_loss(cfg.loss) if cfg.target != "nb2nb" else partial(nb2nb_loss, final_gamma=cfg.nb2nb_gamma)
     history, step, elapsed_before = History(), 0, 0.0
     val_noisy, val_clean = val_pairs
 
@@ -274,7 +271,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pair
         history.val_psnr_input = float(psnr(val_noisy, val_clean).mean())
     share = slice(rank * cfg.batch_size // size, (rank + 1) * cfg.batch_size // size)
 
-    train_step = TrainStep(net, optimizer, loss_fn, device, layout, precision_dtype(precision), cfg.nb2nb_gamma)
+    train_step = TrainStep(net, optimizer, loss_fn, device, layout, precision_dtype(precision))
 
     def save(finished: bool) -> None:
         if rank != 0:

@@ -115,6 +115,12 @@ def test_train_single_then_denoise_from_the_command_line(single_folder, tmp_path
     config = load_checkpoint(out)["config"]
     assert config["method"] == "nb2nb" and config["train"]["target"] == "nb2nb"
     assert config["train"]["nb2nb_gamma"] == 0.5
+    other = tmp_path / "single_gamma0.pth"  # the same run with the regulariser off trains other weights
+    assert main(["train", "--single", str(single_folder), "--profile", "smoke", "--steps", "3", "--crop", "32",
+                 "--batch-size", "2", "--val-every", "3", "--out", str(other), "--device", "cpu",
+                 "--nb2nb-gamma", "0"]) == 0
+    weights, weights_off = load_checkpoint(out)["model"], load_checkpoint(other)["model"]
+    assert any(not torch.equal(weights[k], weights_off[k]) for k in weights)
     assert config["source"]["kind"] == "single" and config["source"]["images"] == 4
     denoised = tmp_path / "denoised"
     assert main(["denoise", str(single_folder), "--checkpoint", str(out), "--out", str(denoised)]) == 0
