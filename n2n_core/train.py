@@ -8,8 +8,8 @@ import datetime
 import math
 import signal
 import time
-from functools import partial
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 
 import torch
