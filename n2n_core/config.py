@@ -261,7 +261,7 @@ PROFILES = {
         "cpu",
         DataConfig(),
         # Neighbor2Neighbor's regulariser at weight 1, not the authors' 2 (meant for 100 epochs): at
-        # these budgets 1 measured best on validation and Kodak (README, "Single captures")
+        # these budgets 1 measured better on Kodak in each of four runs (README, "Single captures")
         TrainConfig(crop=64, batch_size=2, lr=5e-4, max_seconds=300, val_every=500,  # the ResNet's 300 s
                     nb2nb_gamma=1.0),
         # with noisy Bernoulli targets the masked loss sees half of the pixels, so N2N learns more

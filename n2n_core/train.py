@@ -103,10 +103,10 @@ class TrainStep:
     """One optimisation step as ``fit`` takes it, and as `make bench` times it: the batch (or this
     process's ``share`` of it) moved to the device in ``layout``, the forward pass under autocast in
     ``amp_dtype`` (None: float32; ``devices.precision_dtype``), ``loss_fn`` in float32 at the training's
-    ``progress`` (read by annealed losses, and by ``neighbor.nb2nb_loss``, the loss of Neighbor2Neighbor
-    batches), the backward pass (with loss scaling for float16) and the optimizer step. ``net`` is the module called: the model itself, its
-    DistributedDataParallel wrapper and/or its torch.compile'd form; weights and Adam's state stay
-    in float32 whatever ``amp_dtype`` is."""
+    ``progress`` (read by annealed losses and by ``neighbor.nb2nb_loss``, that of Neighbor2Neighbor
+    batches), the backward pass (with loss scaling for float16) and the optimizer step. ``net`` is the
+    module called: the model itself, its DistributedDataParallel wrapper and/or its torch.compile'd
+    form; weights and Adam's state stay in float32 whatever ``amp_dtype`` is."""
 
     def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, device: torch.device,
                  layout: torch.memory_format = torch.channels_last, amp_dtype: torch.dtype | None = None):
