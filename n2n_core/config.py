@@ -54,7 +54,7 @@ class TrainConfig:
     # near what the ramp-down gives at any point of a long run (shipped weights are exported mid-run)
     ema: float | None = None
     # Neighbor2Neighbor (target "nb2nb") only: the regulariser's weight at the end of training (it
-    # rises linearly from 0; ``neighbor``); the authors' 2, 1 in the cpu profile's short runs
+    # rises linearly from 0; ``neighbor``); the authors' 2 (the one place it is set), 1 in the cpu profile
     nb2nb_gamma: float = 2.0
 
     def __post_init__(self):

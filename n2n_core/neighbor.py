@@ -11,9 +11,9 @@ gradient and sub-sampled by the same cells:
     loss = mean |f(g1 y) - g2 y|^2 + gamma mean |f(g1 y) - g2 y - (g1 f(y) - g2 f(y))|^2
 
 An ideal denoiser (f(g1 y) = g1 x, f(y) = x) makes the second term the target's noise alone. gamma
-rises linearly from 0 over training to a final weight, ``TrainConfig.nb2nb_gamma``: the authors'
-``GAMMA`` = 2 (for 100 epochs of ImageNet) by default, 1 in the short runs of the cpu profile, where
-it measured better (README, "Single captures"). The same ``fit``
+rises linearly from 0 over training to a final weight, ``TrainConfig.nb2nb_gamma``: the authors' 2
+(for 100 epochs of ImageNet) by default, 1 in the short runs of the cpu profile, where it measured
+better (README, "Single captures"). The same ``fit``
 trains it: a batch (``NeighbourBatch``) carries the sub-images as input and target, and the whole
 crops and their cells, from which ``train.TrainStep`` adds the regulariser. Noise
 correlated between neighbouring pixels (brown noise, demosaiced camera noise) breaks the method: the
@@ -30,7 +30,6 @@ from .patches import BatchSource, PairSampler
 
 # the pixels of a 2 x 2 cell, numbered 0 1 / 2 3, and the 8 ordered pairs of neighbours among them
 NEIGHBOURS = torch.tensor([[0, 1], [0, 2], [1, 3], [2, 3], [1, 0], [2, 0], [3, 1], [3, 2]])
-GAMMA = 2.0  # the regulariser's final weight in the authors' code
 
 
 def draw_cells(n: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
@@ -50,14 +49,15 @@ def subsample(images: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, 
     return picked[..., 0], picked[..., 1]
 
 
-def gamma(progress: float, final: float = GAMMA) -> float:
+def gamma(progress: float, final: float) -> float:
     """The regulariser's weight at ``progress`` (0..1) of training: linear from 0 to ``final``."""
     return final * min(1.0, max(0.0, progress))
 
 
 def nb2nb_loss(output: torch.Tensor, target: torch.Tensor, full_output: torch.Tensor, cells: torch.Tensor,
-               progress: float, final_gamma: float = GAMMA) -> torch.Tensor:
-    """The loss of the module docstring: ``output`` = f(g1 y), ``target`` = g2 y, ``full_output`` = f(y)."""
+               progress: float, final_gamma: float) -> torch.Tensor:
+    """The loss of the module docstring: ``output`` = f(g1 y), ``target`` = g2 y, ``full_output`` = f(y),
+    the regulariser's weight rising to ``final_gamma``."""
     first, second = subsample(full_output.detach(), cells)
     residual = output - target
     return (residual ** 2).mean() + gamma(progress, final_gamma) * ((residual - (first - second)) ** 2).mean()

@@ -54,12 +54,12 @@ def test_the_regulariser_is_zero_for_a_network_that_is_the_identity_on_the_sub_s
     batch = neighbour_batch(noisy, torch.Generator().manual_seed(0))
     assert torch.equal(batch.full, noisy) and batch.input.shape == (2, 3, 8, 8)
     main_term = ((batch.input - batch.target) ** 2).mean()
-    loss = nb2nb_loss(batch.input, batch.target, batch.full, batch.cells, progress=1.0)  # f = identity
+    loss = nb2nb_loss(batch.input, batch.target, batch.full, batch.cells, progress=1.0, final_gamma=2.0)  # f = id
     assert loss == pytest.approx(float(main_term), rel=1e-6)
-    other = nb2nb_loss(batch.input, batch.target, batch.full * 0.5, batch.cells, progress=1.0)
+    other = nb2nb_loss(batch.input, batch.target, batch.full * 0.5, batch.cells, progress=1.0, final_gamma=2.0)
     assert other > loss  # ... and not for another network
-    assert (gamma(0.0), gamma(0.5), gamma(1.0)) == (0.0, 1.0, 2.0)
-    assert nb2nb_loss(batch.input, batch.target, batch.full * 0.5, batch.cells, progress=0.0) == pytest.approx(
+    assert (gamma(0.0, 2.0), gamma(0.5, 2.0), gamma(1.0, 2.0)) == (0.0, 1.0, 2.0)
+    assert nb2nb_loss(batch.input, batch.target, batch.full * 0.5, batch.cells, 0.0, 2.0) == pytest.approx(
         float(main_term))
 
 
