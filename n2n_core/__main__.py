@@ -63,7 +63,8 @@ def _eval(args) -> int:
     sets, repeats = evaluation.plan_sets(sources, args.sets, args.repeats)
     evaluations = evaluation.evaluate_sets(model, sources, sets, noise_cfg, seed=args.seed, device=device,
                                            repeats=repeats, limits={name: args.limit for name in sets},
-                                           label=f"{label} | {noise_cfg.label} | ", precision=precision)
+                                           label=f"{label} | {noise_cfg.label} | ", precision=precision,
+                                           ensemble=args.ensemble)
     if sources.note:
         print(sources.note)
     if args.json:
@@ -99,9 +100,9 @@ def _denoise(args) -> int:
     jobs = plan(args.inputs, args.out, overwrite=args.overwrite, skip_existing=args.skip_existing)
     failures = []
     with output_folder(args.out):
-        print(f"Denoising on {describe_path(device, precision)}")
-        written = denoise_files(model, jobs, tile=args.tile, overlap=args.overlap, device=device,
-                                batch=args.batch or default_batch(device), precision=precision, failures=failures)
+        print(f"Denoising on {describe_path(device, precision)}" + (", x8 self-ensemble" if args.ensemble else ""))
+        written = denoise_files(model, jobs, tile=args.tile, overlap=args.overlap, device=device, precision=precision,
+                                batch=args.batch or default_batch(device), ensemble=args.ensemble, failures=failures)
     print(f"Denoised {len(written)} image(s) into {args.out} with {checkpoint}")
     for _, reason in failures:
         print(f"failed: {reason}", file=sys.stderr)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .augment import SelfEnsemble
 from .data import IMAGE_SUFFIXES
 from .devices import infer
 from .images import ImageError, check_image, read_image, write_image
@@ -191,12 +192,13 @@ def output_folder(out_dir: str | Path):
 def denoise_files(model: torch.nn.Module, jobs: list[Job], tile: int = DEFAULT_TILE,
                   overlap: int = DEFAULT_OVERLAP, device: str | torch.device = "cpu", batch: int = 1,
                   progress: bool = True, precision: str = "fp32",
-                  failures: list[tuple[Path, str]] | None = None) -> list[Path]:
-    """Denoise every job's file into its target; each file is read completely before anything of
-    it is written, and each write is atomic. With a ``failures`` list, a file that cannot be read is
+                  failures: list[tuple[Path, str]] | None = None, ensemble: bool = False) -> list[Path]:
+    """Denoise every job's file into its target (with ``ensemble``, the model's outputs averaged
+    over the 8 flips/rotations, ``augment.SelfEnsemble``); each file is read completely before
+    anything of it is written, and each write is atomic. With a ``failures`` list, a file that cannot be read is
     added to it as (path, message) and the batch goes on; without, the error is raised. A write that
     fails (a full disk) stops the batch with an ImageError: the next ones would fail too."""
-    written = []
+    model, written = SelfEnsemble(model) if ensemble else model, []
     for job in tqdm(jobs, desc="denoise", unit="image", disable=not progress or len(jobs) < 2):
         try:
             image = read_image(job.source)

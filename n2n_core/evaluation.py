@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import paths
+from .augment import SelfEnsemble
 from .config import PAPER_REPEATS, Profile
 from .data import DataSources, find_data, load_image
 from .devices import infer, resolve_device, resolve_precision
@@ -209,16 +210,16 @@ def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = N
 def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: NoiseConfig, seed: int = 0,
                   device: str | torch.device = "auto", repeats: dict[str, int] | None = None,
                   limits: dict[str, int | None] | None = None, crop: int | None = None,
-                  label: str = "", precision: str = "auto") -> dict[str, Evaluation]:
+                  label: str = "", precision: str = "auto", ensemble: bool = False) -> dict[str, Evaluation]:
     """The paper's protocol on the test sets ``names`` of ``sources``: the first ``limits[name]``
     images of each (all without one), ``repeats[name]`` noise draws per image (default 1), cached by
-    weights and protocol. A module runs in ``precision`` (auto, fp32 or bf16). Prints one line per
-    set, after ``label``."""
+    weights and protocol. A module runs in ``precision`` (auto, fp32 or bf16), with ``ensemble`` as
+    an ``augment.SelfEnsemble`` (not the paper's protocol). Prints one line per set, after ``label``."""
     repeats, limits = repeats or {}, limits or {}
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     if isinstance(model, torch.nn.Module):
-        model = model.to(device).eval()
+        model = (SelfEnsemble(model) if ensemble else model).to(device).eval()
     results = {}
     for name in names:
         all_files = sources.test_sets[name]
@@ -226,9 +227,12 @@ def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: Nois
         ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=crop,
                       repeats=repeats.get(name, 1), cache_dir=paths.eval_cache_dir(), precision=precision)
         ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin, available=len(all_files))
+        if isinstance(model, SelfEnsemble):
+            ev.extra["self_ensemble"] = 8
         results[name] = ev
         print(f"{label}{name} ({len(files)} images x {ev.repeats}): PSNR {ev.psnr:.2f} dB, SSIM {ev.ssim:.4f}, "
-              f"noisy input {ev.psnr_input:.2f} dB" + (f" [{ev.precision}]" if ev.precision == "bf16" else ""))
+              f"noisy input {ev.psnr_input:.2f} dB" + (f" [{ev.precision}]" if ev.precision == "bf16" else "")
+              + (" [x8 self-ensemble]" if isinstance(model, SelfEnsemble) else ""))
     return results
 
 

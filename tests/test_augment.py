@@ -4,7 +4,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from n2n_core.augment import dihedral, random_crop, random_crops, random_dihedral
+from n2n_core.augment import (
+    SelfEnsemble,
+    dihedral,
+    random_crop,
+    random_crops,
+    random_dihedral,
+    undo_dihedral,
+)
 
 
 @pytest.fixture
@@ -73,6 +80,38 @@ def test_dihedral_works_on_batches_and_non_square_images(generator):
 def test_dihedral_rejects_a_bad_index(square, index):
     with pytest.raises(ValueError, match=str(index)):
         dihedral(square, index)
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_undo_dihedral_turns_each_transform_back(generator, index):
+    batch = torch.rand(2, 3, 5, 7, generator=generator)  # not square: a wrong rotation changes the shape
+    assert torch.equal(undo_dihedral(dihedral(batch, index), index), batch)
+    with pytest.raises(ValueError, match="8"):
+        undo_dihedral(batch, 8)
+
+
+def test_self_ensemble_of_a_symmetric_model_is_the_model(generator):
+    torch.manual_seed(0)
+    pointwise = torch.nn.Conv2d(3, 3, 1)  # a 1x1 convolution commutes with every flip and rotation
+    x = torch.rand(2, 3, 6, 9, generator=generator)
+    with torch.no_grad():
+        assert torch.allclose(SelfEnsemble(pointwise)(x), pointwise(x), atol=1e-6)
+
+
+def test_self_ensemble_is_the_model_with_its_kernel_averaged_over_the_group(generator):
+    """Turning the input and the output back is turning the kernel: the ensemble of a 3x3 convolution
+    (zero padding treats all sides alike) is the convolution with its kernel's 8 turns averaged."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+    averaged = torch.nn.Conv2d(3, 3, 3, padding=1)
+    with torch.no_grad():
+        averaged.weight.copy_(sum(dihedral(conv.weight, k) for k in range(8)) / 8)
+        averaged.bias.copy_(conv.bias)
+        x = torch.rand(1, 3, 7, 10, generator=generator)
+        ensemble = SelfEnsemble(conv)(x)
+        assert ensemble.shape == x.shape
+        assert torch.allclose(ensemble, averaged(x), atol=1e-5)
+        assert not torch.allclose(ensemble, conv(x), atol=1e-3)  # a real change: the kernel is not symmetric
 
 
 def test_random_dihedral_visits_all_eight(square, generator):

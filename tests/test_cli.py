@@ -46,6 +46,25 @@ def test_eval_a_checkpoint_uses_its_noise_and_writes_json(checkpoint, tmp_path, 
     assert json.loads(out.read_text())["sets"]["kodak"]["psnr"] != stored["sets"]["kodak"]["psnr"]
 
 
+def test_eval_and_denoise_with_the_self_ensemble(checkpoint, eval_data, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    plain, ensemble = tmp_path / "plain.json", tmp_path / "ensemble.json"
+    assert main(["eval", str(checkpoint), "--sets", "kodak", "--json", str(plain)]) == 0
+    assert main(["eval", str(checkpoint), "--sets", "kodak", "--ensemble", "--json", str(ensemble)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("[x8 self-ensemble]") == 1 and "(cached evaluation" not in printed  # its own cache entry
+    a, b = (json.loads(p.read_text())["sets"]["kodak"] for p in (plain, ensemble))
+    assert b["self_ensemble"] == 8 and "self_ensemble" not in a and a["psnr"] != b["psnr"]
+    image = eval_data / "kodak" / "kodim01.png"
+    for flag, out in (([], tmp_path / "once"), (["--ensemble"], tmp_path / "eight")):
+        assert main(["denoise", str(image), "--checkpoint", str(checkpoint), "--out", str(out), *flag]) == 0
+    assert "x8 self-ensemble" in capsys.readouterr().out
+    once, eight = (np.asarray(Image.open(p / "kodim01.png"), dtype=int) for p in (tmp_path / "once", tmp_path / "eight"))
+    assert once.shape == eight.shape and np.abs(once - eight).max() > 0
+
+
 def test_eval_of_the_noisy_input_with_paper_repeats(eval_data, tmp_path, capsys):
     out = tmp_path / "input.json"
     assert main(["eval", "--baseline", "input", "--noise", "gaussian", "--repeats", "paper", "--json", str(out)]) == 0
@@ -63,13 +82,12 @@ def test_eval_of_the_noisy_input_with_paper_repeats(eval_data, tmp_path, capsys)
     (["eval", "--baseline", "input", "--sets", "urban100"], "test set 'urban100' is not available"),
     (["eval", "--baseline", "input", "--sigma", "-5"], "sigma must be >= 0, got -5.0"),
     (["eval", "--baseline", "input", "--limit", "0"], "--limit must be >= 1"),
+    (["eval", "--baseline", "input", "--ensemble"], "argument --ensemble: not allowed with argument --baseline"),
     (["eval", "--baseline", "input", "--device", "cuda:7"], "--device cuda:7"),
 ])
 def test_eval_errors_are_one_line(eval_data, capsys, argv, message, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    _one_line_error(capsys, argv, message)
 
 
 def test_eval_rejects_a_file_that_is_not_a_checkpoint(eval_data, tmp_path, capsys):

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from n2n_core.augment import SelfEnsemble
 from n2n_core.denoise import _spans, check_tiling, denoise_files, denoise_tensor, expand_inputs, plan
 from n2n_core.images import ImageError
 
@@ -152,8 +153,9 @@ def test_denoise_never_writes_through_a_link_in_out(tmp_path, link, capsys):
     assert not (tmp_path / "new").exists() and os.path.islink(out / "b.png")
 
 
-@pytest.mark.parametrize("height,width", [(70, 110), (33, 517), (65, 300)])
-def test_unet_tiles_equal_the_whole_image_borders_included(height, width):
+@pytest.mark.parametrize("height,width,ensemble", [(70, 110, False), (33, 517, False), (65, 300, False),
+                                                   (70, 110, True)])
+def test_unet_tiles_equal_the_whole_image_borders_included(height, width, ensemble):
     """Tiles see the borders and the pooling grid of the whole image (the right and bottom edges used
     to differ by up to 44 levels): shipped weights, a noisy photograph of odd size."""
     import skimage.data
@@ -163,6 +165,7 @@ def test_unet_tiles_equal_the_whole_image_borders_included(height, width):
     from n2n_core.metrics import psnr, quantize
 
     model = load_model("pretrained:gaussian")
+    model = SelfEnsemble(model) if ensemble else model  # which tiles on the U-Net's grid and padding too
     clean = load_image(Path(skimage.data.__file__).parent / "astronaut.png")[:, 100:100 + height, 50:50 + width]
     noisy = clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
     whole = denoise_tensor(model, noisy, tile=0)
