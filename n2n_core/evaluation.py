@@ -218,6 +218,8 @@ def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: Nois
     repeats, limits = repeats or {}, limits or {}
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
+    if ensemble and not isinstance(model, torch.nn.Module):
+        raise ValueError("a self-ensemble averages a network's outputs; a baseline or the noisy input has none")
     if isinstance(model, torch.nn.Module):
         model = (SelfEnsemble(model) if ensemble else model).to(device).eval()
     results = {}

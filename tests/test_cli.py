@@ -65,6 +65,14 @@ def test_eval_and_denoise_with_the_self_ensemble(checkpoint, eval_data, tmp_path
     assert once.shape == eight.shape and np.abs(once - eight).max() > 0
 
 
+def test_the_package_refuses_a_self_ensemble_of_a_baseline(eval_data):
+    from n2n_core.evaluation import data_sources, evaluate_sets
+    from n2n_core.noise import NoiseConfig
+
+    with pytest.raises(ValueError, match="self-ensemble averages a network's outputs"):
+        evaluate_sets(None, data_sources(), ["kodak"], NoiseConfig("gaussian"), device="cpu", ensemble=True)
+
+
 def test_eval_of_the_noisy_input_with_paper_repeats(eval_data, tmp_path, capsys):
     out = tmp_path / "input.json"
     assert main(["eval", "--baseline", "input", "--noise", "gaussian", "--repeats", "paper", "--json", str(out)]) == 0
