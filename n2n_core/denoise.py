@@ -195,9 +195,10 @@ def denoise_files(model: torch.nn.Module, jobs: list[Job], tile: int = DEFAULT_T
                   failures: list[tuple[Path, str]] | None = None, ensemble: bool = False) -> list[Path]:
     """Denoise every job's file into its target (with ``ensemble``, the model's outputs averaged
     over the 8 flips/rotations, ``augment.SelfEnsemble``); each file is read completely before
-    anything of it is written, and each write is atomic. With a ``failures`` list, a file that cannot be read is
-    added to it as (path, message) and the batch goes on; without, the error is raised. A write that
-    fails (a full disk) stops the batch with an ImageError: the next ones would fail too."""
+    anything of it is written, and each write is atomic. With a ``failures`` list, a file that
+    cannot be read is added to it as (path, message) and the batch goes on; without, the error is
+    raised. A write that fails (a full disk) stops the batch with an ImageError: the next ones
+    would fail too."""
     model, written = SelfEnsemble(model) if ensemble else model, []
     for job in tqdm(jobs, desc="denoise", unit="image", disable=not progress or len(jobs) < 2):
         try:
