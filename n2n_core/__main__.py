@@ -140,15 +140,18 @@ def _train(args) -> int:
 
 
 def _train_in_group(args, distributed_device) -> int:
+    from pathlib import Path
+
     from .cli import levels
     from .config import get_profile
     from .noise import NoiseConfig
-    from .owndata import default_checkpoint, train_own
+    from .owndata import default_checkpoint, existing_run, train_own
     from .devices import world
-    from .train import resumed_precision
+    from .runtime import Runtime
+    from .train import resumed_runtime
 
     device = distributed_device or _device(args.device)
-    _speed(args, device)  # checks --precision and sets the threads
+    precision = _speed(args, device)  # checks --precision and sets the threads
     profile = get_profile(args.profile)
     if args.val_pickle is not None and args.pickle is None:
         raise UsageError("--val-pickle goes with --pickle")
@@ -160,17 +163,17 @@ def _train_in_group(args, distributed_device) -> int:
         raise UsageError(f"--checkpoint-every must be > 0 seconds, got {args.checkpoint_every}")
     source, location = next((name, value) for name, value in (("pairs", args.pairs), ("pickle", args.pickle),
                                                              ("single", args.single), ("clean", args.clean)) if value)
-    out = args.out or default_checkpoint(args.model, source)
-    precision = resumed_precision(out, args.precision, device, fresh=args.overwrite)  # a resumed run: its own format
+    out = Path(args.out) if args.out else default_checkpoint(args.model, source)
+    state = existing_run(out, args.overwrite)  # read once: the resume state and the run's own number format
+    rt = resumed_runtime(Runtime(device, precision, chosen=args.precision != "auto", compile=args.compile), state, out)
     train_cfg = profile.run_settings(args.model, args.noise, args.target, args.seed, max_steps=args.steps,
                                      max_seconds=args.seconds, crop=args.crop, batch_size=args.batch_size, lr=args.lr,
                                      loss=args.loss, nb2nb_gamma=args.nb2nb_gamma,
                                      val_every=args.val_every, checkpoint_every_seconds=args.checkpoint_every,
-                                     precision=precision)
+                                     precision=rt.precision)
     run = train_own(source, location, profile.model(args.model), train_cfg, out=out,
                     noise=noise if source == "clean" else None, data_cfg=profile.data, val_pickle=args.val_pickle,
-                    overwrite=args.overwrite, device=device, compile_model=args.compile, precision=args.precision,
-                    init=args.init)
+                    overwrite=args.overwrite, rt=rt, init=args.init, state=state)
     if world()[0] != 0:
         return 0
     h = run.history

@@ -28,6 +28,7 @@ from .evaluation import evaluate_sets
 from .interrupts import TrainingInterrupted
 from .noise import NoiseConfig
 from .patches import build_patch_sets
+from .runtime import runtime
 from .train import same_run
 
 LEVELS = (15.0, 25.0, 50.0)
@@ -79,6 +80,7 @@ def blind_check(steps: int = 5000, levels=LEVELS, data_dir=None, device: str = "
     folder = paths.checkpoint_dir() / "blindcheck" / str(steps)
     trained, unfinished, blind_shipped, trained_here = {}, [], False, False
     run_prof, data = dataclasses.replace(prof, train=train_cfg), pretrained.pool_data(sources, sets)
+    rt = runtime(device, precision)
     for name, noise_cfg in run_noises(levels).items():
         run_config = {**pretrained.make_run_config("gaussian", run_prof, data, noise_cfg), "blindcheck": name}
         if name == "blind" and (shipped := shipped_blind(run_config, shipped_folder)) is not None:
@@ -92,8 +94,8 @@ def blind_check(steps: int = 5000, levels=LEVELS, data_dir=None, device: str = "
             continue
         print(f"{name}: {steps} steps")
         path = folder / f"unet_{name}.pth"
-        net, _ = pretrained.fit_noisy_pairs(run_prof, noise_cfg, sets.train, sets.val, path, run_config,
-                                            device=device, progress=progress, precision=precision, chunk_seconds=left)
+        net, _ = pretrained.fit_noisy_pairs(run_prof, noise_cfg, sets.train, sets.val, path, run_config, rt,
+                                            progress=progress, chunk_seconds=left)
         trained_here = True
         if not load_checkpoint(path)["finished"]:
             unfinished.append(name)

@@ -26,7 +26,8 @@ from .devices import infer, resolve_device, resolve_precision
 from .evaluation import Evaluation, data_sources, evaluate_run, noise_from, noise_settings
 from .noise import NoiseConfig, test_noise, training_noise
 from .paths import checkpoint_path, report_path  # noqa: F401 (the notebooks' names)
-from .train import History, fit, resumed_precision
+from .runtime import runtime
+from .train import History, Job, fit, read_state, resumed_runtime
 
 def run_name(model: str, target: str, noise: str | NoiseConfig = "gaussian", loss: str = "l2") -> str:
     """The name of a run of the study (module docstring); ``noise``: a kind or its settings."""
@@ -91,10 +92,10 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     if capture is not None:
         name = f"{model_cfg.name}_capture_{capture.name}"
     path = checkpoint_path(profile.name, name)
-    # the budget may depend on the number format (a bigger step where bfloat16 is the faster one)
-    precision = resumed_precision(path, precision, resolve_device(device))
+    state = read_state(path)  # once: the resume state, and the number format whose budget a resumed run keeps
+    rt = resumed_runtime(runtime(device, precision, compile=compile_model), state, path)
     train_cfg = profile.run_settings(model, noise_cfg.kind, target, seed, max_steps=max_steps, max_seconds=max_seconds,
-                                     precision=precision, loss=loss)
+                                     precision=rt.precision, loss=loss)
     patches = load_patches(profile, seed)
     run_config = {"profile": profile.name, "method": METHODS[target], "model": dataclasses.asdict(model_cfg),
                   "noise": dataclasses.asdict(noise_cfg), "train": dataclasses.asdict(train_cfg),
@@ -110,8 +111,8 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     run_config = json.loads(json.dumps(run_config))  # tuples -> lists, as a checkpoint round trip gives
     net = models.build(model_cfg, seed=seed)
     val = validation_pairs(patches.val, test_noise(noise_cfg), seed)
-    history = fit(net, train_cfg, sampler, val, path, models.model_args(model_cfg), run_config,
-                  device=device, progress=progress, precision=precision, compile_model=compile_model)
+    history = fit(Job(net, train_cfg, sampler, val, path, models.model_args(model_cfg), run_config), rt, state=state,
+                  progress=progress)
     return TrainedRun(name, net.eval(), history, path, run_config)
 
 

@@ -36,7 +36,8 @@ from .images import ImageError, read_image
 from .evaluation import center_crop
 from .noise import test_noise, training_noise
 from .devices import world
-from .train import ConfigMismatch, History, fit
+from .runtime import Runtime, runtime
+from .train import READ, ConfigMismatch, History, Job, fit
 
 VAL_CROP = 256  # validation uses centre crops of at most this side, to stay cheap
 
@@ -181,12 +182,16 @@ def default_checkpoint(model: str, source: str) -> Path:
     return paths.checkpoint_dir() / f"own_{model}_{source}.pth"
 
 
-def _prepare_checkpoint(out: Path, overwrite: bool) -> None:
-    """Refuse to replace a finished or foreign checkpoint
-    without ``overwrite``; an unfinished one with the same configuration is resumed by ``fit``. With
-    ``overwrite`` the old file stays until the new run writes its first checkpoint (``fit(fresh=True)``)."""
+def existing_run(out: Path, overwrite: bool) -> dict | None:
+    """The checkpoint already at ``out``, read once (None: none there, or ``overwrite``): an unfinished run
+    with the same configuration is resumed by ``fit``; a finished or foreign file is refused without
+    ``overwrite``. With ``overwrite`` the old file stays until the new run writes its first checkpoint."""
+    try:
+        paths.ensure_writable_file(out)  # before reading any data: nothing is trained for a file that cannot be written
+    except ValueError as err:
+        raise DataError(str(err)) from None
     if not out.exists() or overwrite:
-        return
+        return None
     try:
         state = load_checkpoint(out)
     except (ValueError, FileNotFoundError):
@@ -195,6 +200,7 @@ def _prepare_checkpoint(out: Path, overwrite: bool) -> None:
     if state["finished"]:
         raise DataError(f"{out}: already trained ({state['step']} steps); pass --overwrite to train again or "
                         f"choose another --out")
+    return state
 
 
 def _from_clean_folder(folder: Path, train_cfg: TrainConfig, noise: NoiseConfig, data_cfg: DataConfig):
@@ -289,18 +295,18 @@ def _from_pickle(path: Path, val_pickle, train_cfg: TrainConfig):
 
 def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig, out: str | Path | None = None,
               noise: NoiseConfig | None = None, data_cfg: DataConfig | None = None, val_pickle=None,
-              overwrite: bool = False, device: str = "auto", progress: bool = True,
-              compile_model: bool = False, precision: str = "auto", init: str | Path | None = None) -> OwnRun:
+              overwrite: bool = False, rt: Runtime | None = None, progress: bool = True,
+              init: str | Path | None = None, state: dict | None | str = READ) -> OwnRun:
     """Train ``model`` on ``source`` ('clean', 'pairs', 'pickle' or 'single') at ``location`` (a
-    folder, a list of one or two folders, or a pickle file) and return the run; the checkpoint goes
-    to ``out``. Single captures train with Neighbor2Neighbor (``neighbor``).
-    ``init`` starts from the weights of a checkpoint or of the shipped ones (``pretrained:gaussian``)
-    instead of a random initialisation: fine-tuning."""
+    folder, a list of one or two folders, or a pickle file) in the runtime ``rt`` (default: this
+    machine's) and return the run; the checkpoint goes to ``out``. Single captures train with
+    Neighbor2Neighbor (``neighbor``). ``init`` starts from the weights of a checkpoint or of the
+    shipped ones (``pretrained:gaussian``) instead of a random initialisation: fine-tuning.
+    ``state``: the checkpoint at ``out`` as ``existing_run`` read it (by default read here)."""
     out = Path(out) if out is not None else default_checkpoint(model.name, source)
-    try:
-        paths.ensure_writable_file(out)  # before reading any data: nothing is trained for a file that cannot be written
-    except ValueError as err:
-        raise DataError(str(err)) from None
+    if isinstance(state, str):
+        state = existing_run(out, overwrite)
+    rt = rt or runtime()
     if train_cfg.target == "clean" and source != "clean":
         raise DataError("clean targets need clean images: use --clean DIR (with synthetic noise), or --target noisy")
     if source == "single" and train_cfg.target == "noisy":  # one capture of each scene: Neighbor2Neighbor
@@ -321,7 +327,6 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
     else:
         raise ValueError(f"unknown source {source!r}; choose clean, pairs, pickle or single")
 
-    _prepare_checkpoint(out, overwrite)
     net = models.build(model, seed=train_cfg.seed)
     if init is not None:
         try:
@@ -337,8 +342,8 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
         print(f"Training a {model.name} on {described['kind']} data ({described['path']}); validation: "
               f"{described['validation']}; checkpoint {out}")
     try:
-        history = fit(net, train_cfg, sampler, val, out, models.model_args(model), run_config, device=device,
-                      progress=progress, compile_model=compile_model, precision=precision, fresh=overwrite)
+        history = fit(Job(net, train_cfg, sampler, val, out, models.model_args(model), run_config), rt, state=state,
+                      progress=progress)
     except ConfigMismatch as err:
         raise DataError(f"{err}, or pass --overwrite") from None
     return OwnRun(net.eval(), history, out, run_config)

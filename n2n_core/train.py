@@ -17,8 +17,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import checkpoint_precision, load_checkpoint, save_checkpoint
 from .config import DataConfig, TrainConfig
-from .devices import (all_agree, compile_module, describe_device, describe_path, infer, memory_format, precision_dtype,
-                      resolve_device, resolve_precision, threads, world)
+from .devices import all_agree, compile_module, infer, threads, world
 from .losses import get_loss
 from .interrupts import TrainingInterrupted, signals_end_training
 from .metrics import psnr
@@ -26,6 +25,7 @@ from .neighbor import NeighbourBatch, nb2nb_loss
 from .noise import noise_identity
 from .patches import BatchSource
 from .paths import ensure_writable_file
+from .runtime import Runtime
 
 
 @dataclass
@@ -38,7 +38,7 @@ class History:
     val_psnr: list[float] = field(default_factory=list)
     val_psnr_input: float | None = None
     precision: str = "fp32"  # the forward pass's number format, 'fp32' or 'bf16'
-    hardware: str | None = None  # where it trained (last), e.g. 'Intel Xeon (AVX2, AVX512-BF16, no AMX)'
+    hardware: str | None = None  # where it trained (last): the CPU's name and features, or the GPU's name
     # one entry per call of fit that trained: steps, seconds, date, hardware and precision (a run
     # resumed over several sessions and machines says where each part ran)
     chunks: list[dict] = field(default_factory=list)
@@ -157,190 +157,268 @@ def validate(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, d
     return float(torch.cat(values).mean())
 
 
-def run_precision(state: dict | None, precision: str, device: str | torch.device) -> str:
-    """The number format a run trains in: ``precision`` resolved on ``device``, except that 'auto'
-    keeps the one a run's checkpoint (``state``, None if there is none) was started in."""
-    if precision == "auto" and state is not None:
-        precision = checkpoint_precision(state)
-    return resolve_precision(precision, device)
+READ = "read"  # fit's default ``state``: read the checkpoint at the job's path, if there is one
 
 
-def resumed_precision(path: str | Path, precision: str, device: str | torch.device, fresh: bool = False) -> str:
-    """``run_precision`` for the run whose checkpoint is, or will be, at ``path``: the format whose
-    budget a resumed run takes ('auto' on a machine with another default keeps the run's own)."""
-    state = None
-    if precision == "auto" and not fresh and Path(path).is_file():
-        try:
-            state = load_checkpoint(path)
-        except ValueError:  # not readable: the run itself says so
-            pass
-    return run_precision(state, precision, device)
+@dataclass
+class Job:
+    """What one run trains, as ``fit`` takes it: the network (built and seeded by the caller), the
+    training settings, the source of batches, the validation pairs (noisy input, clean or reference
+    image), the checkpoint's path, the model's arguments (``models.model_args``) and the run's
+    configuration, which the checkpoint records and a resumed run must match."""
+    model: torch.nn.Module
+    cfg: TrainConfig
+    sampler: BatchSource
+    val_pairs: tuple[torch.Tensor, torch.Tensor]
+    checkpoint: Path
+    model_args: dict
+    config: dict
 
 
-def fit(model: torch.nn.Module, cfg: TrainConfig, sampler: BatchSource, val_pairs: tuple[torch.Tensor, torch.Tensor],
-        checkpoint_path: str | Path, model_args: dict, run_config: dict, device: str = "auto",
-        progress: bool = True, precision: str = "auto", compile_model: bool = False,
-        chunk_seconds: float | None = None, keep_precision: bool = True, fresh: bool = False) -> History:
-    """Train ``model`` in place and return its History; the checkpoint at ``checkpoint_path`` is
-    written every ``cfg.checkpoint_every_seconds`` and at the end. If it exists, training resumes
-    from it (same ``run_config`` required), and a finished run returns at once.
+def read_state(path: str | Path, fresh: bool = False) -> dict | None:
+    """The checkpoint of the run at ``path``, read once for all that resuming needs (weights, state,
+    the number format and so the budget); None for a new run (no file, or ``fresh``)."""
+    path = Path(path)
+    return load_checkpoint(path) if not fresh and path.exists() else None
 
-    Under torch.distributed (``torchrun``), the model is wrapped in DistributedDataParallel. Every
-    process draws the same global batch of ``cfg.batch_size`` crops from the same seed and trains on
-    its own slice of it, so the run equals a single process with the same global batch (up to the
-    order of floating-point sums); rank 0 validates, logs and writes the checkpoint.
 
-    ``precision`` is the forward pass's number format: 'fp32', 'bf16' (autocast; weights, optimizer
-    and loss stay float32) or 'auto', bfloat16 where it is the faster format (CPUs with AMX or an AMD
-    AVX512-BF16, see ``devices.fast_bf16``), else float32. A resumed run keeps the precision it was started with
-    unless another is asked for by name; the checkpoint records it. ``compile_model`` trains through torch.compile
-    (validation and checkpoints use the plain module, which shares its weights); the first steps
-    then wait for the compiler. The sampler draws its batches on ``device`` (``use_device``).
+def resumed_runtime(runtime: Runtime, state: dict | None, path: str | Path) -> Runtime:
+    """The runtime a run resumed from ``state`` (None: a new run) trains in: the number format it
+    was started in, unless one was named (``Runtime.chosen``); a named other format is refused for
+    an unfinished run, whose budget and curve belong to its own."""
+    if state is None:
+        return runtime
+    recorded = checkpoint_precision(state)
+    if not runtime.chosen:
+        return runtime.with_precision(recorded)
+    if not state["finished"] and runtime.precision != recorded:
+        raise ConfigMismatch(f"{path} was started in precision {recorded}, not {runtime.precision}; resume it with "
+                             f"precision auto or {recorded}, or choose another path")
+    return runtime
 
-    ``chunk_seconds`` ends this call after that much wall-clock time, with a checkpoint that a later
-    call resumes (a long run in chunks, e.g. one per session); ``keep_precision=False`` lets a resumed
-    run take ``precision`` on this machine (resolved afresh) instead of the one it started with.
-    With ``cfg.ema`` the model also keeps a moving average of its weights: validation measures the
-    average, the checkpoint holds both, and ``model`` returns holding the average.
 
-    SIGINT (Ctrl-C, a notebook's interrupt button) and SIGTERM end training after the current step
-    with a checkpoint at that step, then raise TrainingInterrupted (a KeyboardInterrupt); the same
-    call resumes from it and ends with the weights an uninterrupted run has. ``fresh`` ignores a
-    checkpoint already at ``checkpoint_path``: the first checkpoint of the new run replaces it (until
-    then it stays, so an early crash loses nothing). The path is checked for writing before step 1."""
-    device = resolve_device(device)
-    rank, size = world()
-    if cfg.batch_size % size:
-        raise ValueError(f"batch_size {cfg.batch_size} does not split over {size} processes; use a multiple of {size}")
-    checkpoint_path = Path(checkpoint_path)
-    if rank == 0:
-        ensure_writable_file(checkpoint_path)
-    state = load_checkpoint(checkpoint_path) if checkpoint_path.exists() and not fresh else None
-    precision = run_precision(state if keep_precision else None, precision, device)
-    if state is not None and not state["finished"] and keep_precision and precision != checkpoint_precision(state):
-        raise ConfigMismatch(f"{checkpoint_path} was started in precision {checkpoint_precision(state)}, not "
-                             f"{precision}; resume it with precision auto or {checkpoint_precision(state)}, or "
-                             f"choose another path")
-    layout = memory_format(device, cfg.crop, precision)
-    model.to(device).to(memory_format=layout).train()
-    net = model
-    if size > 1:
-        from torch.nn.parallel import DistributedDataParallel
+def fit(job: Job, runtime: Runtime, *, state: dict | None | str = READ, progress: bool = True,
+        chunk_seconds: float | None = None, keep_precision: bool = True) -> History:
+    """Train ``job.model`` in place and return its History; the checkpoint at ``job.checkpoint`` is
+    written every ``cfg.checkpoint_every_seconds`` and at the end. ``state`` is that checkpoint as
+    the caller read it (``read_state``; None: a new run, whose first checkpoint replaces any file
+    there, which stays until then); by default it is read here. A resumed run must have the same
+    configuration; a finished one returns at once with its weights.
 
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        progress = progress and rank == 0
-    if compile_model:
-        net = compile_module(net)
-    optimizer = make_optimizer(model, cfg.lr)
-    average = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema else None
-    sampler.use_device(device)  # before a checkpoint restores its state
-    loss_fn = get_loss(cfg.loss) if cfg.target != "nb2nb" else partial(nb2nb_loss, final_gamma=cfg.nb2nb_gamma)
-    history, step, elapsed_before = History(), 0, 0.0
-    val_noisy, val_clean = val_pairs
+    ``runtime`` says where and how: device, number format (autocast; weights, optimizer and loss
+    stay float32), torch.compile. A resumed run keeps the format it was started in unless another
+    is named (``resumed_runtime``); ``keep_precision=False`` lets it take ``runtime``'s instead
+    (the shipped weights, trained in chunks on whatever machine is at hand). The checkpoint records
+    the format and the hardware of every chunk.
 
-    if state is not None:
-        stored, wanted = _identity(state["config"]), _identity(run_config)
-        if stored != wanted or state["model_args"] != model_args:
+    Under torch.distributed (``torchrun``) the model is wrapped in DistributedDataParallel: every
+    process draws the same global batch from the same seed and trains on its own slice of it, so
+    the run equals a single process with the same global batch (up to the order of floating-point
+    sums); rank 0 validates, logs and writes the checkpoint.
+
+    ``chunk_seconds`` ends this call after that much wall-clock time with a checkpoint that a later
+    call resumes. With ``cfg.ema`` the model keeps a moving average of its weights: validation
+    measures the average, the checkpoint holds both, and the model returns holding the average.
+    SIGINT and SIGTERM end training after the current step with a checkpoint, then raise
+    TrainingInterrupted (a KeyboardInterrupt); the same call resumes and ends with the weights an
+    uninterrupted run has. The path is checked for writing before step 1."""
+    if world()[0] == 0:
+        ensure_writable_file(job.checkpoint)
+    if isinstance(state, str):
+        state = read_state(job.checkpoint)
+    if keep_precision:
+        runtime = resumed_runtime(runtime, state, job.checkpoint)
+    trainer = Trainer(job, runtime, progress)
+    if state is not None and trainer.restore(state):
+        return trainer.history
+    return trainer.run(chunk_seconds)
+
+
+class Trainer:
+    """One call of ``fit``: the job's model on the runtime's device and layout, its optimizer,
+    moving average, history and position; the loop, validation and the checkpoints."""
+
+    def __init__(self, job: Job, runtime: Runtime, progress: bool):
+        self.job, self.rt, self.cfg, self.path = job, runtime, job.cfg, Path(job.checkpoint)
+        self.rank, self.size = world()
+        if self.cfg.batch_size % self.size:
+            raise ValueError(f"batch_size {self.cfg.batch_size} does not split over {self.size} processes; use a "
+                             f"multiple of {self.size}")
+        self.layout = runtime.layout(self.cfg.crop)
+        job.model.to(runtime.device).to(memory_format=self.layout).train()
+        self.net = self._network()
+        self.optimizer = make_optimizer(job.model, self.cfg.lr)
+        self.average = copy.deepcopy(job.model).eval().requires_grad_(False) if self.cfg.ema else None
+        job.sampler.use_device(runtime.device)  # before a checkpoint restores its state
+        self.progress = progress and self.rank == 0
+        self.history, self.step, self.elapsed_before, self.lr = History(), 0, 0.0, self.cfg.lr
+        self.share = slice(self.rank * self.cfg.batch_size // self.size,
+                           (self.rank + 1) * self.cfg.batch_size // self.size)
+
+    def _network(self) -> torch.nn.Module:
+        """The module the steps call: the model, its DistributedDataParallel wrapper and/or its
+        torch.compile'd form (validation and checkpoints use the plain model, which shares its weights)."""
+        net = self.job.model
+        if self.size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device = self.rt.device
+            net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        return compile_module(net) if self.rt.compile else net
+
+    def _loss(self):
+        cfg = self.cfg
+        return get_loss(cfg.loss) if cfg.target != "nb2nb" else partial(nb2nb_loss, final_gamma=cfg.nb2nb_gamma)
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """What validation measures: the moving average where there is one."""
+        return self.average if self.average is not None else self.job.model
+
+    def restore(self, state: dict) -> bool:
+        """Resume from ``state`` (the same configuration required); True when that run is finished
+        (its weights loaded, nothing to train)."""
+        job = self.job
+        stored, wanted = _identity(state["config"]), _identity(job.config)
+        if stored != wanted or state["model_args"] != job.model_args:
             diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-            raise ConfigMismatch(f"{checkpoint_path} was trained with another configuration (differs in: "
-                             f"{', '.join(diff) or 'model_args'}); delete it to retrain, or choose another path")
-        model.load_state_dict(state["model"])
-        if average is not None:
-            average.load_state_dict(state.get("ema") or state["model"])
+            raise ConfigMismatch(f"{self.path} was trained with another configuration (differs in: "
+                                 f"{', '.join(diff) or 'model_args'}); delete it to retrain, or choose another path")
+        job.model.load_state_dict(state["model"])
+        if self.average is not None:
+            self.average.load_state_dict(state.get("ema") or state["model"])
         if state["optimizer"] is not None:
-            optimizer.load_state_dict(state["optimizer"])
+            self.optimizer.load_state_dict(state["optimizer"])
         if state["generator_state"] is not None:
-            sampler.set_state(state["generator_state"])
-        history = History.from_dict(state["history"])
-        step, elapsed_before = state["step"], state["elapsed_seconds"]
+            job.sampler.set_state(state["generator_state"])
+        self.history = History.from_dict(state["history"])
+        self.step, self.elapsed_before = state["step"], state["elapsed_seconds"]
         if state["finished"]:
-            if average is not None:
-                model.load_state_dict(average.state_dict())
-            print(f"{checkpoint_path.name}: already trained ({step} steps); loaded it")
-            return history
-        print(f"{checkpoint_path.name}: resuming at step {step}")
-    if rank == 0:
-        print(f"{checkpoint_path.name}: training on {describe_path(device, precision, layout)}")
+            self._hand_back_average()
+            print(f"{self.path.name}: already trained ({self.step} steps); loaded it")
+            return True
+        print(f"{self.path.name}: resuming at step {self.step}")
+        return False
 
-    history.precision, history.hardware = precision, describe_device(device)
-    chunk = {"start_step": step, "end_step": step, "seconds": 0.0, "precision": precision,
-             "hardware": history.hardware, "date": datetime.date.today().isoformat()}
-    history.chunks.append(chunk)
-    evaluated = average if average is not None else model
-    if history.val_psnr_input is None:
-        history.val_psnr_input = float(psnr(val_noisy, val_clean).mean())
-    share = slice(rank * cfg.batch_size // size, (rank + 1) * cfg.batch_size // size)
+    def run(self, chunk_seconds: float | None) -> History:
+        """Train until the budget is spent (or the chunk's time, or a signal), then checkpoint."""
+        if self.rank == 0:
+            print(f"{self.path.name}: training on {self.rt.describe(self.layout)}")
+        self._open_chunk()
+        self.train_step = TrainStep(self.net, self.optimizer, self._loss(), self.rt.device, self.layout,
+                                    self.rt.amp_dtype)
+        with signals_end_training() as signals:
+            chunk_over = self._loop(chunk_seconds, signals)
+        if signals:
+            self._interrupted(signals[0])
+        if self.rank != 0:
+            return self.history
+        if chunk_over and self._progress() < 1.0:
+            return self._pause()
+        return self._finish()
 
-    train_step = TrainStep(net, optimizer, loss_fn, device, layout, precision_dtype(precision))
+    def _open_chunk(self) -> None:
+        """Record this call's part of the run (steps, seconds, date, hardware, number format)."""
+        h = self.history
+        h.precision, h.hardware = self.rt.precision, self.rt.hardware()
+        self.chunk = {"start_step": self.step, "end_step": self.step, "seconds": 0.0, "precision": h.precision,
+                      "hardware": h.hardware, "date": datetime.date.today().isoformat()}
+        h.chunks.append(self.chunk)
+        if h.val_psnr_input is None:
+            noisy, clean = self.job.val_pairs
+            h.val_psnr_input = float(psnr(noisy, clean).mean())
 
-    def save(finished: bool) -> None:
-        if rank != 0:
-            return
-        chunk.update(end_step=step, seconds=round(time.monotonic() - start, 1))
-        save_checkpoint(checkpoint_path, model=model, model_args=model_args, config=run_config, step=step,
-                        elapsed=elapsed_before + time.monotonic() - start, history=history.to_dict(),
-                        seed=cfg.seed, optimizer=optimizer, generator_state=sampler.get_state(),
-                        finished=finished, ema=average)
+    def _elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.start
 
-    start = last_save = time.monotonic()
-    total = cfg.max_steps if cfg.max_seconds is None else None
-    bar = tqdm(total=total, initial=step, desc=checkpoint_path.stem, disable=not progress, unit="step")
-    loss_sum, loss_count = torch.zeros((), device=device), 0  # summed on the device: no wait per step
-    chunk_over = False
-    with signals_end_training() as signals:
-        while all_agree((p := _progress(cfg, step, elapsed_before + time.monotonic() - start)) < 1.0
-                         and not chunk_over and not signals, device):
-            lr = learning_rate(cfg.lr, p, cfg.rampdown)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            if size == 1:
-                threads().poll()  # one fewer thread while another process keeps a core busy
-            loss = train_step(sampler.sample(), share, p)
-            if average is not None:
-                # the decay warms up, (1 + t) / (10 + t) until it reaches cfg.ema: early weights are soon forgotten
-                decay = min(cfg.ema, (1.0 + step) / (10.0 + step))
-                torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), 1.0 - decay)
-            step += 1
-            loss_sum, loss_count = loss_sum + loss, loss_count + 1
+    def _progress(self) -> float:
+        return _progress(self.cfg, self.step, self._elapsed())
+
+    def _loop(self, chunk_seconds: float | None, signals: list) -> bool:
+        """The steps; True when the chunk's time ended them."""
+        cfg, device = self.cfg, self.rt.device
+        self.start = last_save = time.monotonic()
+        total = cfg.max_steps if cfg.max_seconds is None else None
+        bar = tqdm(total=total, initial=self.step, desc=self.path.stem, disable=not self.progress, unit="step")
+        self.loss_sum, self.loss_count = torch.zeros((), device=device), 0  # summed on the device: no wait per step
+        chunk_over = False
+        while all_agree((p := self._progress()) < 1.0 and not chunk_over and not signals, device):
+            self._one_step(p)
             bar.update(1)
-            if step % cfg.val_every == 0 and rank == 0:
-                _log(history, step, elapsed_before + time.monotonic() - start, loss_sum.item() / loss_count, lr)
-                loss_sum, loss_count = torch.zeros((), device=device), 0
-                history.val_step.append(step)
-                history.val_psnr.append(validate(evaluated, val_noisy, val_clean, device, precision=precision))
-                bar.set_postfix(loss=f"{history.train_loss[-1]:.4g}", val_psnr=f"{history.val_psnr[-1]:.2f}")
+            if self.step % cfg.val_every == 0 and self.rank == 0:
+                self._log_and_validate()
+                bar.set_postfix(loss=f"{self.history.train_loss[-1]:.4g}", val_psnr=f"{self.history.val_psnr[-1]:.2f}")
             if time.monotonic() - last_save > cfg.checkpoint_every_seconds:
-                save(finished=False)
+                self.save(finished=False)
                 last_save = time.monotonic()
-            chunk_over = chunk_seconds is not None and time.monotonic() - start >= chunk_seconds
-    bar.close()
-    if signals:
-        if rank == 0:
-            save(finished=False)
-            print(f"{checkpoint_path.name}: {signal.Signals(signals[0]).name} at step {step}: checkpoint written; "
+            chunk_over = chunk_seconds is not None and time.monotonic() - self.start >= chunk_seconds
+        bar.close()
+        return chunk_over
+
+    def _one_step(self, progress: float) -> None:
+        self.lr = learning_rate(self.cfg.lr, progress, self.cfg.rampdown)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        if self.size == 1:
+            threads().poll()  # one fewer thread while another process keeps a core busy
+        loss = self.train_step(self.job.sampler.sample(), self.share, progress)
+        if self.average is not None:
+            # the decay warms up, (1 + t) / (10 + t) until it reaches cfg.ema: early weights are soon forgotten
+            decay = min(self.cfg.ema, (1.0 + self.step) / (10.0 + self.step))
+            torch._foreach_lerp_(list(self.average.parameters()), list(self.job.model.parameters()), 1.0 - decay)
+        self.step += 1
+        self.loss_sum, self.loss_count = self.loss_sum + loss, self.loss_count + 1
+
+    def _log_and_validate(self) -> None:
+        _log(self.history, self.step, self._elapsed(), self.loss_sum.item() / self.loss_count, self.lr)
+        self.loss_sum, self.loss_count = torch.zeros((), device=self.rt.device), 0
+        self._validate()
+
+    def _validate(self) -> None:
+        noisy, clean = self.job.val_pairs
+        self.history.val_step.append(self.step)
+        self.history.val_psnr.append(validate(self.evaluated, noisy, clean, self.rt.device,
+                                              precision=self.rt.precision))
+
+    def save(self, finished: bool) -> None:
+        if self.rank != 0:
+            return
+        job = self.job
+        self.chunk.update(end_step=self.step, seconds=round(time.monotonic() - self.start, 1))
+        save_checkpoint(self.path, model=job.model, model_args=job.model_args, config=job.config, step=self.step,
+                        elapsed=self._elapsed(), history=self.history.to_dict(), seed=self.cfg.seed,
+                        optimizer=self.optimizer, generator_state=job.sampler.get_state(), finished=finished,
+                        ema=self.average)
+
+    def _hand_back_average(self) -> None:
+        if self.average is not None:
+            self.job.model.load_state_dict(self.average.state_dict())
+
+    def _interrupted(self, signum: int) -> None:
+        if self.rank == 0:
+            self.save(finished=False)
+            print(f"{self.path.name}: {signal.Signals(signum).name} at step {self.step}: checkpoint written; "
                   f"the same call resumes from it", flush=True)
-        raise TrainingInterrupted(signals[0], step, checkpoint_path)
-    if rank != 0:
-        return history
-    if chunk_over and _progress(cfg, step, elapsed_before + time.monotonic() - start) < 1.0:
-        save(finished=False)
-        if average is not None:
-            model.load_state_dict(average.state_dict())
-        print(f"{checkpoint_path.name}: stopped after {time.monotonic() - start:.0f} s of this chunk at step {step}; "
-              f"the same call resumes it")
-        return history
-    if loss_count:
-        _log(history, step, elapsed_before + time.monotonic() - start, loss_sum.item() / loss_count, lr)
-    if not history.val_step or history.val_step[-1] != step:
-        history.val_step.append(step)
-        history.val_psnr.append(validate(evaluated, val_noisy, val_clean, device, precision=precision))
-    save(finished=True)
-    if average is not None:
-        model.load_state_dict(average.state_dict())
-    print(f"{checkpoint_path.name}: {step} steps in {elapsed_before + time.monotonic() - start:.0f} s, "
-          f"validation PSNR {history.val_psnr[-1]:.2f} dB (noisy input {history.val_psnr_input:.2f} dB)"
-          + (f", {size} processes" if size > 1 else ""))
-    return history
+        raise TrainingInterrupted(signum, self.step, self.path)
+
+    def _pause(self) -> History:
+        self.save(finished=False)
+        self._hand_back_average()
+        print(f"{self.path.name}: stopped after {time.monotonic() - self.start:.0f} s of this chunk at step "
+              f"{self.step}; the same call resumes it")
+        return self.history
+
+    def _finish(self) -> History:
+        if self.loss_count:
+            _log(self.history, self.step, self._elapsed(), self.loss_sum.item() / self.loss_count, self.lr)
+        if not self.history.val_step or self.history.val_step[-1] != self.step:
+            self._validate()
+        self.save(finished=True)
+        self._hand_back_average()
+        h = self.history
+        print(f"{self.path.name}: {self.step} steps in {self._elapsed():.0f} s, validation PSNR {h.val_psnr[-1]:.2f} dB "
+              f"(noisy input {h.val_psnr_input:.2f} dB)" + (f", {self.size} processes" if self.size > 1 else ""))
+        return h
 
 
 def _log(history: History, step: int, seconds: float, loss: float, lr: float) -> None:

@@ -187,3 +187,16 @@ def restore_threads():
     yield
     torch.set_num_threads(before)
     devices._GOVERNOR = None
+
+
+def fit_run(model, cfg, sampler, val, path, model_args, run_config, device="cpu", precision="auto",
+            compile_model=False, fresh=False, **options):
+    """``train.fit`` called as the tests describe a run: the job's parts in order, the runtime resolved
+    here (as an entry point does), ``fresh`` as a state of None (a new run over whatever is at ``path``)."""
+    from n2n_core.runtime import Runtime
+    from n2n_core.train import Job, fit
+
+    rt = Runtime.resolve(device, precision, compile=compile_model)
+    if fresh:
+        options["state"] = None
+    return fit(Job(model, cfg, sampler, val, path, model_args, run_config), rt, **options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -278,6 +279,22 @@ def test_train_resumes_in_its_own_format_and_budget_on_a_machine_with_another_de
     assert main(command + ["--overwrite"]) == 0
     state = load_checkpoint(out)
     assert (state["history"]["precision"], state["config"]["train"]["batch_size"]) == ("bf16", 8)
+
+
+def test_a_resumed_train_reads_its_checkpoint_once(own_checkpoint, tmp_path, monkeypatch):
+    # the resume state, the number format and the budget all come from one read of the file
+    checkpoint, root = own_checkpoint
+    out = tmp_path / "resumed.pth"
+    command = ["train", "--pairs", str(root), "--model", "resnet", "--profile", "smoke", "--steps", "3", "--crop", "16",
+               "--out", str(out), "--device", "cpu"]
+    assert main(command) == 0
+    state = load_checkpoint(out)
+    torch.save({**state, "finished": False}, out)  # as a run stopped by Ctrl-C leaves it
+    reads, real_load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: reads.append(Path(f)) or real_load(f, *a, **k))
+    assert main(command) == 0
+    assert reads.count(out) == 1, reads
+    assert load_checkpoint(out)["finished"]
 
 
 def test_console_script_is_declared():

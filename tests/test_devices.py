@@ -13,7 +13,7 @@ from n2n_core.patches import PairSampler, validation_pairs
 from n2n_core.denoise import denoise_tensor
 from n2n_core.noise import BernoulliNoise, GaussianNoise, PoissonNoise
 from n2n_core.devices import compile_module
-from n2n_core.train import fit
+from conftest import fit_run
 
 TINY = ModelConfig("resnet", depth=4, width=8)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -79,7 +79,7 @@ def test_fit_through_torch_compile_equals_fit_without_it(tmp_path, smooth_patche
     nets = []
     for compiled in (False, True):
         net = models.build(TINY, seed=0)
-        fit(net, cfg, _sampler(smooth_patches[2:]), val, tmp_path / f"c{compiled}.pth", models.model_args(TINY),
+        fit_run(net, cfg, _sampler(smooth_patches[2:]), val, tmp_path / f"c{compiled}.pth", models.model_args(TINY),
             {"test": "compile"}, device=device, progress=False, precision="fp32", compile_model=compiled)
         nets.append(net.cpu())
     assert load_checkpoint(tmp_path / "cTrue.pth")["finished"]

@@ -22,7 +22,7 @@ from n2n_core.checkpoint import load_checkpoint
 from n2n_core.config import ModelConfig, TrainConfig
 from n2n_core.patches import PairSampler, validation_pairs
 from n2n_core.noise import GaussianNoise
-from n2n_core.train import fit
+from conftest import fit_run
 
 STEPS = 400
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,14 +117,14 @@ def test_a_fresh_run_keeps_the_old_checkpoint_until_it_writes_its_own(tmp_path, 
         cls = FailingSampler if kwargs else PairSampler
         return cls(smooth_patches, 16, 2, GaussianNoise(25), "noisy", torch.Generator().manual_seed(0), **kwargs)
 
-    fit(models.build(TINY, seed=0), cfg, sampler(), val, path, models.model_args(TINY), {"run": 1}, device="cpu",
+    fit_run(models.build(TINY, seed=0), cfg, sampler(), val, path, models.model_args(TINY), {"run": 1}, device="cpu",
         progress=False)
     before = path.read_bytes()
     with pytest.raises(RuntimeError, match="fell over"):
-        fit(models.build(TINY, seed=1), cfg, sampler(fail_at=2), val, path, models.model_args(TINY), {"run": 2},
+        fit_run(models.build(TINY, seed=1), cfg, sampler(fail_at=2), val, path, models.model_args(TINY), {"run": 2},
             device="cpu", progress=False, fresh=True)
     assert path.read_bytes() == before  # the crash came before the new run's first checkpoint
-    fit(models.build(TINY, seed=1), cfg, sampler(), val, path, models.model_args(TINY), {"run": 2}, device="cpu",
+    fit_run(models.build(TINY, seed=1), cfg, sampler(), val, path, models.model_args(TINY), {"run": 2}, device="cpu",
         progress=False, fresh=True)
     assert load_checkpoint(path)["config"] == {"run": 2}
 
@@ -157,7 +157,7 @@ def test_checkpoint_every_may_change_when_a_run_resumes(tmp_path, smooth_patches
     def run(every: float, **kwargs):
         cfg = TrainConfig(crop=16, batch_size=2, max_steps=3, val_every=3, checkpoint_every_seconds=every)
         sampler = PairSampler(smooth_patches, 16, 2, GaussianNoise(25), "noisy", torch.Generator().manual_seed(0))
-        return fit(models.build(TINY, seed=0), cfg, sampler, val, path, models.model_args(TINY),
+        return fit_run(models.build(TINY, seed=0), cfg, sampler, val, path, models.model_args(TINY),
                    {"train": dataclasses.asdict(cfg)}, device="cpu", progress=False, **kwargs)
 
     run(5.0, chunk_seconds=0.0)  # stops after step 1

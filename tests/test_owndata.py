@@ -10,6 +10,9 @@ from conftest import smooth_image, write_noisy_pairs, write_png
 from n2n_core.checkpoint import load_checkpoint, load_model
 from n2n_core.config import ModelConfig, NoiseConfig, TrainConfig
 from n2n_core.owndata import DataError, PairedCrops, load_pairs, load_pickle_pair, train_own
+from n2n_core.runtime import Runtime
+
+CPU = Runtime.resolve("cpu")
 
 SMALL = ModelConfig("resnet", depth=4, width=8)
 QUICK = TrainConfig(crop=16, batch_size=2, max_steps=4, val_every=2, lr=1e-3)
@@ -37,7 +40,7 @@ def test_paired_crops_cut_both_captures_alike_and_swap_roles():
 
 def test_train_on_a_pairs_folder_end_to_end(pairs_dir, tmp_path):
     out = tmp_path / "own.pth"
-    run = train_own("pairs", [pairs_dir], SMALL, QUICK, out=out, device="cpu", progress=False)
+    run = train_own("pairs", [pairs_dir], SMALL, QUICK, out=out, rt=CPU, progress=False)
     state = load_checkpoint(out)
     assert state["finished"] and state["step"] == 4
     assert state["config"]["source"]["kind"] == "pairs" and state["config"]["source"]["pairs"] == 5
@@ -49,31 +52,31 @@ def test_train_on_a_pairs_folder_end_to_end(pairs_dir, tmp_path):
 
 def test_train_from_two_named_folders(pairs_dir, tmp_path):
     run = train_own("pairs", [pairs_dir / "a", pairs_dir / "b"], SMALL, QUICK, out=tmp_path / "x.pth",
-                    device="cpu", progress=False)
+                    rt=CPU, progress=False)
     assert run.config["source"]["path"][0].endswith("a")
 
 
 def test_a_finished_checkpoint_is_not_overwritten_without_permission(pairs_dir, tmp_path):
     out = tmp_path / "own.pth"
-    train_own("pairs", [pairs_dir], SMALL, QUICK, out=out, device="cpu", progress=False)
+    train_own("pairs", [pairs_dir], SMALL, QUICK, out=out, rt=CPU, progress=False)
     before = out.read_bytes()
     with pytest.raises(DataError, match=r"already trained \(4 steps\); pass --overwrite"):
-        train_own("pairs", [pairs_dir], SMALL, QUICK, out=out, device="cpu", progress=False)
+        train_own("pairs", [pairs_dir], SMALL, QUICK, out=out, rt=CPU, progress=False)
     assert out.read_bytes() == before
     longer = dataclasses.replace(QUICK, max_steps=6)
-    train_own("pairs", [pairs_dir], SMALL, longer, out=out, overwrite=True, device="cpu", progress=False)
+    train_own("pairs", [pairs_dir], SMALL, longer, out=out, overwrite=True, rt=CPU, progress=False)
     assert load_checkpoint(out)["step"] == 6
 
 
 def test_a_checkpoint_of_another_model_at_out_is_refused(pairs_dir, tmp_path):
     out = tmp_path / "own.pth"
     unfinished = dataclasses.replace(QUICK, max_steps=4)
-    train_own("pairs", [pairs_dir], SMALL, unfinished, out=out, device="cpu", progress=False)
+    train_own("pairs", [pairs_dir], SMALL, unfinished, out=out, rt=CPU, progress=False)
     state = load_checkpoint(out)
     state["finished"] = False  # as if interrupted
     torch.save(state, out)
     with pytest.raises(DataError, match=r"another configuration \(differs in: .*model.*--overwrite"):
-        train_own("pairs", [pairs_dir], ModelConfig("resnet", depth=6, width=8), QUICK, out=out, device="cpu",
+        train_own("pairs", [pairs_dir], ModelConfig("resnet", depth=6, width=8), QUICK, out=out, rt=CPU,
                   progress=False)
 
 
@@ -81,7 +84,7 @@ def test_a_file_that_is_not_a_checkpoint_at_out_is_kept(pairs_dir, tmp_path):
     out = tmp_path / "notes.pth"
     out.write_text("my notes")
     with pytest.raises(DataError, match="notes.pth: exists and is not an n2n_core checkpoint"):
-        train_own("pairs", [pairs_dir], SMALL, QUICK, out=out, device="cpu", progress=False)
+        train_own("pairs", [pairs_dir], SMALL, QUICK, out=out, rt=CPU, progress=False)
     assert out.read_text() == "my notes"
 
 
@@ -92,7 +95,7 @@ def test_train_on_the_kaggle_pickles_end_to_end(tmp_path):
     torch.save((noisy(), noisy()), tmp_path / "train_data.pkl")
     torch.save((noisy()[:4], clean[:4]), tmp_path / "val_data.pkl")
     run = train_own("pickle", tmp_path / "train_data.pkl", SMALL, dataclasses.replace(QUICK, crop=64),
-                    out=tmp_path / "k.pth", val_pickle=tmp_path / "val_data.pkl", device="cpu", progress=False)
+                    out=tmp_path / "k.pth", val_pickle=tmp_path / "val_data.pkl", rt=CPU, progress=False)
     assert run.config["train"]["crop"] == 32  # cut to the 32 px images
     assert "val_data.pkl" in run.config["source"]["validation"]
     assert len(run.history.val_psnr) == 2 and 15 < run.history.val_psnr_input < 25  # noisy vs clean
@@ -153,7 +156,7 @@ def test_a_non_image_among_the_pairs(pairs_dir):
 
 def test_clean_targets_need_clean_images(pairs_dir):
     with pytest.raises(DataError, match="clean targets need clean images"):
-        train_own("pairs", [pairs_dir], SMALL, dataclasses.replace(QUICK, target="clean"), device="cpu")
+        train_own("pairs", [pairs_dir], SMALL, dataclasses.replace(QUICK, target="clean"), rt=CPU)
 
 
 def test_train_on_a_clean_folder_with_synthetic_noise(data_folder, tmp_path):
@@ -162,7 +165,7 @@ def test_train_on_a_clean_folder_with_synthetic_noise(data_folder, tmp_path):
     run = train_own("clean", data_folder / "train_pool", SMALL, QUICK, out=tmp_path / "c.pth",
                     noise=NoiseConfig("poisson"), data_cfg=DataConfig(patch_size=24, train_patches=8, val_patches=2,
                                                                      val_image_every=3),
-                    device="cpu", progress=False)
+                    rt=CPU, progress=False)
     assert run.config["source"]["noise"]["kind"] == "poisson" and run.config["source"]["images"] == 6
 
 
@@ -180,7 +183,7 @@ def test_a_one_pair_pickle_names_the_file_and_the_fix(tmp_path):
     torch.save((torch.zeros(1, 3, 32, 32, dtype=torch.uint8), torch.ones(1, 3, 32, 32, dtype=torch.uint8)), pickle)
     with pytest.raises(DataError, match=r"one.pkl: holds 1 pair\(s\), all of them held out .* --val-pickle"):
         train_own("pickle", pickle, ModelConfig("resnet", depth=4, width=8),
-                  TrainConfig(crop=16, batch_size=2, max_steps=1), out=tmp_path / "m.pth", device="cpu")
+                  TrainConfig(crop=16, batch_size=2, max_steps=1), out=tmp_path / "m.pth", rt=CPU)
 
 
 def test_a_bad_pickle_is_one_line_without_a_torch_warning(tmp_path, recwarn):

@@ -1,4 +1,4 @@
-"""Training: the learning-rate ramp-down, fit(), validation against clean images, checkpoints and resume."""
+"""Training: the learning-rate ramp-down, fit_run(), validation against clean images, checkpoints and resume."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +15,8 @@ from n2n_core.patches import PairSampler, validation_pairs
 from n2n_core.metrics import psnr
 from n2n_core.noise import GaussianNoise
 from n2n_core.devices import describe_device, memory_format, resolve_device, resolve_precision
-from n2n_core.train import History, fit, learning_rate, validate
+from n2n_core.train import History, learning_rate, validate
+from conftest import fit_run
 
 TINY = ModelConfig("resnet", depth=4, width=8)
 RUN_CONFIG = {"experiment": "unit-test", "lr": 1e-3, "sigma": 25.0}
@@ -76,7 +77,7 @@ class CountingSampler(PairSampler):
 
 
 def _fit(model, cfg, sampler, val, path, run_config=RUN_CONFIG, model_config=TINY):
-    return fit(model, cfg, sampler, val, path, models.model_args(model_config), run_config,
+    return fit_run(model, cfg, sampler, val, path, models.model_args(model_config), run_config,
                device="cpu", progress=False)
 
 
@@ -268,7 +269,7 @@ def test_fit_trains_in_the_chosen_layout(tmp_path, crop):
     sampler = PairSampler(patches, crop, 1, GaussianNoise(25), "noisy", torch.Generator().manual_seed(0))
     net = models.build(TINY, seed=0)
     val = validation_pairs(patches[:1], GaussianNoise(25), 0)
-    fit(net, TrainConfig(crop=crop, batch_size=1, max_steps=1), sampler, val, tmp_path / "c.pth",
+    fit_run(net, TrainConfig(crop=crop, batch_size=1, max_steps=1), sampler, val, tmp_path / "c.pth",
         models.model_args(TINY), RUN_CONFIG, device="cpu", progress=False)
     weight = next(p for p in net.parameters() if p.dim() == 4)
     assert weight.is_contiguous(memory_format=layout)
@@ -280,7 +281,7 @@ def test_fit_in_bfloat16_records_it_and_learns_like_float32(tmp_path, smooth_pat
     histories = {}
     for precision in ("fp32", "bf16"):
         model = models.build(TINY, seed=1)
-        histories[precision] = fit(model, cfg, _sampler(smooth_patches[6:], seed=1, batch=8), val_pairs,
+        histories[precision] = fit_run(model, cfg, _sampler(smooth_patches[6:], seed=1, batch=8), val_pairs,
                                    tmp_path / f"{precision}.pth", models.model_args(TINY), RUN_CONFIG,
                                    device="cpu", progress=False, precision=precision)
         assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay float32
@@ -296,13 +297,13 @@ def test_a_resumed_run_keeps_its_precision_and_refuses_another(tmp_path, smooth_
     path = tmp_path / "run.pth"
     sampler = _sampler(smooth_patches, cls=CountingSampler, fail_at=4)
     with pytest.raises(KeyboardInterrupt):
-        fit(models.build(TINY, seed=0), dataclasses.replace(cfg, checkpoint_every_seconds=0.0), sampler, val_pairs,
+        fit_run(models.build(TINY, seed=0), dataclasses.replace(cfg, checkpoint_every_seconds=0.0), sampler, val_pairs,
             path, models.model_args(TINY), RUN_CONFIG, device="cpu", progress=False, precision="bf16")
     assert load_checkpoint(path)["history"]["precision"] == "bf16"
     with pytest.raises(train_module.ConfigMismatch, match="was started in precision bf16, not fp32"):
-        fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches), val_pairs, path, models.model_args(TINY),
+        fit_run(models.build(TINY, seed=0), cfg, _sampler(smooth_patches), val_pairs, path, models.model_args(TINY),
             RUN_CONFIG, device="cpu", progress=False, precision="fp32")
-    history = fit(models.build(TINY, seed=0), dataclasses.replace(cfg, checkpoint_every_seconds=0.0),
+    history = fit_run(models.build(TINY, seed=0), dataclasses.replace(cfg, checkpoint_every_seconds=0.0),
                   _sampler(smooth_patches), val_pairs, path, models.model_args(TINY), RUN_CONFIG, device="cpu",
                   progress=False, precision="auto")
     assert history.precision == "bf16" and "resuming at step 3" in capsys.readouterr().out
@@ -339,13 +340,13 @@ def test_fit_in_chunks_resumes_and_may_change_precision_when_told(tmp_path, smoo
     path = tmp_path / "chunks.pth"
     cfg = TrainConfig(crop=16, batch_size=2, max_steps=3, val_every=3)
     args = (models.model_args(TINY), RUN_CONFIG)
-    history = fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path, *args,
+    history = fit_run(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path, *args,
                   device="cpu", progress=False, chunk_seconds=0.0, precision="fp32")
     assert [(c["start_step"], c["end_step"], c["precision"]) for c in history.chunks] == [(0, 1, "fp32")]
     with pytest.raises(train_module.ConfigMismatch, match="was started in precision fp32"):
-        fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path, *args,
+        fit_run(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path, *args,
             device="cpu", progress=False, precision="bf16")
-    history = fit(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path, *args,
+    history = fit_run(models.build(TINY, seed=0), cfg, _sampler(smooth_patches, batch=2), val_pairs, path, *args,
                   device="cpu", progress=False, precision="bf16", keep_precision=False)
     assert [(c["start_step"], c["end_step"], c["precision"]) for c in history.chunks] == [(0, 1, "fp32"), (1, 3, "bf16")]
     assert history.precision == "bf16" and history.step[-1] == 3
