@@ -216,6 +216,50 @@ def bench_inference(model_name: str, setting: str, device: torch.device, seconds
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    native = native_bf16(device)
+    bf16 = native or args.bf16
+    auto = resolve_precision("auto", device)
+    if args.batch is None:
+        args.batch = get_profile("cpu").train_config("unet", precision=auto).batch_size
+    elif args.batch < 1:
+        parser.error(f"--batch must be >= 1, got {args.batch}")
+    rates = {k: matmul_gflops(device, dtype, min(2.0, args.seconds))
+             for k, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)) if k == "fp32" or bf16}
+    flops = {(m, t): gflop_per_mpix(m, t) for m in args.models for t in (True, False)}
+    ceilings = _print_setup(args, device, native, bf16, auto, rates, flops)
+    rows = []
+
+    def record(row: dict, name: str, base: float | None, default: bool) -> float:
+        training = row["kind"] == "train"
+        rate = rates[row["precision"]] if row["precision"] in rates else rates["fp32"]
+        row.update(setting=name, ratio_to_fp32=row["mpix_per_s"] / (base or row["mpix_per_s"]), fit_default=default,
+                   share_of_matmul_rate=row["mpix_per_s"] * flops[row["model"], training] / rate)
+        rows.append(row)
+        _print(row)
+        return base or row["mpix_per_s"]
+
+    for model_name in args.models:
+        _bench_model_training(model_name, args, device, bf16, record)
+        _bench_model_inference(model_name, args, device, bf16, auto, record)
+    if device.type == "cpu" and args.busy and torch.get_num_threads() > 1:
+        rows += _busy_rows(args.models[0], min(args.crops), device, args.seconds, args.batch)
+    summary = _summary(rows)
+    print("\n".join(summary))
+    out = paths.report_dir() / "bench.json" if args.json is None else Path(args.json)
+    report = dict(device=str(device), torch=torch.__version__, threads=torch.get_num_threads(), native_bf16=native,
+                  cpu=cpu_features() if device.type == "cpu" else None, default_precision=auto, batch=args.batch,
+                  noise=args.noise, machine=platform.processor() or platform.machine(), matmul_gflops=rates,
+                  ceiling_mpix_per_s=ceilings, summary=summary, rows=rows,
+                  gflop_per_mpix={f"{m} {'train' if t else 'infer'}": v for (m, t), v in flops.items()})
+    paths.atomic_write_text(out, json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m n2n_core.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per line (default 8)")
@@ -235,18 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="skip the torch.compile rows (each compiles for 10-60 s first)")
     parser.add_argument("--json", default=None, help="where to write the figures (default reports/bench.json)")
-    args = parser.parse_args(argv)
-    device = resolve_device(args.device)
-    native = native_bf16(device)
-    bf16 = native or args.bf16
-    auto = resolve_precision("auto", device)
-    if args.batch is None:
-        args.batch = get_profile("cpu").train_config("unet", precision=auto).batch_size
-    elif args.batch < 1:
-        parser.error(f"--batch must be >= 1, got {args.batch}")
-    rates = {k: matmul_gflops(device, dtype, min(2.0, args.seconds))
-             for k, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)) if k == "fp32" or bf16}
-    flops = {(m, t): gflop_per_mpix(m, t) for m in args.models for t in (True, False)}
+    return parser
+
+
+def _print_setup(args, device: torch.device, native: bool, bf16: bool, auto: str, rates: dict,
+                 flops: dict) -> dict[str, dict[str, float]]:
+    """Print the device, the path ``fit`` and ``n2n denoise`` take, the matrix-product rates, each
+    model's ceiling and the table's header; returns model -> {"train", "infer"} ceilings (Mpix/s)."""
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {native}, "
           f"training noise {args.noise}, batch {args.batch}"
           + ("" if bf16 else " (bf16 rows skipped: emulated, about 10x slower than float32 on such a CPU; "
@@ -264,63 +303,53 @@ def main(argv: list[str] | None = None) -> int:
               f"run {ceilings[m]['infer']:.3f} Mpix/s")
     print(f"{'what':6} {'model':7} {'size':>8} {'setting':24} {'Mpix/s':>8} {'x fp32':>7} {'% mm':>5} {'data':>6} "
           f"{'peak MB':>8}")
-    rows = []
+    return ceilings
 
-    def record(row: dict, name: str, base: float | None, default: bool) -> float:
-        training = row["kind"] == "train"
-        rate = rates[row["precision"]] if row["precision"] in rates else rates["fp32"]
-        row.update(setting=name, ratio_to_fp32=row["mpix_per_s"] / (base or row["mpix_per_s"]), fit_default=default,
-                   share_of_matmul_rate=row["mpix_per_s"] * flops[row["model"], training] / rate)
-        rows.append(row)
-        _print(row)
-        return base or row["mpix_per_s"]
 
-    for model_name in args.models:
-        for crop in args.crops:
-            base = None
-            for name, setting in train_settings(device, crop, bf16, args.compile).items():
-                try:
-                    row = bench_training(model_name, crop, setting, device, args.seconds, noise=args.noise,
-                                         batch=args.batch)
-                except Exception as error:  # torch.compile without a working C++ compiler, for one
-                    print(f"train  {model_name:7} {crop:>8} {name:24} skipped: {type(error).__name__}: "
-                          f"{str(error).splitlines()[0] if str(error) else ''}")
-                    continue
-                base = record(row, name, base, setting == fit_default(device, crop))
+def _bench_model_training(model_name: str, args, device: torch.device, bf16: bool, record) -> None:
+    """Every training setting at every crop, each crop's rows against its own ``fp32``."""
+    for crop in args.crops:
         base = None
-        infer = [("fp32", 0), ("channels_last", 0), ("denoise", 256)] + [("bf16", 0)] * bf16
-        infer += [("compiled", 0)] * args.compile
-        for name, tile in infer:
+        for name, setting in train_settings(device, crop, bf16, args.compile).items():
             try:
-                row = bench_inference(model_name, name, device, args.seconds, tile, size=tuple(args.infer_size[::-1]),
-                                      precision=auto)
-            except Exception as error:
-                print(f"infer  {model_name:7} {name:>33} skipped: {type(error).__name__}")
+                row = bench_training(model_name, crop, setting, device, args.seconds, noise=args.noise,
+                                     batch=args.batch)
+            except Exception as error:  # torch.compile without a working C++ compiler, for one
+                print(f"train  {model_name:7} {crop:>8} {name:24} skipped: {type(error).__name__}: "
+                      f"{str(error).splitlines()[0] if str(error) else ''}")
                 continue
-            # what `n2n denoise` does with a whole image: NCHW on GPUs; channels_last on CPUs, in bfloat16 with AMX
-            default = tile == 0 and name == ("fp32" if device.type == "cuda" else "bf16" if auto == "bf16"
-                                             else "channels_last")
-            base = record(row, name + (f", tiles {tile}" if tile else ""), base, default)
-    if device.type == "cpu" and args.busy and torch.get_num_threads() > 1:
-        crop = min(args.crops)
-        print(f"one core busy (another process spinning), {args.models[0]}, crop {crop}, fit's default setting:")
-        for name, row in bench_busy(args.models[0], crop, device, args.seconds, args.batch):
-            row.update(kind="busy", setting=name, fit_default=name.endswith("governor"))
-            rows.append(row)
-            print(f"busy   {row['model']:7} {crop:>8} {'*' if row['fit_default'] else ' '}{name:23} "
-                  f"{row['mpix_per_s']:8.3f}  {row['ratio_to_idle']:5.2f} of idle ({row['idle_mpix_per_s']:.3f}), "
-                  f"{row['threads']} thread(s) at the end", flush=True)
-    summary = _summary(rows)
-    print("\n".join(summary))
-    out = paths.report_dir() / "bench.json" if args.json is None else Path(args.json)
-    report = dict(device=str(device), torch=torch.__version__, threads=torch.get_num_threads(), native_bf16=native,
-                  cpu=cpu_features() if device.type == "cpu" else None, default_precision=auto, batch=args.batch,
-                  noise=args.noise, machine=platform.processor() or platform.machine(), matmul_gflops=rates,
-                  ceiling_mpix_per_s=ceilings, summary=summary, rows=rows,
-                  gflop_per_mpix={f"{m} {'train' if t else 'infer'}": v for (m, t), v in flops.items()})
-    paths.atomic_write_text(out, json.dumps(report, indent=1) + "\n")
-    print(f"wrote {out}")
-    return 0
+            base = record(row, name, base, setting == fit_default(device, crop))
+
+
+def _bench_model_inference(model_name: str, args, device: torch.device, bf16: bool, auto: str, record) -> None:
+    """Every inference setting on one image of ``--infer-size``, against the first (``fp32``)."""
+    base = None
+    infer = [("fp32", 0), ("channels_last", 0), ("denoise", 256)] + [("bf16", 0)] * bf16
+    infer += [("compiled", 0)] * args.compile
+    for name, tile in infer:
+        try:
+            row = bench_inference(model_name, name, device, args.seconds, tile, size=tuple(args.infer_size[::-1]),
+                                  precision=auto)
+        except Exception as error:
+            print(f"infer  {model_name:7} {name:>33} skipped: {type(error).__name__}")
+            continue
+        # what `n2n denoise` does with a whole image: NCHW on GPUs; channels_last on CPUs, in bfloat16 with AMX
+        default = tile == 0 and name == ("fp32" if device.type == "cuda" else "bf16" if auto == "bf16"
+                                         else "channels_last")
+        base = record(row, name + (f", tiles {tile}" if tile else ""), base, default)
+
+
+def _busy_rows(model_name: str, crop: int, device: torch.device, seconds: float, batch: int) -> list[dict]:
+    """``bench_busy``'s rows, printed as they come and marked as the report records them."""
+    print(f"one core busy (another process spinning), {model_name}, crop {crop}, fit's default setting:")
+    rows = []
+    for name, row in bench_busy(model_name, crop, device, seconds, batch):
+        row.update(kind="busy", setting=name, fit_default=name.endswith("governor"))
+        rows.append(row)
+        print(f"busy   {row['model']:7} {crop:>8} {'*' if row['fit_default'] else ' '}{name:23} "
+              f"{row['mpix_per_s']:8.3f}  {row['ratio_to_idle']:5.2f} of idle ({row['idle_mpix_per_s']:.3f}), "
+              f"{row['threads']} thread(s) at the end", flush=True)
+    return rows
 
 
 def _summary(rows: list[dict]) -> list[str]:

@@ -71,22 +71,8 @@ def read_image(path: str | Path) -> ImageFile:
     header = _png_header(path)
     if header is not None and header[0] == 16 and header[1] in (2, 4, 6):  # 16-bit RGB, grey+alpha, RGBA
         return _read_png16(path)
-    try:
-        with Image.open(path) as img:
-            fmt = img.format or path.suffix.lstrip(".").upper()
-            _refuse_frames(path, getattr(img, "n_frames", 1))
-            img = ImageOps.exif_transpose(img)
-            img.load()
-    except ImageError:
-        raise
-    except Exception as err:
-        raise _open_error(path, err) from None
-    info = {k: img.info[k] for k in ("icc_profile", "dpi") if img.info.get(k)}
-    if fmt == "WEBP":
-        info["lossless"] = _webp_lossless(path)  # Pillow does not say; a lossless file must come back lossless
-    exif = img.getexif()
-    if exif:
-        info["exif"] = exif.tobytes()
+    img, fmt = _open_upright(path)
+    info = _kept_info(path, img, fmt)
     mode = img.mode
     if mode in ("P", "PA"):
         has_alpha = mode == "PA" or "transparency" in img.info
@@ -125,6 +111,33 @@ def read_image(path: str | Path) -> ImageFile:
             notes.append(f"float samples up to {high:g}, read as 0..255 (divided by 255), written back on that scale")
         return ImageFile(path, _grey_to_rgb(values / scale), True, 32, None, fmt, "F", info, notes, scale)
     raise ImageError(f"{path}: unsupported image mode {mode!r}; use {SUPPORTED_HINT}")
+
+
+def _open_upright(path: Path) -> tuple[Image.Image, str]:
+    """The decoded image, EXIF orientation applied, and its format; one frame only."""
+    try:
+        with Image.open(path) as img:
+            fmt = img.format or path.suffix.lstrip(".").upper()
+            _refuse_frames(path, getattr(img, "n_frames", 1))
+            img = ImageOps.exif_transpose(img)
+            img.load()
+    except ImageError:
+        raise
+    except Exception as err:
+        raise _open_error(path, err) from None
+    return img, fmt
+
+
+def _kept_info(path: Path, img: Image.Image, fmt: str) -> dict:
+    """``ImageFile.info``: what ``write_image`` keeps besides the pixels (ICC profile, dpi, EXIF; for WebP,
+    lossless or not)."""
+    info = {k: img.info[k] for k in ("icc_profile", "dpi") if img.info.get(k)}
+    if fmt == "WEBP":
+        info["lossless"] = _webp_lossless(path)  # Pillow does not say; a lossless file must come back lossless
+    exif = img.getexif()
+    if exif:
+        info["exif"] = exif.tobytes()
+    return info
 
 
 def _open_error(path: Path, err: Exception) -> ImageError:

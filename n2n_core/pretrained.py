@@ -305,19 +305,27 @@ def card_section(noise: str, rows: list[dict], folder: Path | None = None) -> st
         lines.append(f"| {step * per_step / 1e9:.3f} | {step} | {value:.2f} |")
     if history.val_psnr_input is not None:
         lines.append(f"| noisy input | | {history.val_psnr_input:.2f} |")
-    lines += ["", f"Test sets, the paper's protocol (`n2n eval pretrained:{noise} --{kind.param} L`): "
-              "RGB, noise in float from fixed seeds (seed 0), output and reference clipped and rounded to 8 bit, PSNR "
-              "per image over all channels, then the mean. BM3D is told the noise level (measured here, with the "
-              "same noisy images; `–`: not measured yet). The paper's figures exist at its Table 1 level only: "
-              "its released U-Net where given (Kodak, BSD300), else Table 1. The network ran in "
-              + " and ".join(sorted({PRECISION_NAMES.get(r.get("precision"), "float32") for r in rows}) or ["float32"])
-              + ".", "",
-              f"| test set | {symbol} | images x draws | noisy input | this model | BM3D, measured | paper: N2N | paper: BM3D |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", *_test_set_lines(noise, rows)]
+    return "\n".join(lines) + "\n"
+
+
+def _test_set_lines(noise: str, rows: list[dict]) -> list[str]:
+    """The card's table of test-set figures (``card_figures``' rows), after a paragraph on how they were measured."""
+    kind = NOISE_TYPES[noise]
+    lines = [f"Test sets, the paper's protocol (`n2n eval pretrained:{noise} --{kind.param} L`): "
+             "RGB, noise in float from fixed seeds (seed 0), output and reference clipped and rounded to 8 bit, PSNR "
+             "per image over all channels, then the mean. BM3D is told the noise level (measured here, with the "
+             "same noisy images; `–`: not measured yet). The paper's figures exist at its Table 1 level only: "
+             "its released U-Net where given (Kodak, BSD300), else Table 1. The network ran in "
+             + " and ".join(sorted({PRECISION_NAMES.get(r.get("precision"), "float32") for r in rows}) or ["float32"])
+             + ".", "",
+             f"| test set | {kind.symbol} | images x draws | noisy input | this model | BM3D, measured | paper: N2N | "
+             f"paper: BM3D |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['set']} | {r['level']:g} | {r['images']} x {r['repeats']} | {_fmt(r['input'])} | "
                      f"**{_fmt(r['ours'])}** | {_fmt(r['bm3d'])} | {_fmt(r['paper_n2n'])} | {_fmt(r['paper_baseline'])} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 CARD_INTRO = """# Shipped weights (model card)
