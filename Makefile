@@ -25,7 +25,7 @@ BM3D_STAMP := $(if $(filter 1,$(BM3D)),$(VENV)/.bm3d,)
 SUB := $(if $(filter cpu,$(PROFILE)),,/$(PROFILE))
 REPORTS := reports$(SUB)
 CHECKPOINTS := checkpoints$(SUB)
-PACKAGE := $(wildcard n2n_core/*.py n2n_core/*/*.py)
+PACKAGE := $(wildcard n2n_core/*.py n2n_core/*/*.py n2n_core/*/*/*.py)
 NOTEBOOKS := 00_quickstart 01_data_augmentation 02_noise2noise_resnet 03_noise2noise_unet 04_discriminative_unet 05_paper_table \
              06_your_own_data 07_losses_text_impulse 08_brown_noise 09_single_capture 10_capture_budget
 EXECUTED := $(NOTEBOOKS:%=$(REPORTS)/%.ipynb)
@@ -56,20 +56,61 @@ all: $(EXECUTED)
 	@$(PY) -m n2n_core summary --profile $(PROFILE)
 	@echo "Done: executed notebooks and figures in $(REPORTS)/, checkpoints in $(CHECKPOINTS)/, numbers in $(REPORTS)/results.json, Table 1 in $(REPORTS)/table1.md, the claims in $(REPORTS)/claims.md"
 
-# each notebook runs after the previous one; a failed run leaves only a .failed.ipynb to inspect
-$(REPORTS)/01_data_augmentation.ipynb: $(REPORTS)/00_quickstart.ipynb
-$(REPORTS)/02_noise2noise_resnet.ipynb: $(REPORTS)/01_data_augmentation.ipynb
-$(REPORTS)/03_noise2noise_unet.ipynb: $(REPORTS)/02_noise2noise_resnet.ipynb
+# What each notebook uses: the package modules it imports (their closure, lazy imports and the command
+# line that yourdata.cli starts included) and the shipped weights it names, one rule a notebook, so that
+# editing a module re-executes only the notebooks that run it. tools/notebook_deps.py reads the
+# notebooks with the system python (no .venv needed) and writes the rules for every profile at once;
+# make rewrites them before anything else when a notebook or a module changes, or one is added or
+# removed (the folders' times), and includes them only for goals that execute notebooks.
+NOTEBOOK_DEPS := reports/.notebook-deps.mk
+$(NOTEBOOK_DEPS): tools/notebook_deps.py $(wildcard notebooks/*.ipynb) $(PACKAGE) notebooks $(sort $(dir $(PACKAGE)))
+	$(PYTHON) tools/notebook_deps.py --out $@
+ifneq ($(filter-out help env test pretrained blindcheck bench lab clean distclean,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+include $(NOTEBOOK_DEPS)
+endif
+
+# The notebooks run in order when several are to run; order-only (after the |), so that a notebook
+# is not re-executed only because the one before it was.
+$(REPORTS)/01_data_augmentation.ipynb: | $(REPORTS)/00_quickstart.ipynb
+$(REPORTS)/02_noise2noise_resnet.ipynb: | $(REPORTS)/01_data_augmentation.ipynb
+$(REPORTS)/03_noise2noise_unet.ipynb: | $(REPORTS)/02_noise2noise_resnet.ipynb
+$(REPORTS)/04_discriminative_unet.ipynb: | $(REPORTS)/03_noise2noise_unet.ipynb
+$(REPORTS)/05_paper_table.ipynb: | $(REPORTS)/04_discriminative_unet.ipynb
+$(REPORTS)/06_your_own_data.ipynb: | $(REPORTS)/05_paper_table.ipynb
+$(REPORTS)/07_losses_text_impulse.ipynb: | $(REPORTS)/06_your_own_data.ipynb
+$(REPORTS)/08_brown_noise.ipynb: | $(REPORTS)/07_losses_text_impulse.ipynb
+$(REPORTS)/09_single_capture.ipynb: | $(REPORTS)/08_brown_noise.ipynb
+$(REPORTS)/10_capture_budget.ipynb: | $(REPORTS)/09_single_capture.ipynb
+
+# Files one notebook writes and another reads, where a change must re-execute the reader:
+# - the patch sets: notebook 01 cuts them (data/patches_<profile>_seed0.pt, seed 0 as make runs the
+#   notebooks) and every notebook that trains on them reads them. Their readers depend on the file,
+#   not on 01's executed copy: 01 reuses the file when it is there, so re-executing 01 (a figure
+#   changed) leaves it as it was, while a file cut again (rebuild=True, or deleted and cut by the rule
+#   below) re-executes them. Notebook 06 trains on its own pairs, not on these.
+PATCHES := $(or $(N2N_OUTPUT_DIR),$(CURDIR))/data/patches_$(PROFILE)_seed0.pt
+TRAINING := 02_noise2noise_resnet 03_noise2noise_unet 04_discriminative_unet 05_paper_table \
+            07_losses_text_impulse 08_brown_noise 09_single_capture 10_capture_budget
+$(TRAINING:%=$(REPORTS)/%.ipynb): $(PATCHES)
+$(PATCHES): | $(REPORTS)/01_data_augmentation.ipynb ;
+# missing (a fresh clone, or deleted): notebook 01 is executed again, which cuts them
+$(REPORTS)/01_data_augmentation.ipynb: $(if $(wildcard $(PATCHES)),,patches-missing)
+patches-missing: ;
+# - results.json: notebook 04 checks its clean-target U-Net against the noisy-target one's PSNR that
+#   notebook 03 records there, so a re-executed 03 re-executes 04.
 $(REPORTS)/04_discriminative_unet.ipynb: $(REPORTS)/03_noise2noise_unet.ipynb
-$(REPORTS)/05_paper_table.ipynb: $(REPORTS)/04_discriminative_unet.ipynb
-$(REPORTS)/06_your_own_data.ipynb: $(REPORTS)/05_paper_table.ipynb
-$(REPORTS)/07_losses_text_impulse.ipynb: $(REPORTS)/06_your_own_data.ipynb
-$(REPORTS)/08_brown_noise.ipynb: $(REPORTS)/07_losses_text_impulse.ipynb
-$(REPORTS)/09_single_capture.ipynb: $(REPORTS)/08_brown_noise.ipynb
-$(REPORTS)/10_capture_budget.ipynb: $(REPORTS)/09_single_capture.ipynb
+# - results.json: the claims table has rows from Table 1's cells, which notebook 05 records; notebooks
+#   07 to 10 each rewrite it from everything recorded, so a re-executed 05 re-executes the last of them
+#   (a cheap run: its trained models and their evaluations are reloaded) to bring the table up to date.
+$(REPORTS)/10_capture_budget.ipynb: $(REPORTS)/05_paper_table.ipynb
+# Not declared: notebooks 04, 05 and 09 reload the finished U-Nets that earlier notebooks trained (a
+# checkpoint changes only with the code that trains it, which they depend on themselves), and the
+# summary at the end of `make all` reads results.json after every notebook, on every run.
+
 # papermill waits forever on an ipywidgets slider (nteract/papermill#723): headless, the quickstart has none
 $(REPORTS)/00_quickstart.ipynb: PARAMS = -p slider False
-$(REPORTS)/%.ipynb: notebooks/%.ipynb $(PACKAGE) | $(ENV_STAMP) $(BM3D_STAMP)
+# prerequisites beyond the notebook itself: the rules above and the generated ones
+$(REPORTS)/%.ipynb: notebooks/%.ipynb | $(ENV_STAMP) $(BM3D_STAMP)
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/$*.failed.ipynb
 	$(VENV)/bin/papermill --cwd notebooks -k python3 -p profile $(PROFILE) $(PARAMS) $< $(REPORTS)/$*.failed.ipynb
@@ -108,4 +149,4 @@ clean:
 distclean: clean
 	rm -rf data/downloads $(VENV)
 
-.PHONY: help env all test pretrained blindcheck bench lab clean distclean
+.PHONY: help env all test pretrained blindcheck bench lab clean distclean patches-missing

@@ -43,3 +43,21 @@ def test_your_data_scores_denoised_files_against_the_originals(tmp_path, capsys)
     assert "mean over 1 held-out photographs: one" in capsys.readouterr().out
     with pytest.raises(RuntimeError, match="the command failed"):
         yourdata.cli("denoise", tmp_path / "missing.png", "--out", tmp_path / "x")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_notebook_never_rebinds_a_name_it_imports(notebook):
+    """Notebook 08 once wrote `studies = [studies.run_study(...)]`: the list hid the module, and
+    running the cell a second time (as one does in JupyterLab) failed. Every cell must run twice."""
+    imported, assigned = set(), set()
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "\n".join(line for line in "".join(cell["source"]).splitlines()
+                           if not line.lstrip().startswith(("%", "!")))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                imported |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                assigned.add(node.id)
+    assert not imported & assigned, f"{notebook.name} rebinds {sorted(imported & assigned)}, which it imports"
