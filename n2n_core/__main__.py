@@ -185,8 +185,8 @@ def _train_in_group(args, distributed_device) -> int:
 def _load_libraries() -> None:
     """Import torch, numpy and the parser with Ctrl-C held back, then raise it if it came: a
     KeyboardInterrupt inside their imports can be lost (torch's C code takes a failed import of
-    numpy for a missing numpy and goes on: a Ctrl-C 0.5 s after the start was ignored, seen on a
-    2-core Xeon) or leave numpy half-loaded (a RecursionError instead of one line)."""
+    numpy for a missing numpy and goes on: a Ctrl-C early in the start was ignored, on a loaded
+    2-core machine) or leave numpy half-loaded (a RecursionError instead of one line)."""
     import signal
 
     held = []

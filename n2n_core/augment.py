@@ -37,8 +37,8 @@ def undo_dihedral(image: torch.Tensor, index: int) -> torch.Tensor:
 
 class SelfEnsemble(torch.nn.Module):
     """``model`` averaged over the 8 flips/rotations of its input, each output turned back
-    (`n2n denoise --ensemble`, `n2n eval --ensemble`): 8 passes for about 0.13 dB (README, "Your own
-    images"); not the paper's protocol, which runs the model once. A model that pads
+    (`n2n denoise --ensemble`, `n2n eval --ensemble`): 8 passes for a small gain (`n2n eval --ensemble`
+    measures it; docs/your-own-images.md); not the paper's protocol, which runs the model once. A model that pads
     its input (the U-Net, at the bottom and right to multiples of 32) is given it padded once,
     before the turns, so that every turn sees the same borders and pooling grid, and tiles
     (``denoise.denoise_tensor``, which sees the wrapped model's side multiple and padding) what

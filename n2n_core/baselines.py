@@ -8,7 +8,7 @@
 The ``bm3d`` package is an optional extra (``pip install bm3d``, or ``make all`` with ``BM3D=1``).
 Its licence allows non-commercial use only, so nothing here imports it unless asked; without it,
 ``available()`` is False and the tables say "not installed". BM3D costs tens of seconds per Kodak
-image on a 2-core CPU (README), so each result is cached as an 8-bit PNG (all the protocol looks at) under a
+image on a 2-core CPU (docs/measuring.md), so each result is cached as an 8-bit PNG (all the protocol looks at) under a
 key that hashes the noisy image itself: a rerun with the same images, noise and seed skips it.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ Training runs ``train.fit``'s own step (``train.TrainStep``) end to end: the bat
 sampler (crops, flips, noise), the copy to the device, forward, backward and the Adam step, at the
 cpu profile's U-Net batch (``--batch``). Settings: ``fp32`` (plain float32, NCHW: the reference),
 ``channels_last``, ``bf16`` (channels_last with bfloat16 autocast; weights, loss and Adam in float32;
-skipped, unless ``--bf16``, on CPUs without native bfloat16, where it is emulated and about 10x slower)
+skipped, unless ``--bf16``, on CPUs without native bfloat16, where it is emulated and far slower)
 and ``compiled`` (``fit``'s default through ``torch.compile``, as ``--compile`` does; the compile is not
 timed; ``--no-compile`` skips it). Inference, under ``torch.inference_mode``: one 768 x 512 image in
 fp32, channels_last and bf16, and ``denoise.denoise_tensor`` as ``n2n denoise`` runs it (256 px tiles;
@@ -277,7 +277,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-busy", dest="busy", action="store_false",
                         help="skip the measurement with one core busy (CPUs only)")
     parser.add_argument("--no-compile", dest="compile", action="store_false",
-                        help="skip the torch.compile rows (each compiles for 10-60 s first)")
+                        help="skip the torch.compile rows (each compiles first)")
     parser.add_argument("--json", default=None, help="where to write the figures (default reports/bench.json)")
     return parser
 

@@ -13,8 +13,8 @@ one of three ways, and the same U-Net is trained on each with the same steps:
 Why case 1 has one input per scene: were every capture an input in turn, against the average of the
 others, its L2 loss would be, in expectation over case 2's random targets, case 2's loss less a
 constant (the mean over j != i of (f(x_i) - y_j)^2 is (f(x_i) - mean_j y_j)^2 plus their spread):
-the same objective, with less gradient noise. Measured so (cpu profile, Kodak): 29.48 dB against
-case 2's 29.47. What Noise2Noise gains on the same captures is that every capture is an input.
+the same objective, with less gradient noise. Measured so: the two come out level on Kodak
+(docs/claims.md, "The capture budget"). What Noise2Noise gains on the same captures is that every capture is an input.
 
 The paper's budget is 2000 captures: 100 scenes x 20 in cases 1 and 2, 1000 scenes x 2 in case 3;
 it reports (figure only) that the noisy pairs beat the averaged targets, case 3 most. The profiles

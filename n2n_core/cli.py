@@ -20,7 +20,7 @@ USAGE = """Command line of n2n_core (also installed as `n2n`).
     python -m n2n_core pretrained [--max-minutes M]  train the shipped weights in chunks (`make pretrained`)
 """
 ENSEMBLE_HELP = ("average the network's outputs over the 8 flips/rotations of each image (a self-ensemble): "
-                 "about 0.13 dB more (the shipped Gaussian weights, sigma 25) for about 7x the time; not the "
+                 "a little better for several times the time (`n2n eval --ensemble` measures it); not the "
                  "paper's protocol, which runs it once")
 
 
@@ -105,7 +105,7 @@ def _speed_options(p) -> None:
     """--precision and --threads, shared by denoise, train and eval."""
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="number format of the network: auto (bfloat16 on CPUs with AMX and AMD CPUs with "
-                        "AVX512-BF16, where `make bench` measured it 2-4x faster; float32 elsewhere), fp32 or bf16")
+                        "AVX512-BF16, where `make bench` measured it faster; float32 elsewhere), fp32 or bf16")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads (default: all cores, one fewer while another process keeps a core busy)")
 
@@ -153,8 +153,8 @@ def _denoise_parser(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--ensemble", action="store_true", help=ENSEMBLE_HELP)
     p.add_argument("--compile", action="store_true",
-                   help="run the model through torch.compile: pays for many images (about 1.25x on a 2-core "
-                        "CPU, see `make bench`), after a compile of 10-40 s; needs a C++ compiler on CPUs")
+                   help="run the model through torch.compile: pays for many images (`make bench` measures "
+                        "the gain), after a compile; needs a C++ compiler on CPUs")
     _speed_options(p)
 
 
@@ -206,6 +206,6 @@ def _train_parser(sub) -> None:
                         "Ctrl-C or SIGTERM also write one, at the current step")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--compile", action="store_true",
-                   help="train through torch.compile (measured slower for these networks on a 2-core CPU and on "
-                        "an H200; `make bench` shows it on yours)")
+                   help="train through torch.compile (measured slower for these networks on CPUs and on a "
+                        "GPU, docs/speed.md; `make bench` shows it on yours)")
     _speed_options(p)

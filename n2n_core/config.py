@@ -243,7 +243,7 @@ PROFILES = {
         DataConfig(patch_size=48, train_patches=64, val_patches=4),
         TrainConfig(crop=32, batch_size=4, max_steps=80, val_every=20),
         # seconds of training: the checks only catch a broken pipeline (a NaN fails any; 80 steps on
-        # notebook 10's 4 scenes came to -3.1 dB)
+        # notebook 10's 4 scenes can end below the noisy input, hence negative margins)
         checks=Checks(min_gain_db=-3.0, max_clean_gap_db=3.0, max_table_gap_db=5.0, own_gain_db=-3.0, study_gain_db=-6.0,
                       table_gain_db=(("gaussian", -3.0), ("poisson", -3.0), ("bernoulli", -3.0))),
         own_steps=80,
@@ -256,16 +256,16 @@ PROFILES = {
     # that noisy and clean targets get equal steps. Where bfloat16 is the faster format (AMX, AMD
     # AVX512-BF16; devices.fast_bf16) a bigger step pays: the Gaussian U-Nets take batches of 8 at
     # lr 1e-3, and the ResNet gives them half of its time, so that `make all` takes no longer there.
-    # The measurements behind each choice: README, "Profiles".
+    # The measurements behind each choice: docs/measuring.md, "Profiles and their budgets".
     "cpu": Profile(
         "cpu",
         DataConfig(),
         # Neighbor2Neighbor's regulariser at weight 1, not the authors' 2 (meant for 100 epochs): at
-        # these budgets 1 measured better on Kodak in each of four runs (README, "Single captures")
+        # these budgets 1 measured better on Kodak in each of four runs (docs/claims.md)
         TrainConfig(crop=64, batch_size=2, lr=5e-4, max_seconds=300, val_every=500,  # the ResNet's 300 s
                     nb2nb_gamma=1.0),
         # with noisy Bernoulli targets the masked loss sees half of the pixels, so N2N learns more
-        # slowly and needs as many steps as Gaussian noise to come within the check's 0.3 dB
+        # slowly and needs as many steps as Gaussian noise to come within the check's max_clean_gap_db
         budgets=(Budget("unet", "gaussian", steps=3000, precision="bf16", batch_size=8, lr=1e-3),
                  Budget("resnet", seconds=100, precision="bf16"),
                  Budget("unet", "gaussian", steps=4000), Budget("unet", "poisson", steps=1800),
@@ -273,7 +273,7 @@ PROFILES = {
                  # the studies of notebooks 07-08 (text, impulse, brown noise): the Gaussian U-Net's (notebooks
                  # 09-10 train on Gaussian and Poisson noise: those noises' budgets); brown noise with twice
                  # the crops per step: correlated noise makes noisy targets' gradients noisier, and 16 crops
-                 # narrowed N2N's gap to clean targets at both widths (README, "The paper's other claims")
+                 # narrowed N2N's gap to clean targets at both widths (docs/claims.md)
                  Budget("unet", "brown", steps=3000, precision="bf16", batch_size=16, lr=1e-3),
                  Budget("unet", "*", steps=3000, precision="bf16", batch_size=8, lr=1e-3),
                  Budget("unet", "*", steps=4000)),
@@ -297,7 +297,7 @@ PROFILES = {
     # the shipped weights (checkpoints/pretrained/, `make pretrained`): the paper's U-Net and recipe
     # with blind noise, trained in chunks over sessions on whatever machine there is. Crops of 128
     # rather than the paper's 256, since at a fixed number of pixels smaller steps learned faster
-    # (README, "Shipped weights"). A moving average of the weights makes the weights exported
+    # (docs/pretrained.md). A moving average of the weights makes the weights exported
     # mid-run (after a session's chunk) close to what the ramp-down gives at the end.
     "pretrained": Profile(
         "pretrained",

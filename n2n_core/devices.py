@@ -1,7 +1,6 @@
 """Where and how the networks run: the device, the number format (precision), the memory layout,
 the CPU threads and torch.compile. Each default is what `make bench` measured fastest; the figures
-and the machines they were measured on are in README.md ("Speed, GPUs and several processes" and
-"Number formats and threads on CPUs")."""
+and the machines they were measured on are in docs/speed.md and docs/reference/bench.json."""
 from __future__ import annotations
 
 import contextlib
@@ -52,7 +51,7 @@ def cpu_features() -> dict[str, bool | str]:
 
 
 def describe_cpu(features: dict | None = None) -> str:
-    """E.g. 'Intel Xeon (AVX2, AVX512-BF16, no AMX)'."""
+    """The CPU's model name and its features, e.g. '<model name> (AVX2, AVX512-BF16, no AMX)'."""
     f = cpu_features() if features is None else features
     parts = [("AVX2", f["avx2"]), ("AVX512-BF16", f["avx512_bf16"]), ("AMX", f["amx_bf16"])]
     return f"{f['name']} ({', '.join(name if has else 'no ' + name for name, has in parts)})"
@@ -60,9 +59,9 @@ def describe_cpu(features: dict | None = None) -> str:
 
 def fast_bf16(device: torch.device, features: dict | None = None) -> bool:
     """Whether bfloat16 is the faster number format for these networks on ``device``: on CPUs with
-    AMX, and on AMD CPUs with AVX512-BF16 (`make bench` on an AMD EPYC: U-Net training 1.8-2.0x and
-    inference 1.6-1.9x float32 in its faster layout, channels_last). On an Intel Xeon with AVX512-BF16 but no AMX, and on GPUs, bfloat16
-    autocast measured slower than float32 (README, "Number formats and threads on CPUs")."""
+    AMX, and on AMD CPUs with AVX512-BF16, where `make bench` measured it faster than float32 in its
+    faster layout (channels_last), in training and inference. On Intel CPUs with AVX512-BF16 but no AMX,
+    and on GPUs, bfloat16 autocast measured slower than float32 (docs/speed.md)."""
     if device.type != "cpu":
         return False
     f = cpu_features() if features is None else features
@@ -139,7 +138,7 @@ class ThreadGovernor:
 
     OpenMP threads spin while they wait for each other, so when another process holds one of the
     cores every parallel region waits for the thread that shares it, and training slows several
-    times over; one thread fewer keeps about half of the idle speed (README). So the governor keeps
+    times over; one thread fewer keeps much more of the idle speed (docs/speed.md). So the governor keeps
     all cores while the machine is free and drops to one thread fewer while other processes use at
     least ``busy`` of a core (read from /proc/stat minus this process's own CPU time, every
     ``interval`` seconds); it goes back when they use less than
@@ -233,7 +232,7 @@ def describe_device(device: torch.device) -> str:
 
 
 def describe_path(device: torch.device, precision: str, layout: torch.memory_format | None = None) -> str:
-    """One line saying how the networks run here, e.g. 'cpu, Intel Xeon (AVX2, AVX512-BF16, AMX):
+    """One line saying how the networks run here, e.g. 'cpu, <CPU name> (AVX2, AVX512-BF16, AMX):
     bfloat16, channels_last, 2 threads ...'."""
     where = f"{device.type}, {describe_device(device)}"
     what = {"fp32": "float32", "bf16": "bfloat16 autocast"}[precision]

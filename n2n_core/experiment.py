@@ -125,11 +125,15 @@ def record_results(profile: Profile, run: str, results: dict[str, Evaluation], e
 
 
 def update_results(profile: Profile, change) -> Path:
-    """Read ``reports/results.json``, apply ``change(data)`` in place and write it back atomically."""
+    """Read ``reports/results.json``, apply ``change(data)`` in place and write it back atomically,
+    with the provenance of this write (commit, torch, hardware, command, date) under "provenance"."""
+    from .provenance import provenance
+
     path = report_path(profile.name, "results.json")
     data = json.loads(path.read_text()) if path.is_file() else {}
     data.setdefault("profile", profile.name)
     change(data)
+    data["provenance"] = provenance()
     return paths.atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 

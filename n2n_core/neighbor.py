@@ -13,7 +13,7 @@ gradient and sub-sampled by the same cells:
 An ideal denoiser (f(g1 y) = g1 x, f(y) = x) makes the second term the target's noise alone. gamma
 rises linearly from 0 over training to a final weight, ``TrainConfig.nb2nb_gamma``: the authors' 2
 (for 100 epochs of ImageNet) by default, 1 in the short runs of the cpu profile, where it measured
-better (README, "Single captures"). The same ``fit``
+better (docs/claims.md). The same ``fit``
 trains it: a batch (``NeighbourBatch``) carries the sub-images as input and target, and the whole
 crops and their cells, from which ``train.TrainStep`` adds the regulariser. Noise
 correlated between neighbouring pixels (brown noise, demosaiced camera noise) breaks the method: the

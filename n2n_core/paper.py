@@ -41,7 +41,7 @@ TABLE1_GAUSSIAN = {name: {"clean": v["clean"], "n2n": v["n2n"], "bm3d": v["basel
 # The paper's other synthetic experiments (Section 3): PSNR of the noisy input and of the U-Net
 # trained on noisy targets with each loss, or on clean targets. Text: one image, the figure's
 # overlay; impulse: 70% of the pixels replaced. Brown Gaussian noise: a figure only, N2N ending
-# within about 0.1 dB of clean targets.
+# within about BROWN_GAP_DB of clean targets.
 OTHER_EXPERIMENTS = {
     "text": {"input": 17.12, "l2": 26.89, "l1": 35.75, "clean": 35.82},
     "impulse": {"input": 8.89, "l2": 13.02, "l1": 16.36, "l0": 28.43, "clean": 28.86},

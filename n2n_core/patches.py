@@ -127,7 +127,7 @@ class PairSampler(BatchSource):
     target="clean": the target is the clean crop (the discriminative baseline).
     Which patches, crops and flips come from ``generator``. So does the noise on a CPU; on a GPU
     (``use_device``) the noise is drawn there, from a second generator seeded from the first's
-    seed (drawn on the CPU, it took a large share of a GPU's step; README).
+    seed (drawn on the CPU, it took a large share of a GPU's step; docs/speed.md).
     A checkpoint saves the state of both.
     """
 

@@ -3,7 +3,7 @@
 ``checkpoints/pretrained/unet_<noise>_blind.pth`` holds the paper's U-Net trained by ``train.fit``
 with noisy targets only (Noise2Noise) and blind noise levels (Gaussian sigma ~ U(0, 50), Poisson
 lambda ~ U(0.001, 50)), in the ``pretrained`` profile (config.py). The weights are the moving average
-of the run (``TrainConfig.ema``), stored in float16 (half the size; README, "Shipped weights"), in
+of the run (``TrainConfig.ema``), stored in float16 (half the size; docs/pretrained.md), in
 an ordinary checkpoint: ``load_model("pretrained:gaussian")`` reads it, ``n2n denoise`` uses it
 when no checkpoint of `make all` exists.
 
