@@ -28,6 +28,7 @@ from .evaluation import evaluate_sets
 from .interrupts import TrainingInterrupted
 from .noise import NoiseConfig
 from .patches import build_patch_sets
+from .run import train_run
 from .runtime import runtime
 from .train import same_run
 
@@ -94,12 +95,12 @@ def blind_check(steps: int = 5000, levels=LEVELS, data_dir=None, device: str = "
             continue
         print(f"{name}: {steps} steps")
         path = folder / f"unet_{name}.pth"
-        net, _ = pretrained.fit_noisy_pairs(run_prof, noise_cfg, sets.train, sets.val, path, run_config, rt,
-                                            progress=progress, chunk_seconds=left)
+        spec = pretrained.noisy_pairs_spec(run_prof, noise_cfg, sets.train, sets.val, path, run_config)
+        run = train_run(spec, rt, progress=progress, chunk_seconds=left)
         trained_here = True
         if not load_checkpoint(path)["finished"]:
             unfinished.append(name)
-        trained[name] = net.eval()
+        trained[name] = run.model
     if unfinished:
         print(f"blindcheck: --max-minutes {max_minutes:g} spent; unfinished: {', '.join(unfinished)}. The same command "
               f"goes on from the checkpoints in {folder}")

@@ -15,19 +15,20 @@ from pathlib import Path
 
 import torch
 
-from . import models, paths
-from .capture import CaptureCase, CaptureSampler
+from . import paths
+from .capture import CaptureCase
 from .checkpoint import load_model
-from .config import METHODS, ModelConfig, Profile, get_profile
+from .config import METHODS, ModelConfig, Profile, TrainConfig, get_profile
 from .paper import TABLE1
-from .neighbor import sampler_class
-from .patches import PatchSets, build_patch_sets, patch_set_path, validation_pairs
+from .patches import PatchSets, build_patch_sets, patch_set_path
 from .devices import infer, resolve_device, resolve_precision
 from .evaluation import Evaluation, data_sources, evaluate_run, noise_from, noise_settings
-from .noise import NoiseConfig, test_noise, training_noise
+from .noise import NoiseConfig, test_noise
 from .paths import checkpoint_path, report_path  # noqa: F401 (the notebooks' names)
+from .owndata import CaptureSource, PatchSource
+from .run import RunSpec, TrainedRun, train_run
 from .runtime import runtime
-from .train import History, Job, fit, read_state, resumed_runtime
+from .train import History  # noqa: F401 (the notebooks' name)
 
 def run_name(model: str, target: str, noise: str | NoiseConfig = "gaussian", loss: str = "l2") -> str:
     """The name of a run of the study (module docstring); ``noise``: a kind or its settings."""
@@ -61,22 +62,6 @@ def load_patches(profile: Profile, seed: int = 0) -> PatchSets:
 
 
 # --------------------------------------------------------------------------------- training
-@dataclass
-class TrainedRun:
-    name: str
-    model: torch.nn.Module
-    history: History
-    checkpoint: Path
-    config: dict
-
-    def facts(self) -> dict:
-        """What results.json records of the training beside its numbers: steps, seconds, the
-        number format and the hardware (a time or a PSNR means little without them)."""
-        h = self.history
-        return {"steps": h.step[-1] if h.step else 0, "seconds": h.seconds[-1] if h.seconds else 0.0,
-                "train_precision": h.precision, "hardware": h.hardware}
-
-
 def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float | None = None,
           max_steps: int | None = None, max_seconds: float | None = None, device: str = "auto",
           progress: bool = True, noise: str | NoiseConfig | None = None, precision: str = "auto",
@@ -92,28 +77,21 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     if capture is not None:
         name = f"{model_cfg.name}_capture_{capture.name}"
     path = checkpoint_path(profile.name, name)
-    state = read_state(path)  # once: the resume state, and the number format whose budget a resumed run keeps
-    rt = resumed_runtime(runtime(device, precision, compile=compile_model), state, path)
-    train_cfg = profile.run_settings(model, noise_cfg.kind, target, seed, max_steps=max_steps, max_seconds=max_seconds,
-                                     precision=rt.precision, loss=loss)
     patches = load_patches(profile, seed)
-    run_config = {"profile": profile.name, "method": METHODS[target], "model": dataclasses.asdict(model_cfg),
-                  "noise": dataclasses.asdict(noise_cfg), "train": dataclasses.asdict(train_cfg),
-                  "data": patches.meta}
-    generator = torch.Generator().manual_seed(seed)
+    record = {"profile": profile.name, "method": METHODS[target], "model": dataclasses.asdict(model_cfg),
+              "noise": dataclasses.asdict(noise_cfg), "data": patches.meta}
     if capture is None:
-        sampler = sampler_class(target)(patches.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise_cfg),
-                                        target, generator)
+        source = PatchSource(patches.train, patches.val, noise_cfg)
     else:
-        sampler = CaptureSampler(capture, patches.train, test_noise(noise_cfg), train_cfg.crop, train_cfg.batch_size,
-                                 generator, seed)
-        run_config["capture"] = dataclasses.asdict(capture)
-    run_config = json.loads(json.dumps(run_config))  # tuples -> lists, as a checkpoint round trip gives
-    net = models.build(model_cfg, seed=seed)
-    val = validation_pairs(patches.val, test_noise(noise_cfg), seed)
-    history = fit(Job(net, train_cfg, sampler, val, path, models.model_args(model_cfg), run_config), rt, state=state,
-                  progress=progress)
-    return TrainedRun(name, net.eval(), history, path, run_config)
+        source = CaptureSource(capture, patches.train, patches.val, noise_cfg)
+        record["capture"] = dataclasses.asdict(capture)
+
+    def settings(precision: str) -> TrainConfig:  # the budget may depend on the number format
+        return profile.run_settings(model, noise_cfg.kind, target, seed, max_steps=max_steps, max_seconds=max_seconds,
+                                    precision=precision, loss=loss)
+
+    rt = runtime(device, precision, compile=compile_model)
+    return train_run(RunSpec(name, model_cfg, source, settings, path, record), rt, progress=progress)
 
 
 def record_results(profile: Profile, run: str, results: dict[str, Evaluation], extra: dict | None = None) -> Path:

@@ -65,14 +65,21 @@ def nb2nb_loss(output: torch.Tensor, target: torch.Tensor, full_output: torch.Te
 
 class NeighbourBatch(NamedTuple):
     """A ``patches.Batch`` (input, target, clean, mask) for Neighbor2Neighbor: the sub-images as input
-    and target, and the whole noisy crops and their cells, from which ``train.TrainStep`` adds the
-    regulariser."""
+    and target, and the whole noisy crops and their cells, from which ``loss`` adds the regulariser."""
     input: torch.Tensor
     target: torch.Tensor
     clean: torch.Tensor
     mask: None
     full: torch.Tensor
     cells: torch.Tensor
+
+    def loss(self, forward, to_device, loss_fn, progress: float) -> torch.Tensor:
+        """``patches.Batch.loss`` for Neighbor2Neighbor: the network also runs on the whole crops
+        (no gradient), whose sub-images the regulariser compares."""
+        with torch.no_grad():
+            full = forward(self.full)
+        output = forward(self.input)
+        return loss_fn(output.float(), to_device(self.target), full.float(), to_device(self.cells), progress)
 
 
 def neighbour_batch(noisy: torch.Tensor, generator: torch.Generator,

@@ -19,15 +19,15 @@ falls with it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from . import augment, models, paths
-from .checkpoint import initial_weights, load_checkpoint
+from . import augment, paths
+from .capture import CaptureCase, CaptureSampler
+from .checkpoint import load_checkpoint
 from .config import METHODS, DataConfig, ModelConfig, NoiseConfig, TrainConfig
 from .data import DataSources, list_images, to_uint8
 from .neighbor import SingleCrops, draw_cells, sampler_class, subsample
@@ -36,8 +36,9 @@ from .images import ImageError, read_image
 from .evaluation import center_crop
 from .noise import test_noise, training_noise
 from .devices import world
+from .run import InitError, RunSpec, TrainedRun, train_run
 from .runtime import Runtime, runtime
-from .train import READ, ConfigMismatch, History, Job, fit
+from .train import READ, ConfigMismatch
 
 VAL_CROP = 256  # validation uses centre crops of at most this side, to stay cheap
 
@@ -170,14 +171,6 @@ def load_pickle_pair(path: str | Path, what: str) -> tuple[torch.Tensor, torch.T
 
 
 # ------------------------------------------------------------------------------------ training
-@dataclass
-class OwnRun:
-    model: torch.nn.Module
-    history: History
-    checkpoint: Path
-    config: dict
-
-
 def default_checkpoint(model: str, source: str) -> Path:
     return paths.checkpoint_dir() / f"own_{model}_{source}.pth"
 
@@ -203,23 +196,97 @@ def existing_run(out: Path, overwrite: bool) -> dict | None:
     return state
 
 
-def _from_clean_folder(folder: Path, train_cfg: TrainConfig, noise: NoiseConfig, data_cfg: DataConfig):
-    try:
-        files = list_images(folder)
-    except FileNotFoundError as err:
-        raise DataError(f"{err}; pass a folder of clean images") from None
-    if train_cfg.crop > data_cfg.patch_size:
-        data_cfg = dataclasses.replace(data_cfg, patch_size=train_cfg.crop)
-    try:
-        sets = build_patch_sets(DataSources(files, {}, "folder", f"folder {folder}"), data_cfg, train_cfg.seed)
-    except ValueError as err:
-        raise DataError(f"{folder}: {err}") from None
-    sampler = sampler_class(train_cfg.target)(sets.train, train_cfg.crop, train_cfg.batch_size, training_noise(noise),
-                                              train_cfg.target, torch.Generator().manual_seed(train_cfg.seed))
-    val = validation_pairs(sets.val, test_noise(noise), train_cfg.seed)
-    described = {"kind": "clean", "path": str(folder.resolve()), "images": len(files),
-                 "noise": dataclasses.asdict(noise), "validation": "clean held-out patches"}
-    return sampler, val, described
+# ------------------------------------------------------------------------------ the registry
+@dataclass
+class Prepared:
+    """A source made ready for training: its sampler, the validation pairs (noisy input, reference),
+    what the checkpoint records of it under "source" (None: the caller records the data itself) and
+    the settings, adjusted where the data asks for it (a pickle's small images: smaller crops)."""
+    sampler: BatchSource
+    val_pairs: tuple[torch.Tensor, torch.Tensor]
+    described: dict | None
+    cfg: TrainConfig
+
+
+class Source:
+    """Where a run's batches come from: one class per kind, registered in ``SOURCES`` under its
+    ``kind``; ``prepare`` loads and checks the data (a DataError names the file and what to do)."""
+    kind: str
+
+    def prepare(self, cfg: TrainConfig) -> Prepared:
+        raise NotImplementedError
+
+
+SOURCES: dict[str, type[Source]] = {}
+
+
+def register(cls: type[Source]) -> type[Source]:
+    SOURCES[cls.kind] = cls
+    return cls
+
+
+def _seeded(cfg: TrainConfig) -> torch.Generator:
+    return torch.Generator().manual_seed(cfg.seed)
+
+
+@register
+@dataclass
+class PatchSource(Source):
+    """Cut patch sets (``patches``) with synthetic noise drawn afresh for every batch: noisy or clean
+    targets, or Neighbor2Neighbor's sub-images, as ``cfg.target`` says (the study's runs, the
+    shipped weights)."""
+    train: torch.Tensor
+    val: torch.Tensor
+    noise: NoiseConfig
+    kind = "patches"
+
+    def prepare(self, cfg: TrainConfig) -> Prepared:
+        sampler = sampler_class(cfg.target)(self.train, cfg.crop, cfg.batch_size, training_noise(self.noise),
+                                            cfg.target, _seeded(cfg))
+        return Prepared(sampler, validation_pairs(self.val, test_noise(self.noise), cfg.seed), None, cfg)
+
+
+@register
+@dataclass
+class CaptureSource(Source):
+    """The capture budget's fixed captures of one case (``capture``), drawn once from the patch sets."""
+    case: CaptureCase
+    train: torch.Tensor
+    val: torch.Tensor
+    noise: NoiseConfig
+    kind = "capture"
+
+    def prepare(self, cfg: TrainConfig) -> Prepared:
+        sampler = CaptureSampler(self.case, self.train, test_noise(self.noise), cfg.crop, cfg.batch_size, _seeded(cfg),
+                                 cfg.seed)
+        return Prepared(sampler, validation_pairs(self.val, test_noise(self.noise), cfg.seed), None, cfg)
+
+
+@register
+@dataclass
+class CleanFolder(Source):
+    """A folder of clean images, cut into patch sets, with synthetic noise."""
+    folder: Path
+    noise: NoiseConfig
+    data_cfg: DataConfig
+    kind = "clean"
+
+    def prepare(self, cfg: TrainConfig) -> Prepared:
+        try:
+            files = list_images(self.folder)
+        except FileNotFoundError as err:
+            raise DataError(f"{err}; pass a folder of clean images") from None
+        data_cfg = self.data_cfg
+        if cfg.crop > data_cfg.patch_size:
+            data_cfg = dataclasses.replace(data_cfg, patch_size=cfg.crop)
+        try:
+            sets = build_patch_sets(DataSources(files, {}, "folder", f"folder {self.folder}"), data_cfg, cfg.seed)
+        except ValueError as err:
+            raise DataError(f"{self.folder}: {err}") from None
+        prepared = PatchSource(sets.train, sets.val, self.noise).prepare(cfg)
+        prepared.described = {"kind": "clean", "path": str(Path(self.folder).resolve()), "images": len(files),
+                              "noise": dataclasses.asdict(self.noise), "validation": "clean held-out patches"}
+        return prepared
 
 
 def _held_out(count: int) -> list[int]:
@@ -227,76 +294,98 @@ def _held_out(count: int) -> list[int]:
     return list(range(count - 1, -1, -min(10, count))) if count > 1 else [0]
 
 
-def _from_pairs(dirs: list, train_cfg: TrainConfig):
-    folders, names, first, second = load_pairs(dirs, train_cfg.crop)
-    held = _held_out(len(names))
-    train_idx = [i for i in range(len(names)) if i not in held] or held
-    sampler = PairedCrops([first[i] for i in train_idx], [second[i] for i in train_idx], train_cfg.crop,
-                          train_cfg.batch_size, torch.Generator().manual_seed(train_cfg.seed))
-    side = min(VAL_CROP, *(min(first[i].shape[-2:]) for i in held))
-    val = tuple(torch.stack([center_crop(images[i], side) for i in held]).float() / 255.0 for images in (first, second))
-    described = {"kind": "pairs", "path": [str(f.resolve()) for f in folders], "pairs": len(names),
-                 "validation": f"second capture of {len(held)} held-out pairs ({', '.join(names[i] for i in held[:5])})"
-                               + (" (also trained on)" if train_idx == held else "")}
-    return sampler, val, described
+@register
+@dataclass
+class PairFolders(Source):
+    """Noisy pairs: one folder with two sub-folders, or two folders, of captures under the same names."""
+    dirs: list
+    kind = "pairs"
+
+    def prepare(self, cfg: TrainConfig) -> Prepared:
+        folders, names, first, second = load_pairs(self.dirs, cfg.crop)
+        held = _held_out(len(names))
+        train_idx = [i for i in range(len(names)) if i not in held] or held
+        sampler = PairedCrops([first[i] for i in train_idx], [second[i] for i in train_idx], cfg.crop,
+                              cfg.batch_size, _seeded(cfg))
+        side = min(VAL_CROP, *(min(first[i].shape[-2:]) for i in held))
+        val = tuple(torch.stack([center_crop(images[i], side) for i in held]).float() / 255.0
+                    for images in (first, second))
+        described = {"kind": "pairs", "path": [str(f.resolve()) for f in folders], "pairs": len(names),
+                     "validation": f"second capture of {len(held)} held-out pairs "
+                                   f"({', '.join(names[i] for i in held[:5])})"
+                                   + (" (also trained on)" if train_idx == held else "")}
+        return Prepared(sampler, val, described, cfg)
 
 
-def _from_single(folder: Path, train_cfg: TrainConfig):
+@register
+@dataclass
+class SingleCaptures(Source):
     """Single noisy captures (Neighbor2Neighbor). Validation measures f(g1 y) against g2 y on the
     centre crops of held-out captures, the first term of the loss as a PSNR: below the PSNR against
     a clean image (g2 y is noisy and a pixel away), but it rises and falls with it."""
-    try:
-        files = list_images(folder, recursive=False)
-    except FileNotFoundError as err:
-        raise DataError(f"{err}; --single takes a folder of noisy images, one capture of each scene") from None
-    images = [_load_uint8(f) for f in files]
-    for path, image in zip(files, images):
-        if min(image.shape[-2:]) < train_cfg.crop:
-            raise DataError(f"{path} is {image.shape[-1]}x{image.shape[-2]}, smaller than the {train_cfg.crop}x"
-                            f"{train_cfg.crop} training crop; pass a smaller --crop or remove the image")
-    if len(images) < 2:
-        raise DataError(f"{folder}: holds 1 image; --single needs at least 2 (one is held out for validation)")
-    held = _held_out(len(images))
-    side = min(VAL_CROP, *(min(images[i].shape[-2:]) for i in held)) // 2 * 2
-    val = torch.stack([center_crop(images[i], side) for i in held]).float() / 255.0
-    val_pairs = subsample(val, draw_cells(len(val), side, side, torch.Generator().manual_seed(train_cfg.seed)))
-    sampler = SingleCrops([image for i, image in enumerate(images) if i not in held], train_cfg.crop,
-                          train_cfg.batch_size, torch.Generator().manual_seed(train_cfg.seed))
-    described = {"kind": "single", "path": str(folder.resolve()), "images": len(images),
-                 "validation": f"neighbour sub-images of {len(held)} held-out captures "
-                               f"({', '.join(files[i].name for i in held[:5])}): f(g1 y) against g2 y"}
-    return sampler, val_pairs, described
+    folder: Path
+    kind = "single"
+
+    def prepare(self, cfg: TrainConfig) -> Prepared:
+        try:
+            files = list_images(self.folder, recursive=False)
+        except FileNotFoundError as err:
+            raise DataError(f"{err}; --single takes a folder of noisy images, one capture of each scene") from None
+        images = [_load_uint8(f) for f in files]
+        for path, image in zip(files, images):
+            if min(image.shape[-2:]) < cfg.crop:
+                raise DataError(f"{path} is {image.shape[-1]}x{image.shape[-2]}, smaller than the {cfg.crop}x"
+                                f"{cfg.crop} training crop; pass a smaller --crop or remove the image")
+        if len(images) < 2:
+            raise DataError(f"{self.folder}: holds 1 image; --single needs at least 2 (one is held out for validation)")
+        held = _held_out(len(images))
+        side = min(VAL_CROP, *(min(images[i].shape[-2:]) for i in held)) // 2 * 2
+        val = torch.stack([center_crop(images[i], side) for i in held]).float() / 255.0
+        val_pairs = subsample(val, draw_cells(len(val), side, side, _seeded(cfg)))
+        sampler = SingleCrops([image for i, image in enumerate(images) if i not in held], cfg.crop, cfg.batch_size,
+                              _seeded(cfg))
+        described = {"kind": "single", "path": str(Path(self.folder).resolve()), "images": len(images),
+                     "validation": f"neighbour sub-images of {len(held)} held-out captures "
+                                   f"({', '.join(files[i].name for i in held[:5])}): f(g1 y) against g2 y"}
+        return Prepared(sampler, val_pairs, described, cfg)
 
 
-def _from_pickle(path: Path, val_pickle, train_cfg: TrainConfig):
-    """Also returns ``train_cfg``, its crop cut to the images' side when they are smaller."""
-    first, second = load_pickle_pair(path, "two noisy captures")
-    side = min(first.shape[-2:])
-    if side < train_cfg.crop:
-        train_cfg = dataclasses.replace(train_cfg, crop=side)
-        print(f"{path}: images of {first.shape[-1]}x{first.shape[-2]} px; training crops of {side}")
-    if val_pickle is not None:
-        val_noisy, val_clean = load_pickle_pair(val_pickle, "noisy and clean images")
-        val = (val_noisy[:256].float() / 255.0, val_clean[:256].float() / 255.0)
-        held, what = 0, f"clean images of {val_pickle} (first {len(val[0])})"
-    else:
-        held = max(1, len(first) // 100)
-        val = (first[-held:].float() / 255.0, second[-held:].float() / 255.0)
-        what = f"second capture of the last {held} pairs, held out"
-    keep = len(first) - held
-    if keep < 1:
-        raise DataError(f"{path}: holds {len(first)} pair(s), all of them held out for validation; it needs at least "
-                        f"2 pairs (or pass --val-pickle for validation)")
-    sampler = PairedCrops(list(first[:keep]), list(second[:keep]), train_cfg.crop, train_cfg.batch_size,
-                          torch.Generator().manual_seed(train_cfg.seed))
-    described = {"kind": "pickle", "path": str(Path(path).resolve()), "pairs": len(first), "validation": what}
-    return sampler, val, described, train_cfg
+@register
+@dataclass
+class PickleFile(Source):
+    """The Kaggle "noisy-images" pickle of noisy pairs, validated on its clean pickle if given, else
+    on the last pairs, held out. Crops are cut to the images' side where they are smaller."""
+    path: Path
+    val_pickle: Path | None = None
+    kind = "pickle"
+
+    def prepare(self, cfg: TrainConfig) -> Prepared:
+        first, second = load_pickle_pair(self.path, "two noisy captures")
+        side = min(first.shape[-2:])
+        if side < cfg.crop:
+            cfg = dataclasses.replace(cfg, crop=side)
+            print(f"{self.path}: images of {first.shape[-1]}x{first.shape[-2]} px; training crops of {side}")
+        if self.val_pickle is not None:
+            val_noisy, val_clean = load_pickle_pair(self.val_pickle, "noisy and clean images")
+            val = (val_noisy[:256].float() / 255.0, val_clean[:256].float() / 255.0)
+            held, what = 0, f"clean images of {self.val_pickle} (first {len(val[0])})"
+        else:
+            held = max(1, len(first) // 100)
+            val = (first[-held:].float() / 255.0, second[-held:].float() / 255.0)
+            what = f"second capture of the last {held} pairs, held out"
+        keep = len(first) - held
+        if keep < 1:
+            raise DataError(f"{self.path}: holds {len(first)} pair(s), all of them held out for validation; it needs "
+                            f"at least 2 pairs (or pass --val-pickle for validation)")
+        sampler = PairedCrops(list(first[:keep]), list(second[:keep]), cfg.crop, cfg.batch_size, _seeded(cfg))
+        described = {"kind": "pickle", "path": str(Path(self.path).resolve()), "pairs": len(first), "validation": what}
+        return Prepared(sampler, val, described, cfg)
 
 
 def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig, out: str | Path | None = None,
               noise: NoiseConfig | None = None, data_cfg: DataConfig | None = None, val_pickle=None,
               overwrite: bool = False, rt: Runtime | None = None, progress: bool = True,
-              init: str | Path | None = None, state: dict | None | str = READ) -> OwnRun:
+              init: str | Path | None = None, state: dict | None | str = READ) -> TrainedRun:
     """Train ``model`` on ``source`` ('clean', 'pairs', 'pickle' or 'single') at ``location`` (a
     folder, a list of one or two folders, or a pickle file) in the runtime ``rt`` (default: this
     machine's) and return the run; the checkpoint goes to ``out``. Single captures train with
@@ -306,7 +395,29 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
     out = Path(out) if out is not None else default_checkpoint(model.name, source)
     if isinstance(state, str):
         state = existing_run(out, overwrite)
-    rt = rt or runtime()
+    train_cfg = _checked_target(source, train_cfg)
+    noise = (noise or NoiseConfig()) if source == "clean" else None
+    spec = RunSpec(out.stem, model, own_source(source, location, noise, data_cfg, val_pickle), lambda _: train_cfg,
+                   out, {"profile": "own data", "method": METHODS[train_cfg.target], "model": dataclasses.asdict(model),
+                         "noise": dataclasses.asdict(noise) if noise else None,
+                         "init": None if init is None else str(init)}, init=init, fresh=overwrite)
+
+    def announce(described: dict, cfg: TrainConfig) -> None:
+        if world()[0] == 0:
+            print(f"Training a {model.name} on {described['kind']} data ({described['path']}); validation: "
+                  f"{described['validation']}; checkpoint {out}")
+
+    try:
+        return train_run(spec, rt or runtime(), state=state, progress=progress, announce=announce)
+    except InitError as err:
+        raise DataError(f"--init {err}") from None
+    except ConfigMismatch as err:
+        raise DataError(f"{err}, or pass --overwrite") from None
+
+
+def _checked_target(source: str, train_cfg: TrainConfig) -> TrainConfig:
+    """The target a source can train: clean targets need clean images; single captures train with
+    Neighbor2Neighbor, which needs single captures or clean images with synthetic noise."""
     if train_cfg.target == "clean" and source != "clean":
         raise DataError("clean targets need clean images: use --clean DIR (with synthetic noise), or --target noisy")
     if source == "single" and train_cfg.target == "noisy":  # one capture of each scene: Neighbor2Neighbor
@@ -314,36 +425,18 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
     if train_cfg.target == "nb2nb" and source not in ("single", "clean"):
         raise DataError("Neighbor2Neighbor (target nb2nb) trains on single captures: use --single DIR, or --clean DIR "
                         "with synthetic noise; pairs train with --target noisy")
-    noise = (noise or NoiseConfig()) if source == "clean" else None
-    if source == "clean":
-        sampler, val, described = _from_clean_folder(Path(location), train_cfg, noise, data_cfg or DataConfig())
-    elif source == "pairs":
-        sampler, val, described = _from_pairs(list(location) if isinstance(location, (list, tuple)) else [location],
-                                               train_cfg)
-    elif source == "pickle":
-        sampler, val, described, train_cfg = _from_pickle(Path(location), val_pickle, train_cfg)
-    elif source == "single":
-        sampler, val, described = _from_single(Path(location), train_cfg)
-    else:
-        raise ValueError(f"unknown source {source!r}; choose clean, pairs, pickle or single")
+    return train_cfg
 
-    net = models.build(model, seed=train_cfg.seed)
-    if init is not None:
-        try:
-            net.load_state_dict(initial_weights(init, models.model_args(model)))
-        except (ValueError, FileNotFoundError) as err:
-            raise DataError(f"--init {err}") from None
-    run_config = json.loads(json.dumps({"profile": "own data", "method": METHODS[train_cfg.target], "source": described,
-                                        "model": dataclasses.asdict(model),
-                                        "noise": dataclasses.asdict(noise) if noise else None,
-                                        "train": dataclasses.asdict(train_cfg),
-                                        "init": None if init is None else str(init)}))
-    if world()[0] == 0:
-        print(f"Training a {model.name} on {described['kind']} data ({described['path']}); validation: "
-              f"{described['validation']}; checkpoint {out}")
-    try:
-        history = fit(Job(net, train_cfg, sampler, val, out, models.model_args(model), run_config), rt, state=state,
-                      progress=progress)
-    except ConfigMismatch as err:
-        raise DataError(f"{err}, or pass --overwrite") from None
-    return OwnRun(net.eval(), history, out, run_config)
+
+def own_source(source: str, location, noise: NoiseConfig | None = None, data_cfg: DataConfig | None = None,
+               val_pickle=None) -> Source:
+    """The registry's source for `n2n train`'s --clean, --pairs, --pickle or --single at ``location``."""
+    if source == "clean":
+        return CleanFolder(Path(location), noise or NoiseConfig(), data_cfg or DataConfig())
+    if source == "pairs":
+        return PairFolders(list(location) if isinstance(location, (list, tuple)) else [location])
+    if source == "pickle":
+        return PickleFile(Path(location), val_pickle)
+    if source == "single":
+        return SingleCaptures(Path(location))
+    raise ValueError(f"unknown source {source!r}; choose clean, pairs, pickle or single")

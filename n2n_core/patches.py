@@ -96,6 +96,13 @@ class Batch(NamedTuple):
     clean: torch.Tensor
     mask: torch.Tensor | None = None
 
+    def loss(self, forward, to_device, loss_fn, progress: float) -> torch.Tensor:
+        """``loss_fn`` (in float32) of the network's output on the input against the target; ``forward``
+        runs the network on a batch (moved to the device, under autocast), ``to_device`` moves a tensor."""
+        output = forward(self.input)
+        mask = None if self.mask is None else to_device(self.mask)
+        return loss_fn(output.float(), to_device(self.target), mask, progress)
+
 
 class BatchSource:
     """What ``fit`` draws training batches from: ``sample()`` returns a Batch on ``device``;

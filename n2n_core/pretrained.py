@@ -25,14 +25,14 @@ from pathlib import Path
 
 import torch
 
-from . import models
 from .checkpoint import FORMAT, atomic_save, library_versions, load_checkpoint, pretrained_path
 from .config import PRECISION_NAMES, PROFILES, Profile
 from .noise import NOISE_TYPES, NoiseConfig
-from .patches import PairSampler, build_patch_sets, validation_pairs
-from .noise import test_noise, training_noise
-from .runtime import Runtime, runtime
-from .train import History, Job, fit
+from .patches import build_patch_sets
+from .owndata import PatchSource
+from .run import RunSpec, train_run
+from .runtime import runtime
+from .train import History
 
 NOISES = ("gaussian", "poisson")
 # the levels the model card measures, per noise type (the paper's Table 1 level in the middle)
@@ -93,17 +93,13 @@ def make_run_config(noise: str, prof: Profile, data: dict, noise_cfg: NoiseConfi
                                   "train": dataclasses.asdict(prof.train), "data": data}))
 
 
-def fit_noisy_pairs(prof: Profile, noise_cfg: NoiseConfig, train_patches, val_patches, path: Path, run_config: dict,
-                    rt: Runtime, **fit_options) -> tuple[torch.nn.Module, History]:
-    """The profile's U-Net trained by ``fit`` on noisy pairs of ``noise_cfg`` from the patch sets (checkpoint
-    at ``path``, resumed if there) in the runtime ``rt``; returns the model (the moving average, with ``ema``)
-    and the history."""
-    net = models.build(prof.unet, seed=prof.train.seed)
-    sampler = PairSampler(train_patches, prof.train.crop, prof.train.batch_size, training_noise(noise_cfg), "noisy",
-                          torch.Generator().manual_seed(prof.train.seed))
-    val = validation_pairs(val_patches, test_noise(noise_cfg), prof.train.seed)
-    history = fit(Job(net, prof.train, sampler, val, path, models.model_args(prof.unet), run_config), rt, **fit_options)
-    return net, history
+def noisy_pairs_spec(prof: Profile, noise_cfg: NoiseConfig, train_patches, val_patches, path: Path,
+                     run_config: dict, keep_precision: bool = True) -> RunSpec:
+    """The run of the profile's U-Net on noisy pairs of ``noise_cfg`` drawn from the patch sets, with
+    the profile's settings, checkpoint at ``path``, recording ``run_config`` (``make_run_config``)."""
+    record = {key: value for key, value in run_config.items() if key != "train"}
+    return RunSpec(path.stem, prof.unet, PatchSource(train_patches, val_patches, noise_cfg), lambda _: prof.train, path,
+                   record, keep_precision=keep_precision)
 
 
 def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: str | Path | None = None,
@@ -127,9 +123,9 @@ def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: s
     print(f"Cut {len(sets.train)} training and {len(sets.val)} validation patches of {prof.data.patch_size} px "
           f"in {time.monotonic() - started:.0f} s")
     run_config = make_run_config(noise, prof, pool_data(sources, sets))
-    _, history = fit_noisy_pairs(prof, noise_cfg, sets.train, sets.val, state, run_config, runtime(device, precision),
-                                 progress=progress, keep_precision=False,
-                                 chunk_seconds=None if max_minutes is None else 60.0 * max_minutes)
+    spec = noisy_pairs_spec(prof, noise_cfg, sets.train, sets.val, state, run_config, keep_precision=False)
+    history = train_run(spec, runtime(device, precision), progress=progress,
+                        chunk_seconds=None if max_minutes is None else 60.0 * max_minutes).history
     export(noise, folder, data_description=f"{sources.origin}: {len(sources.train)} clean pool images, "
                                          f"{sets.meta['val_images']} of them held out for validation")
     if state.exists():  # (export deletes it when the run is finished)

@@ -21,7 +21,7 @@ from .devices import all_agree, compile_module, infer, threads, world
 from .losses import get_loss
 from .interrupts import TrainingInterrupted, signals_end_training
 from .metrics import psnr
-from .neighbor import NeighbourBatch, nb2nb_loss
+from .neighbor import nb2nb_loss
 from .noise import noise_identity
 from .patches import BatchSource
 from .paths import ensure_writable_file
@@ -117,24 +117,20 @@ class TrainStep:
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
 
     def __call__(self, batch, share: slice = slice(None), progress: float = 0.0) -> torch.Tensor:
-        noisy = batch.input[share].to(self.device, non_blocking=True).contiguous(memory_format=self.layout)
-        target = batch.target[share].to(self.device, non_blocking=True)
-        mask = None if batch.mask is None else batch.mask[share].to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):
-            if isinstance(batch, NeighbourBatch):  # Neighbor2Neighbor: the whole crops' output, no gradient
-                with torch.no_grad():
-                    full = self.net(batch.full[share].to(self.device).contiguous(memory_format=self.layout))
-            output = self.net(noisy)
-        if not isinstance(batch, NeighbourBatch):
-            loss = self.loss_fn(output.float(), target, mask, progress)  # the loss in float32
-        else:
-            loss = self.loss_fn(output.float(), target, full.float(), batch.cells[share].to(self.device), progress)
+        part = type(batch)(*(None if t is None else t[share] for t in batch))  # this process's share
+        loss = part.loss(self._forward, self._to_device, self.loss_fn, progress)  # each kind of batch its own loss
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach()
+
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(self.device, non_blocking=True)
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            return self.net(self._to_device(batch).contiguous(memory_format=self.layout))
 
 
 def _progress(cfg: TrainConfig, step: int, elapsed: float) -> float:

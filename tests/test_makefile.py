@@ -161,7 +161,7 @@ def test_editing_training_code_re_executes_the_notebooks_that_import_it(checkout
     assert _executed(checkout, "n2n_core/train.py") >= TRAINING
     assert _executed(checkout, "n2n_core/studies.py") == {"07_losses_text_impulse", "08_brown_noise",
                                                           "09_single_capture", "10_capture_budget"}
-    assert _executed(checkout, "n2n_core/owndata.py") == CLI_USERS
+    assert _executed(checkout, "n2n_core/yourdata.py") == CLI_USERS
 
 
 def test_editing_docs_re_executes_nothing(checkout):
