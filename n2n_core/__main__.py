@@ -13,16 +13,21 @@ class UsageError(Exception):
     """A wrong argument or input: printed as one line, no traceback."""
 
 
-def _speed(args, device):
-    """The resolved precision of ``args`` on ``device`` (a clear error for one it lacks); sets the
-    thread count."""
-    from .devices import resolve_precision, threads
+def _runtime(args):
+    """The command's one Runtime, from --device, --precision, --threads and --compile where the
+    command has it; each wrong value is one line naming its option. Sets the thread count."""
+    from .devices import threads
+    from .runtime import Runtime
 
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
     threads(args.threads)  # a ValueError (N2N_THREADS that is not a number) is one line too
+    try:  # the device alone first (in float32, which every device has), so that its error names --device
+        device = Runtime.resolve(args.device, "fp32").device
+    except (ValueError, RuntimeError) as error:
+        raise UsageError(f"--device {args.device}: {error}") from None
     try:
-        return resolve_precision(args.precision, device)
+        return Runtime.resolve(device, args.precision, compile=getattr(args, "compile", False))
     except ValueError as error:
         raise UsageError(f"--precision {args.precision}: {error}") from None
 
@@ -37,14 +42,13 @@ def _eval(args) -> int:
         raise UsageError("give a checkpoint or --baseline input|bm3d (one of the two)")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be >= 1, got {args.limit}")
-    device = _device(args.device)
-    precision = _speed(args, device)
+    rt = _runtime(args)
     checkpoint_noise, model = None, None
     if args.checkpoint:
         path = choose_checkpoint(args.checkpoint)
         try:
             state = load_checkpoint(path)
-            checkpoint_noise, model = state["config"].get("noise"), model_from_state(state, path, device=device)
+            checkpoint_noise, model = state["config"].get("noise"), model_from_state(state, path, device=rt.device)
         except (ValueError, RuntimeError) as error:
             raise UsageError(str(error) if str(path) in str(error) else f"{path}: {error}") from None
     noise_cfg = evaluation.noise_from(checkpoint_noise, args.noise, **levels(args))
@@ -61,48 +65,37 @@ def _eval(args) -> int:
     sources = from_image_folders(args.images) if args.images else evaluation.data_sources(args.data_dir)
     label = args.checkpoint or args.baseline
     sets, repeats = evaluation.plan_sets(sources, args.sets, args.repeats)
-    evaluations = evaluation.evaluate_sets(model, sources, sets, noise_cfg, seed=args.seed, device=device,
+    evaluations = evaluation.evaluate_sets(model, sources, sets, noise_cfg, seed=args.seed, rt=rt,
                                            repeats=repeats, limits={name: args.limit for name in sets},
-                                           label=f"{label} | {noise_cfg.label} | ", precision=precision,
-                                           ensemble=args.ensemble)
+                                           label=f"{label} | {noise_cfg.label} | ", ensemble=args.ensemble)
     if sources.note:
         print(sources.note)
     if args.json:
-        evaluation.write_json(args.json, label, noise_cfg, args.seed, precision if model is not None else None,
+        evaluation.write_json(args.json, label, noise_cfg, args.seed, rt.precision if model is not None else None,
                               evaluations)
     return 0
-
-
-def _device(value: str):
-    from . import experiment
-
-    try:
-        return experiment.resolve_device(value)
-    except (ValueError, RuntimeError) as error:
-        raise UsageError(f"--device {value}: {error}") from None
 
 
 def _denoise(args) -> int:
     from .checkpoint import choose_checkpoint, load_model
     from .denoise import check_tiling, default_batch, denoise_files, output_folder, plan
-    from .devices import compile_module, describe_path
+    from .devices import compile_module
 
-    device = _device(args.device)
-    precision = _speed(args, device)
+    rt = _runtime(args)
     checkpoint = choose_checkpoint(args.checkpoint)
     if args.batch is not None and args.batch < 1:
         raise UsageError(f"--batch must be >= 1, got {args.batch}")
     check_tiling(args.tile, args.overlap)
-    model = load_model(checkpoint, device=device, expect=args.model)
+    model = load_model(checkpoint, device=rt.device, expect=args.model)
     print(f"Weights: {checkpoint}" + (" (the shipped blind Gaussian U-Net; --checkpoint chooses others)"
                                        if args.checkpoint is None and str(checkpoint).startswith("pretrained:") else ""))
-    model = compile_module(model) if args.compile else model
+    model = compile_module(model) if rt.compile else model
     jobs = plan(args.inputs, args.out, overwrite=args.overwrite, skip_existing=args.skip_existing)
     failures = []
     with output_folder(args.out):
-        print(f"Denoising on {describe_path(device, precision)}" + (", x8 self-ensemble" if args.ensemble else ""))
-        written = denoise_files(model, jobs, tile=args.tile, overlap=args.overlap, device=device, precision=precision,
-                                batch=args.batch or default_batch(device), ensemble=args.ensemble, failures=failures)
+        print(f"Denoising on {rt.describe()}" + (", x8 self-ensemble" if args.ensemble else ""))
+        written = denoise_files(model, jobs, rt, tile=args.tile, overlap=args.overlap,
+                                batch=args.batch or default_batch(rt.device), ensemble=args.ensemble, failures=failures)
     print(f"Denoised {len(written)} image(s) into {args.out} with {checkpoint}")
     for _, reason in failures:
         print(f"failed: {reason}", file=sys.stderr)
@@ -116,30 +109,30 @@ def _denoise(args) -> int:
 def _pretrained(args) -> int:
     from . import pretrained
 
-    device = _device(args.device)
-    _speed(args, device)
+    rt = _runtime(args)
     if args.card_only and args.no_card:
         raise UsageError("--card-only and --no-card exclude each other")
     if args.repeats < 1:
         raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
     if not args.card_only:
-        pretrained.train(args.noise, max_minutes=args.max_minutes, data_dir=args.data_dir, device=device,
-                         precision=args.precision)
+        pretrained.train(args.noise, max_minutes=args.max_minutes, data_dir=args.data_dir, rt=rt)
     if not args.no_card:  # in float32 unless asked otherwise, so that its figures compare across machines
-        pretrained.write_card(data_dir=args.data_dir, repeats=args.repeats, bm3d=args.bm3d, device=device,
-                              precision="fp32" if args.precision == "auto" else args.precision)
+        pretrained.write_card(data_dir=args.data_dir, repeats=args.repeats, bm3d=args.bm3d,
+                              rt=rt if rt.chosen else rt.with_precision("fp32"))
     return 0
 
 
 def _train(args) -> int:
     from .devices import process_group
 
-    _device(args.device)  # a bad --device is a usage error before any process group
-    with process_group(args.device) as distributed_device:
-        return _train_in_group(args, distributed_device)
+    import dataclasses
+
+    rt = _runtime(args)  # a bad --device or --precision is a usage error before any process group
+    with process_group(rt.device) as distributed_device:  # under torchrun, this process's own GPU
+        return _train_in_group(args, dataclasses.replace(rt, device=distributed_device or rt.device))
 
 
-def _train_in_group(args, distributed_device) -> int:
+def _train_in_group(args, rt) -> int:
     from pathlib import Path
 
     from .cli import levels
@@ -147,11 +140,8 @@ def _train_in_group(args, distributed_device) -> int:
     from .noise import NoiseConfig
     from .owndata import default_checkpoint, existing_run, train_own
     from .devices import world
-    from .runtime import Runtime
     from .train import resumed_runtime
 
-    device = distributed_device or _device(args.device)
-    precision = _speed(args, device)  # checks --precision and sets the threads
     profile = get_profile(args.profile)
     if args.val_pickle is not None and args.pickle is None:
         raise UsageError("--val-pickle goes with --pickle")
@@ -165,7 +155,7 @@ def _train_in_group(args, distributed_device) -> int:
                                                              ("single", args.single), ("clean", args.clean)) if value)
     out = Path(args.out) if args.out else default_checkpoint(args.model, source)
     state = existing_run(out, args.overwrite)  # read once: the resume state and the run's own number format
-    rt = resumed_runtime(Runtime(device, precision, chosen=args.precision != "auto", compile=args.compile), state, out)
+    rt = resumed_runtime(rt, state, out)
     train_cfg = profile.run_settings(args.model, args.noise, args.target, args.seed, max_steps=args.steps,
                                      max_seconds=args.seconds, crop=args.crop, batch_size=args.batch_size, lr=args.lr,
                                      loss=args.loss, nb2nb_gamma=args.nb2nb_gamma,

@@ -41,11 +41,11 @@ import torch
 
 from . import models, paths
 from .config import NOISE_KINDS, PRECISION_NAMES, ModelConfig, NoiseConfig, get_profile
-from .devices import (ThreadGovernor, compile_module, cpu_features, describe_cpu, describe_path, fast_bf16,
-                      memory_format, native_bf16, precision_dtype, resolve_device, resolve_precision)
+from .devices import ThreadGovernor, autocast, compile_module, cpu_features, describe_cpu, native_bf16
 from .losses import get_loss
 from .noise import training_noise
 from .patches import PairSampler
+from .runtime import Runtime
 from .train import TrainStep, make_optimizer
 
 BATCH = 4
@@ -94,29 +94,36 @@ def gflop_per_mpix(model_name: str, training: bool) -> float:
     return counter.get_total_flops() / (64 * 64) * 1e6 / 1e9
 
 
-def train_settings(device: torch.device, crop: int, bf16: bool, compile_: bool) -> dict[str, tuple]:
-    """setting -> (memory format, autocast dtype or None, torch.compile?)"""
-    settings = {"fp32": (torch.contiguous_format, None, False), "channels_last": (torch.channels_last, None, False)}
-    if bf16:
-        settings["bf16"] = (torch.channels_last, torch.bfloat16, False)
+def formats(rt: Runtime, bf16: bool) -> dict[str, Runtime]:
+    """The runtimes the bench compares, one per number format it measures: ``rt`` (this machine's
+    default, resolved in ``main``) in float32, and in bfloat16 with ``bf16``."""
+    return {"fp32": rt.with_precision("fp32"), **({"bf16": rt.with_precision("bf16")} if bf16 else {})}
+
+
+def train_settings(runtimes: dict[str, Runtime], default: Runtime, crop: int, compile_: bool) -> dict[str, tuple]:
+    """setting -> (memory format, Runtime of its number format, torch.compile?)"""
+    fp32 = runtimes["fp32"]
+    settings = {"fp32": (torch.contiguous_format, fp32, False), "channels_last": (torch.channels_last, fp32, False)}
+    if "bf16" in runtimes:
+        settings["bf16"] = (torch.channels_last, runtimes["bf16"], False)
     if compile_:
-        layout, dtype, _ = fit_default(device, crop)
-        settings["compiled"] = (layout, dtype, True)
+        layout, rt, _ = fit_default(default, crop)
+        settings["compiled"] = (layout, rt, True)
     return settings
 
 
-def fit_default(device: torch.device, crop: int) -> tuple:
-    """The setting ``fit`` trains in on ``device`` at ``crop`` (its defaults: precision auto, no compile)."""
-    precision = resolve_precision("auto", device)
-    return memory_format(device, crop, precision), precision_dtype(precision), False
+def fit_default(rt: Runtime, crop: int) -> tuple:
+    """The setting ``fit`` trains in at ``crop`` in the default runtime ``rt`` (no compile)."""
+    return rt.layout(crop), rt, False
 
 
-def bench_training(model_name: str, crop: int, setting: tuple, device: torch.device, seconds: float,
-                   batch: int = BATCH, noise: str = "gaussian", before_step=None) -> dict:
-    layout, amp_dtype, compile_ = setting
+def bench_training(model_name: str, crop: int, setting: tuple, seconds: float, batch: int = BATCH,
+                   noise: str = "gaussian", before_step=None) -> dict:
+    layout, rt, compile_ = setting
+    device = rt.device
     model = models.build(ModelConfig(model_name), seed=0).to(device).to(memory_format=layout).train()
     net = compile_module(model) if compile_ else model
-    step = TrainStep(net, make_optimizer(model, 1e-4), get_loss("l2"), device, layout, amp_dtype)
+    step = TrainStep(net, make_optimizer(model, 1e-4), get_loss("l2"), device, layout, rt.amp_dtype)
     patches = torch.randint(0, 256, (64, 3, crop + 16, crop + 16), dtype=torch.uint8,
                             generator=torch.Generator().manual_seed(0))
     sampler = PairSampler(patches, crop, batch, training_noise(NoiseConfig(noise)), "noisy",
@@ -140,7 +147,7 @@ def bench_training(model_name: str, crop: int, setting: tuple, device: torch.dev
     data_s = 0.0
     steps, elapsed = _timed(one, device, seconds, 3)
     return {"kind": "train", "model": model_name, "crop": crop, "batch": batch, "steps": steps,
-            "precision": "fp32" if amp_dtype is None else "bf16", "mpix_per_s": steps * batch * crop * crop / elapsed / 1e6, "data_share": data_s / elapsed,
+            "precision": rt.precision, "mpix_per_s": steps * batch * crop * crop / elapsed / 1e6, "data_share": data_s / elapsed,
             "peak_mb": _peak_mb(device)}
 
 
@@ -151,15 +158,15 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def bench_busy(model_name: str, crop: int, device: torch.device, seconds: float, batch: int = BATCH) -> list[dict]:
+def bench_busy(model_name: str, crop: int, rt: Runtime, seconds: float, batch: int = BATCH) -> list[dict]:
     """``fit``'s default training step while another process spins on one core: with all threads,
     with the thread governor ``fit`` uses, and with one thread fewer; ``ratio_to_idle`` against the
-    same step on the idle machine, measured just before."""
+    same step on the idle machine, measured just before; ``rt``: the default runtime."""
     import multiprocessing
 
-    setting = fit_default(device, crop)
+    setting = fit_default(rt, crop)
     full = torch.get_num_threads()
-    idle = bench_training(model_name, crop, setting, device, seconds, batch)["mpix_per_s"]
+    idle = bench_training(model_name, crop, setting, seconds, batch)["mpix_per_s"]
     rows = []
     spinner = multiprocessing.get_context("spawn").Process(target=_spin, args=(4 * seconds + 30,), daemon=True)
     spinner.start()
@@ -175,7 +182,7 @@ def bench_busy(model_name: str, crop: int, device: torch.device, seconds: float,
                 governor.poll()
             else:
                 torch.set_num_threads(threads)
-            row = bench_training(model_name, crop, setting, device, seconds, batch,
+            row = bench_training(model_name, crop, setting, seconds, batch,
                                  before_step=governor.poll if governor else None)
             row.update(threads=torch.get_num_threads(), ratio_to_idle=row["mpix_per_s"] / idle, idle_mpix_per_s=idle)
             rows.append((name, row))
@@ -186,42 +193,42 @@ def bench_busy(model_name: str, crop: int, device: torch.device, seconds: float,
     return rows
 
 
-def bench_inference(model_name: str, setting: str, device: torch.device, seconds: float, tile: int = 0,
-                    size: tuple[int, int] = (512, 768), precision: str = "fp32") -> dict:
-    """``fp32``/``channels_last``/``bf16``: one forward pass in that layout and format; with ``tile``
-    or ``compiled``: ``denoise_tensor`` as `n2n denoise` runs it (its layout, in ``precision``)."""
+def bench_inference(model_name: str, setting: str, rt: Runtime, seconds: float, tile: int = 0,
+                    size: tuple[int, int] = (512, 768)) -> dict:
+    """``fp32``/``channels_last``/``bf16``: one forward pass in that layout, in ``rt``'s number format;
+    with ``tile`` or ``compiled``: ``denoise_tensor`` as `n2n denoise` runs it in ``rt`` (its layout)."""
     from .denoise import default_batch, denoise_tensor
 
+    device = rt.device
     net = models.build(ModelConfig(model_name), seed=0).to(device).eval()
     height, width = size
     image = torch.rand(3, height, width, generator=torch.Generator().manual_seed(0))
     if tile or setting == "compiled":
         call = compile_module(net) if setting == "compiled" else net
         def run():
-            return denoise_tensor(call, image, tile=tile, overlap=32, device=device, batch=default_batch(device),
-                                  precision=precision)
+            return denoise_tensor(call, image, rt, tile=tile, overlap=32, batch=default_batch(device))
     else:
         layout = torch.contiguous_format if setting == "fp32" else torch.channels_last
         net = net.to(memory_format=layout)
         x = image[None].to(device).contiguous(memory_format=layout)
 
         def run():
-            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=setting == "bf16"):
+            with torch.inference_mode(), autocast(device, rt.precision):
                 return net(x)
     run()  # warm-up (and compilation)
     n, elapsed = _timed(run, device, seconds, 2)
-    used = precision if tile or setting == "compiled" else "bf16" if setting == "bf16" else "fp32"
-    return {"kind": "infer", "model": model_name, "crop": f"{width}x{height}", "steps": n, "precision": used,
+    return {"kind": "infer", "model": model_name, "crop": f"{width}x{height}", "steps": n, "precision": rt.precision,
             "mpix_per_s": n * width * height / elapsed / 1e6, "data_share": None, "peak_mb": _peak_mb(device)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    device = resolve_device(args.device)
+    rt = Runtime.resolve(args.device)  # this machine's default runtime: what fit and n2n denoise take
+    device, auto = rt.device, rt.precision
     native = native_bf16(device)
     bf16 = native or args.bf16
-    auto = resolve_precision("auto", device)
+    runtimes = formats(rt, bf16)
     if args.batch is None:
         args.batch = get_profile("cpu").train_config("unet", precision=auto).batch_size
     elif args.batch < 1:
@@ -229,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     rates = {k: matmul_gflops(device, dtype, min(2.0, args.seconds))
              for k, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)) if k == "fp32" or bf16}
     flops = {(m, t): gflop_per_mpix(m, t) for m in args.models for t in (True, False)}
-    ceilings = _print_setup(args, device, native, bf16, auto, rates, flops)
+    ceilings = _print_setup(args, rt, native, bf16, rates, flops)
     rows = []
 
     def record(row: dict, name: str, base: float | None, default: bool) -> float:
@@ -242,10 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         return base or row["mpix_per_s"]
 
     for model_name in args.models:
-        _bench_model_training(model_name, args, device, bf16, record)
-        _bench_model_inference(model_name, args, device, bf16, auto, record)
+        _bench_model_training(model_name, args, runtimes, rt, record)
+        _bench_model_inference(model_name, args, runtimes, rt, record)
     if device.type == "cpu" and args.busy and torch.get_num_threads() > 1:
-        rows += _busy_rows(args.models[0], min(args.crops), device, args.seconds, args.batch)
+        rows += _busy_rows(args.models[0], min(args.crops), rt, args.seconds, args.batch)
     summary = _summary(rows)
     print("\n".join(summary))
     out = paths.report_dir() / "bench.json" if args.json is None else Path(args.json)
@@ -282,18 +289,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_setup(args, device: torch.device, native: bool, bf16: bool, auto: str, rates: dict,
-                 flops: dict) -> dict[str, dict[str, float]]:
-    """Print the device, the path ``fit`` and ``n2n denoise`` take, the matrix-product rates, each
-    model's ceiling and the table's header; returns model -> {"train", "infer"} ceilings (Mpix/s)."""
+def _print_setup(args, rt: Runtime, native: bool, bf16: bool, rates: dict, flops: dict) -> dict[str, dict[str, float]]:
+    """Print the device, the path ``fit`` and ``n2n denoise`` take (the default runtime ``rt``), the
+    matrix-product rates, each model's ceiling and the table's header; returns model -> {"train",
+    "infer"} ceilings (Mpix/s)."""
+    device = rt.device
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {native}, "
           f"training noise {args.noise}, batch {args.batch}"
           + ("" if bf16 else " (bf16 rows skipped: emulated, about 10x slower than float32 on such a CPU; "
                              "--bf16 measures them anyway)"))
     if device.type == "cpu":
-        print(f"CPU: {describe_cpu()}; bfloat16 is {'the default here (measured faster on such a CPU)' if fast_bf16(device) else 'not the default here' + (' (native without AMX on an Intel CPU: measured slower than float32 there)' if native else '')}")
-    print(f"fit trains on {describe_path(device, auto, memory_format(device, min(args.crops), auto))} at crop "
-          f"{min(args.crops)}; n2n denoise runs on {describe_path(device, auto)}")
+        print(f"CPU: {describe_cpu()}; bfloat16 is {'the default here (measured faster on such a CPU)' if rt.precision == 'bf16' else 'not the default here' + (' (native without AMX on an Intel CPU: measured slower than float32 there)' if native else '')}")
+    print(f"fit trains on {rt.describe(rt.layout(min(args.crops)))} at crop {min(args.crops)}; n2n denoise runs on "
+          f"{rt.describe()}")
     print("matrix product: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rates.items()))
     ceilings = {}
     for m in args.models:
@@ -306,30 +314,30 @@ def _print_setup(args, device: torch.device, native: bool, bf16: bool, auto: str
     return ceilings
 
 
-def _bench_model_training(model_name: str, args, device: torch.device, bf16: bool, record) -> None:
+def _bench_model_training(model_name: str, args, runtimes: dict[str, Runtime], default: Runtime, record) -> None:
     """Every training setting at every crop, each crop's rows against its own ``fp32``."""
     for crop in args.crops:
         base = None
-        for name, setting in train_settings(device, crop, bf16, args.compile).items():
+        for name, setting in train_settings(runtimes, default, crop, args.compile).items():
             try:
-                row = bench_training(model_name, crop, setting, device, args.seconds, noise=args.noise,
-                                     batch=args.batch)
+                row = bench_training(model_name, crop, setting, args.seconds, noise=args.noise, batch=args.batch)
             except Exception as error:  # torch.compile without a working C++ compiler, for one
                 print(f"train  {model_name:7} {crop:>8} {name:24} skipped: {type(error).__name__}: "
                       f"{str(error).splitlines()[0] if str(error) else ''}")
                 continue
-            base = record(row, name, base, setting == fit_default(device, crop))
+            base = record(row, name, base, setting == fit_default(default, crop))
 
 
-def _bench_model_inference(model_name: str, args, device: torch.device, bf16: bool, auto: str, record) -> None:
-    """Every inference setting on one image of ``--infer-size``, against the first (``fp32``)."""
-    base = None
-    infer = [("fp32", 0), ("channels_last", 0), ("denoise", 256)] + [("bf16", 0)] * bf16
+def _bench_model_inference(model_name: str, args, runtimes: dict[str, Runtime], default: Runtime, record) -> None:
+    """Every inference setting on one image of ``--infer-size``, against the first (``fp32``): the
+    layouts in their own format, `n2n denoise`'s paths in the ``default`` runtime."""
+    base, device, auto = None, default.device, default.precision
+    infer = [("fp32", 0), ("channels_last", 0), ("denoise", 256)] + [("bf16", 0)] * ("bf16" in runtimes)
     infer += [("compiled", 0)] * args.compile
     for name, tile in infer:
+        rt = default if name in ("denoise", "compiled") else runtimes["bf16" if name == "bf16" else "fp32"]
         try:
-            row = bench_inference(model_name, name, device, args.seconds, tile, size=tuple(args.infer_size[::-1]),
-                                  precision=auto)
+            row = bench_inference(model_name, name, rt, args.seconds, tile, size=tuple(args.infer_size[::-1]))
         except Exception as error:
             print(f"infer  {model_name:7} {name:>33} skipped: {type(error).__name__}")
             continue
@@ -339,11 +347,11 @@ def _bench_model_inference(model_name: str, args, device: torch.device, bf16: bo
         base = record(row, name + (f", tiles {tile}" if tile else ""), base, default)
 
 
-def _busy_rows(model_name: str, crop: int, device: torch.device, seconds: float, batch: int) -> list[dict]:
+def _busy_rows(model_name: str, crop: int, rt: Runtime, seconds: float, batch: int) -> list[dict]:
     """``bench_busy``'s rows, printed as they come and marked as the report records them."""
     print(f"one core busy (another process spinning), {model_name}, crop {crop}, fit's default setting:")
     rows = []
-    for name, row in bench_busy(model_name, crop, device, seconds, batch):
+    for name, row in bench_busy(model_name, crop, rt, seconds, batch):
         row.update(kind="busy", setting=name, fit_default=name.endswith("governor"))
         rows.append(row)
         print(f"busy   {row['model']:7} {crop:>8} {'*' if row['fit_default'] else ' '}{name:23} "

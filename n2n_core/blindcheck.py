@@ -29,7 +29,7 @@ from .interrupts import TrainingInterrupted
 from .noise import NoiseConfig
 from .patches import build_patch_sets
 from .run import train_run
-from .runtime import runtime
+from .runtime import Runtime
 from .train import same_run
 
 LEVELS = (15.0, 25.0, 50.0)
@@ -60,13 +60,13 @@ def shipped_blind(run_config: dict, folder=None):
     return model_from_state(shipped, path)
 
 
-def blind_check(steps: int = 5000, levels=LEVELS, data_dir=None, device: str = "auto", precision: str = "auto",
-                progress: bool = True, profile_override=None, max_minutes: float | None = None,
-                shipped_folder=None) -> list[dict] | None:
+def blind_check(steps: int = 5000, levels=LEVELS, data_dir=None, rt: Runtime | None = None, progress: bool = True,
+                profile_override=None, max_minutes: float | None = None, shipped_folder=None) -> list[dict] | None:
     """Train (or resume) the blind and the level-specific U-Nets for ``steps`` steps each and compare
     them on Kodak; returns one row per level and writes the report. The blind model is the shipped
     weights where ``shipped_blind`` finds them to be this run. With ``max_minutes`` the call stops
-    training after that long and returns None while a run is unfinished (the same call goes on)."""
+    training after that long and returns None while a run is unfinished (the same call goes on). The
+    networks train in the runtime ``rt`` (None: this machine's) and are measured on its device in float32."""
     if steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
     if max_minutes is not None and max_minutes <= 0:
@@ -81,7 +81,7 @@ def blind_check(steps: int = 5000, levels=LEVELS, data_dir=None, device: str = "
     folder = paths.checkpoint_dir() / "blindcheck" / str(steps)
     trained, unfinished, blind_shipped, trained_here = {}, [], False, False
     run_prof, data = dataclasses.replace(prof, train=train_cfg), pretrained.pool_data(sources, sets)
-    rt = runtime(device, precision)
+    rt = rt or Runtime.resolve()
     for name, noise_cfg in run_noises(levels).items():
         run_config = {**pretrained.make_run_config("gaussian", run_prof, data, noise_cfg), "blindcheck": name}
         if name == "blind" and (shipped := shipped_blind(run_config, shipped_folder)) is not None:
@@ -105,12 +105,12 @@ def blind_check(steps: int = 5000, levels=LEVELS, data_dir=None, device: str = "
         print(f"blindcheck: --max-minutes {max_minutes:g} spent; unfinished: {', '.join(unfinished)}. The same command "
               f"goes on from the checkpoints in {folder}")
         return None
-    rows = []
+    rows, measure_rt = [], rt.with_precision("fp32")
     for level in levels:
         cfg = NoiseConfig(kind="gaussian", sigma=float(level))
         blind = evaluate_sets(trained["blind"], sources, ["kodak"], cfg, label=f"blind, sigma {level:g}: ",
-                              precision="fp32")["kodak"]
-        own = evaluate_sets(trained[f"sigma{level:g}"], sources, ["kodak"], cfg, precision="fp32",
+                              rt=measure_rt)["kodak"]
+        own = evaluate_sets(trained[f"sigma{level:g}"], sources, ["kodak"], cfg, rt=measure_rt,
                             label=f"trained at sigma {level:g}: ")["kodak"]
         rows.append({"sigma": level, "blind": round(blind.psnr, 2), "level_specific": round(own.psnr, 2),
                      "gap": round(blind.psnr - own.psnr, 2), "holds": blind.psnr >= own.psnr - LIMIT_DB})
@@ -145,7 +145,8 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     try:
-        blind_check(args.steps, tuple(args.levels), args.data_dir, args.device, max_minutes=args.max_minutes)
+        blind_check(args.steps, tuple(args.levels), args.data_dir, Runtime.resolve(args.device),
+                    max_minutes=args.max_minutes)
     except (ValueError, pretrained.PretrainedError) as err:
         raise SystemExit(f"blindcheck: {err}") from None
     except TrainingInterrupted as stop:  # Ctrl-C or SIGTERM: fit wrote a checkpoint at the step it stopped at

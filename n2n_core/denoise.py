@@ -21,9 +21,9 @@ from tqdm.auto import tqdm
 
 from .augment import SelfEnsemble
 from .data import IMAGE_SUFFIXES
-from .devices import infer
 from .images import ImageError, check_image, read_image, write_image
 from .paths import ensure_writable_dir
+from .runtime import Runtime, infer
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
@@ -63,16 +63,14 @@ def check_tiling(tile: int, overlap: int) -> None:
 
 
 @torch.inference_mode()
-def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, tile: int = DEFAULT_TILE,
-                   overlap: int = DEFAULT_OVERLAP, device: str | torch.device = "cpu", batch: int = 1,
-                   progress: bool = False, precision: str = "fp32") -> torch.Tensor:
+def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, rt: Runtime, tile: int = DEFAULT_TILE,
+                   overlap: int = DEFAULT_OVERLAP, batch: int = 1, progress: bool = False) -> torch.Tensor:
     """Denoise a 3 x H x W image in [0, 1]; ``tile`` 0 runs it whole. Returns 3 x H x W on the CPU.
-    The model runs in ``precision`` ('fp32' or 'bf16', resolved)."""
+    The model runs on ``rt``'s device, in its number format."""
     check_tiling(tile, overlap)
-    device = torch.device(device)
     h, w = image.shape[-2:]
     if not tile or (h <= tile and w <= tile):
-        return infer(model, image[None], device, precision)[0]
+        return infer(model, image[None], rt)[0]
     # a model that pads its input (the U-Net, to multiples of 32) is given the image padded as it
     # would pad it whole, and tiles on its grid: the edge tiles see the same borders as the whole
     # image, every tile the same pooling grid (no seams, no different last rows and columns)
@@ -89,7 +87,7 @@ def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, tile: int = DEFA
     for i in range(0, len(jobs), batch):
         group = jobs[i:i + batch]
         windows = torch.stack([image[:, r[0]:r[0] + min(tile, h), c[0]:c[0] + min(tile, w)] for r, c in group])
-        result = infer(model, windows, device, precision)
+        result = infer(model, windows, rt)
         for k, ((wr, r0, r1), (wc, c0, c1)) in enumerate(group):
             out[:, r0:r1, c0:c1] = result[k, :, r0 - wr:r1 - wr, c0 - wc:c1 - wc]
         bar.update(len(group))
@@ -189,9 +187,8 @@ def output_folder(out_dir: str | Path):
             out_dir.rmdir()
 
 
-def denoise_files(model: torch.nn.Module, jobs: list[Job], tile: int = DEFAULT_TILE,
-                  overlap: int = DEFAULT_OVERLAP, device: str | torch.device = "cpu", batch: int = 1,
-                  progress: bool = True, precision: str = "fp32",
+def denoise_files(model: torch.nn.Module, jobs: list[Job], rt: Runtime, tile: int = DEFAULT_TILE,
+                  overlap: int = DEFAULT_OVERLAP, batch: int = 1, progress: bool = True,
                   failures: list[tuple[Path, str]] | None = None, ensemble: bool = False) -> list[Path]:
     """Denoise every job's file into its target (with ``ensemble``, the model's outputs averaged
     over the 8 flips/rotations, ``augment.SelfEnsemble``); each file is read completely before
@@ -208,8 +205,7 @@ def denoise_files(model: torch.nn.Module, jobs: list[Job], tile: int = DEFAULT_T
                 raise
             failures.append((job.source, str(err)))
             continue
-        out = denoise_tensor(model, image.rgb, tile=tile, overlap=overlap, device=device, batch=batch,
-                             progress=progress, precision=precision)
+        out = denoise_tensor(model, image.rgb, rt, tile=tile, overlap=overlap, batch=batch, progress=progress)
         try:
             written.append(write_image(image, out, job.target))
         except OSError as err:

@@ -121,17 +121,6 @@ def inference_layout(device: str | torch.device) -> torch.memory_format:
     return torch.contiguous_format if torch.device(device).type == "cuda" else torch.channels_last
 
 
-def infer(model: torch.nn.Module, batch: torch.Tensor, device: str | torch.device,
-          precision: str = "fp32") -> torch.Tensor:
-    """``model`` on ``batch`` (N x C x H x W) moved to ``device`` in ``inference_layout``, in the
-    resolved ``precision``: the output in float32 on the CPU. The one forward pass of validation,
-    evaluation and denoising; callers hold ``torch.inference_mode``."""
-    threads().poll()
-    with autocast(torch.device(device), precision):
-        out = model(batch.to(device).contiguous(memory_format=inference_layout(device)))
-    return out.float().cpu()
-
-
 # -------------------------------------------------------------------------------- threads
 class ThreadGovernor:
     """The CPU threads torch computes with, adapted to what else runs on the machine.
@@ -250,7 +239,7 @@ def compile_module(module: torch.nn.Module) -> torch.nn.Module:
 
 
 @contextlib.contextmanager
-def process_group(device: str | torch.device = "auto"):
+def process_group(device: torch.device):
     """Under torchrun (WORLD_SIZE > 1): join the process group (nccl on GPUs, gloo on CPUs), yield
     this process's device, and leave together at the end; otherwise yield None. The ranks wait for
     each other before leaving: leaving while a peer was still in the group aborted a gloo process
@@ -258,7 +247,7 @@ def process_group(device: str | torch.device = "auto"):
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         yield None
         return
-    device = resolve_device(device)
+    device = torch.device(device)  # resolved where the run starts
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)

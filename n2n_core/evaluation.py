@@ -20,10 +20,10 @@ from . import paths
 from .augment import SelfEnsemble
 from .config import PAPER_REPEATS, Profile
 from .data import DataSources, find_data, load_image
-from .devices import infer, resolve_device, resolve_precision
 from .metrics import psnr, ssim
 from .noise import NOISE_TYPES, NoiseConfig, NoiseModel, seeded_generator, test_noise
 from .paths import atomic_write_text
+from .runtime import Runtime, infer
 
 
 @dataclass
@@ -85,7 +85,7 @@ def model_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _cache_key(model: torch.nn.Module, files, noise, seed: int, device, crop, repeats: int, precision: str) -> str:
+def _cache_key(model: torch.nn.Module, files, noise, seed: int, rt: Runtime, crop, repeats: int) -> str:
     """What decides an evaluation: the weights, each file (path, size, mtime), the noise, the seed,
     the crop, the repeats, the device type (a GPU's numbers differ from a CPU's in the last bits)
     and the number format."""
@@ -94,9 +94,15 @@ def _cache_key(model: torch.nn.Module, files, noise, seed: int, device, crop, re
         stat = Path(path).stat()
         described.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
     key = {"version": EVAL_CACHE_VERSION, "model": model_digest(model), "files": described, "noise": repr(noise),
-           "seed": seed, "crop": crop, "repeats": repeats, "device": torch.device(device).type,
-           "precision": precision}
+           "seed": seed, "crop": crop, "repeats": repeats, "device": rt.device.type,
+           "precision": rt.precision}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _check_runtime(model, rt: Runtime | None) -> None:
+    """A network is run in a runtime the caller resolved; a baseline or the noisy input needs none."""
+    if isinstance(model, torch.nn.Module) and rt is None:
+        raise ValueError("a network is evaluated in a Runtime: pass rt (Runtime.resolve() where the run starts)")
 
 
 def _read_cached(path: Path) -> Evaluation | None:
@@ -106,30 +112,30 @@ def _read_cached(path: Path) -> Evaluation | None:
         return None
 
 
-def evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu", crop: int | None = None,
-             progress: bool = True, repeats: int = 1, cache_dir: str | Path | None = None,
-             precision: str = "fp32") -> Evaluation:
+def evaluate(model, files, noise: NoiseModel, seed: int = 0, rt: Runtime | None = None, crop: int | None = None,
+             progress: bool = True, repeats: int = 1, cache_dir: str | Path | None = None) -> Evaluation:
     """PSNR/SSIM of ``model`` on the images ``files`` under ``noise`` (see ``_evaluate``); a torch
-    module runs in ``precision`` ('fp32' or 'bf16'), which the result records.
+    module runs in the runtime ``rt`` (required for one), whose number format the result records.
 
     With ``cache_dir``, a torch module's evaluation is stored there, keyed by its weights and every
     input of the measurement, and a later call with the same key returns it without running the
     model (notebook 05 reuses the Gaussian U-Nets' numbers of notebooks 03 and 04 this way)."""
+    _check_runtime(model, rt)
     if cache_dir is None or not isinstance(model, torch.nn.Module):
-        return _evaluate(model, files, noise, seed, device, crop, progress, repeats, precision)
-    path = Path(cache_dir) / f"{_cache_key(model, files, noise, seed, device, crop, repeats, precision)}.json"
+        return _evaluate(model, files, noise, seed, rt, crop, progress, repeats)
+    path = Path(cache_dir) / f"{_cache_key(model, files, noise, seed, rt, crop, repeats)}.json"
     cached = _read_cached(path)
     if cached is not None:
         print(f"(cached evaluation {path.name})")
         return cached
-    result = _evaluate(model, files, noise, seed, device, crop, progress, repeats, precision)
+    result = _evaluate(model, files, noise, seed, rt, crop, progress, repeats)
     atomic_write_text(path, json.dumps(asdict(result)))
     return result
 
 
 @torch.inference_mode()
-def _evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu", crop: int | None = None,
-              progress: bool = True, repeats: int = 1, precision: str = "fp32") -> Evaluation:
+def _evaluate(model, files, noise: NoiseModel, seed: int = 0, rt: Runtime | None = None, crop: int | None = None,
+              progress: bool = True, repeats: int = 1) -> Evaluation:
     """PSNR/SSIM of ``model`` on the images ``files`` under ``noise`` (see the module docstring).
 
     ``model`` is a torch module, any other callable from a 1 x 3 x H x W noisy batch (on the CPU)
@@ -152,7 +158,7 @@ def _evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu
             if model is None:
                 output = noisy
             elif is_module:
-                output = infer(model, noisy[None], device, precision)[0]
+                output = infer(model, noisy[None], rt)[0]
             else:
                 output = model(noisy[None])[0].float().cpu()
             per_draw.append((float(psnr(output, clean)), float(psnr(noisy, clean)), float(ssim(output, clean))))
@@ -163,7 +169,7 @@ def _evaluate(model, files, noise: NoiseModel, seed: int = 0, device: str = "cpu
     if not names:
         raise ValueError("evaluate() got no images")
     return Evaluation(names, out_psnr, in_psnr, out_ssim, seed, repr(noise), repeats=repeats,
-                      precision=precision if is_module else None)
+                      precision=rt.precision if is_module else None)
 
 
 @functools.lru_cache(maxsize=8)
@@ -188,13 +194,13 @@ def noise_settings(profile: Profile, noise: str | NoiseConfig | None = None, sig
 
 
 def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = None,
-                 data_dir: str | None = None, device: str = "auto", sources: DataSources | None = None,
+                 data_dir: str | None = None, rt: Runtime | None = None, sources: DataSources | None = None,
                  noise: str | None = None, test_sets: tuple[str, ...] | None | str = "profile",
-                 limit_override: int | None = None, precision: str = "auto") -> dict[str, Evaluation]:
+                 limit_override: int | None = None) -> dict[str, Evaluation]:
     """PSNR/SSIM on the profile's test sets (``test_sets``: a tuple of names, None for every
     available set), with the paper's protocol, fixed noise seeds and the profile's repeats.
-    ``model`` is a module, a callable baseline, or None for the noisy input; a module runs in
-    ``precision`` (auto: the faster format of this machine, ``devices.fast_bf16``)."""
+    ``model`` is a module, a callable baseline, or None for the noisy input; a module runs in the
+    runtime ``rt`` (None: this machine's, ``Runtime.resolve()``)."""
     sources = sources or data_sources(data_dir)
     wanted = profile.eval.sets if test_sets == "profile" else test_sets
     names = [k for k in sources.test_sets if wanted is None or k in wanted] or [sources.main_test_set]
@@ -202,32 +208,32 @@ def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = N
     for name in names:
         given = [n for n in (dict(profile.eval.limits).get(name, profile.eval.limit), limit_override) if n]
         limits[name] = min(given) if given else None
-    return evaluate_sets(model, sources, names, noise_settings(profile, noise, sigma), seed=seed, device=device,
-                         repeats=dict(profile.eval.repeats), limits=limits, crop=profile.eval.crop,
-                         precision=precision)
+    if rt is None and isinstance(model, torch.nn.Module):
+        rt = Runtime.resolve()
+    return evaluate_sets(model, sources, names, noise_settings(profile, noise, sigma), seed=seed, rt=rt,
+                         repeats=dict(profile.eval.repeats), limits=limits, crop=profile.eval.crop)
 
 
 def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: NoiseConfig, seed: int = 0,
-                  device: str | torch.device = "auto", repeats: dict[str, int] | None = None,
+                  rt: Runtime | None = None, repeats: dict[str, int] | None = None,
                   limits: dict[str, int | None] | None = None, crop: int | None = None,
-                  label: str = "", precision: str = "auto", ensemble: bool = False) -> dict[str, Evaluation]:
+                  label: str = "", ensemble: bool = False) -> dict[str, Evaluation]:
     """The paper's protocol on the test sets ``names`` of ``sources``: the first ``limits[name]``
     images of each (all without one), ``repeats[name]`` noise draws per image (default 1), cached by
-    weights and protocol. A module runs in ``precision`` (auto, fp32 or bf16), with ``ensemble`` as
+    weights and protocol. A module runs in the runtime ``rt`` (required for one), with ``ensemble`` as
     an ``augment.SelfEnsemble`` (not the paper's protocol). Prints one line per set, after ``label``."""
     repeats, limits = repeats or {}, limits or {}
-    device = resolve_device(device)
-    precision = resolve_precision(precision, device)
+    _check_runtime(model, rt)
     if ensemble and not isinstance(model, torch.nn.Module):
         raise ValueError("a self-ensemble averages a network's outputs; a baseline or the noisy input has none")
     if isinstance(model, torch.nn.Module):
-        model = (SelfEnsemble(model) if ensemble else model).to(device).eval()
+        model = (SelfEnsemble(model) if ensemble else model).to(rt.device).eval()
     results = {}
     for name in names:
         all_files = sources.test_sets[name]
         files = all_files[:limits[name]] if limits.get(name) else all_files
-        ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, device=device, crop=crop,
-                      repeats=repeats.get(name, 1), cache_dir=paths.eval_cache_dir(), precision=precision)
+        ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, rt=rt, crop=crop,
+                      repeats=repeats.get(name, 1), cache_dir=paths.eval_cache_dir())
         ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin, available=len(all_files))
         if isinstance(model, SelfEnsemble):
             ev.extra["self_ensemble"] = 8

@@ -21,13 +21,12 @@ from .checkpoint import load_model
 from .config import METHODS, ModelConfig, Profile, TrainConfig, get_profile
 from .paper import TABLE1
 from .patches import PatchSets, build_patch_sets, patch_set_path
-from .devices import infer, resolve_device, resolve_precision
 from .evaluation import Evaluation, data_sources, evaluate_run, noise_from, noise_settings
 from .noise import NoiseConfig, test_noise
 from .paths import checkpoint_path, report_path  # noqa: F401 (the notebooks' names)
 from .owndata import CaptureSource, PatchSource
 from .run import RunSpec, TrainedRun, train_run
-from .runtime import runtime
+from .runtime import Runtime, infer, runtime  # noqa: F401 (runtime: the notebooks' name)
 from .train import History  # noqa: F401 (the notebooks' name)
 
 def run_name(model: str, target: str, noise: str | NoiseConfig = "gaussian", loss: str = "l2") -> str:
@@ -63,13 +62,13 @@ def load_patches(profile: Profile, seed: int = 0) -> PatchSets:
 
 # --------------------------------------------------------------------------------- training
 def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float | None = None,
-          max_steps: int | None = None, max_seconds: float | None = None, device: str = "auto",
-          progress: bool = True, noise: str | NoiseConfig | None = None, precision: str = "auto",
-          compile_model: bool = False, loss: str | None = None, capture: CaptureCase | None = None) -> TrainedRun:
+          max_steps: int | None = None, max_seconds: float | None = None, rt: Runtime | None = None,
+          progress: bool = True, noise: str | NoiseConfig | None = None,
+          loss: str | None = None, capture: CaptureCase | None = None) -> TrainedRun:
     """Train (or resume, or reload when finished) one denoiser of the study on the patch sets of
     notebook 01, on ``noise`` (a kind of ``noise.NOISE_TYPES``, or its settings; default: the
-    profile's) with ``loss`` (default: the profile's, L2), in ``precision`` (auto, fp32 or bf16;
-    see ``train.fit``). Budget overrides replace the profile's. ``capture``: train on the fixed
+    profile's) with ``loss`` (default: the profile's, L2), in the runtime ``rt`` (None: this
+    machine's; see ``train.fit``). Budget overrides replace the profile's. ``capture``: train on the fixed
     captures of that case of the capture budget (``capture``; run ``<model>_capture_case<n>``)."""
     noise_cfg = noise_settings(profile, noise, sigma)
     model_cfg: ModelConfig = profile.model(model)
@@ -90,8 +89,8 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
         return profile.run_settings(model, noise_cfg.kind, target, seed, max_steps=max_steps, max_seconds=max_seconds,
                                     precision=precision, loss=loss)
 
-    rt = runtime(device, precision, compile=compile_model)
-    return train_run(RunSpec(name, model_cfg, source, settings, path, record), rt, progress=progress)
+    return train_run(RunSpec(name, model_cfg, source, settings, path, record), rt or Runtime.resolve(),
+                     progress=progress)
 
 
 def record_results(profile: Profile, run: str, results: dict[str, Evaluation], extra: dict | None = None) -> Path:
@@ -136,32 +135,35 @@ def compare_targets(profile: Profile, n2n_run: TrainedRun, clean_run: TrainedRun
 
 
 # ---------------------------------------------------------------------------------- Table 1
-def train_table_models(profile: Profile, seed: int = 0, device: str = "auto", noises: tuple[str, ...] | None = None,
-                       progress: bool = True, precision: str = "auto") -> dict[tuple[str, str], TrainedRun]:
+def train_table_models(profile: Profile, seed: int = 0, rt: Runtime | None = None,
+                       noises: tuple[str, ...] | None = None, progress: bool = True) -> dict[tuple[str, str], TrainedRun]:
     """Train, resume or reload the U-Nets of Table 1: clean and noisy targets for every noise type
-    (the Gaussian pair is the one notebooks 03 and 04 train, reused when present)."""
+    (the Gaussian pair is the one notebooks 03 and 04 train, reused when present), in the runtime
+    ``rt`` (None: this machine's)."""
     noises = tuple(TABLE1) if noises is None else tuple(noises)
+    rt = rt or Runtime.resolve()
     runs = {}
     for noise in noises:
         for target in ("noisy", "clean"):
             print(f"--- U-Net, {noise} noise, {target} targets")
-            runs[(noise, target)] = train("unet", target, profile, seed=seed, device=device, noise=noise,
-                                          progress=progress, precision=precision)
+            runs[(noise, target)] = train("unet", target, profile, seed=seed, rt=rt, noise=noise,
+                                          progress=progress)
     return runs
 
 
-def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | None = None, device: str = "auto",
-                run_baselines: bool = True, precision: str = "auto"):
+def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | None = None, rt: Runtime | None = None,
+                run_baselines: bool = True):
     """Measure Table 1 for ``runs`` (from ``train_table_models``) and the baselines on every
-    available test set; write ``reports/table1.md``, ``table1.csv`` and ``table1.png`` and record
-    the cells in ``results.json``. Returns the Table1."""
+    available test set, the networks in the runtime ``rt`` (None: this machine's); write
+    ``reports/table1.md``, ``table1.csv`` and ``table1.png`` and record the cells in
+    ``results.json``. Returns the Table1."""
     from .plots import table1_figure
     from .table import measure
 
     models_ = {key: run.model if isinstance(run, TrainedRun) else run for key, run in runs.items()}
-    table = measure(models_, profile, seed=seed, data_dir=data_dir, device=device,
+    table = measure(models_, profile, rt or Runtime.resolve(), seed=seed, data_dir=data_dir,
                     baseline_sets=profile.eval.baseline_sets, run_baselines=run_baselines,
-                    baseline_limit=profile.eval.baseline_limit, precision=precision)
+                    baseline_limit=profile.eval.baseline_limit)
     written = table.write(report_path(profile.name, "table1.md").parent)
     table1_figure(table, written["md"].with_suffix(".png"))
     update_results(profile, lambda data: data.__setitem__("table1", table.rows()))
@@ -170,16 +172,17 @@ def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | Non
 
 __all__ = ["get_profile", "prepare_patches", "train", "evaluate_run", "record_results", "read_results",
            "checkpoint_path", "report_path", "run_name", "load_model", "train_table_models", "paper_table",
-           "denoise_demo", "demo_noise", "demo_range", "resolve_device", "resolve_precision"]
+           "denoise_demo", "demo_noise", "demo_range", "runtime", "Runtime"]
 
 
 # --------------------------------------------------------------------------------- figures
 @torch.inference_mode()
 def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, path: str | Path, seed: int = 0,
-                 sigma: float | None = None, data_dir: str | None = None, device: str = "auto",
-                 image_index: int = 0, crop: int = 256, noise: str | None = None, precision: str = "auto") -> Path:
-    """Clean, noisy and denoised versions of one test image (the whole image is denoised; a
-    centre crop is shown), with each PSNR (full image, 8-bit protocol) in the titles."""
+                 sigma: float | None = None, data_dir: str | None = None, rt: Runtime | None = None,
+                 image_index: int = 0, crop: int = 256, noise: str | None = None) -> Path:
+    """Clean, noisy and denoised versions of one test image (the whole image is denoised, in the
+    runtime ``rt``, None: this machine's; a centre crop is shown), with each PSNR (full image, 8-bit
+    protocol) in the titles."""
     from .data import load_image
     from .evaluation import center_crop, noise_generator
     from .metrics import psnr
@@ -189,12 +192,11 @@ def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, 
     files = sources.test_sets[sources.main_test_set]
     clean = center_crop(load_image(files[image_index]), profile.eval.crop)
     noisy = test_noise(noise_settings(profile, noise, sigma))(clean, noise_generator(seed, image_index))
-    device = resolve_device(device)
-    precision = resolve_precision(precision, device)
+    rt = rt or Runtime.resolve()
     row = [("clean", center_crop(clean, crop)), (f"noisy: {float(psnr(noisy, clean)):.2f} dB", center_crop(noisy, crop))]
     for label, model in models_by_label.items():
         with torch.inference_mode():  # no autograd graph of a whole test image
-            out = infer(model.to(device).eval(), noisy[None], device, precision)[0]
+            out = infer(model.to(rt.device).eval(), noisy[None], rt)[0]
         row.append((f"{label}: {float(psnr(out, clean)):.2f} dB", center_crop(out, crop)))
     return image_grid([row], path)
 
@@ -256,28 +258,27 @@ def demo_range(noise: NoiseConfig) -> tuple[float, float]:
     return noise.train_range() or noise.noise_type.paper_range
 
 
-def denoise_demo(model: torch.nn.Module, clean: torch.Tensor, level: float, seed: int = 0, device: str = "auto",
-                 precision: str = "auto", noise: NoiseConfig | None = None) -> Demo:
+def denoise_demo(model: torch.nn.Module, clean: torch.Tensor, level: float, seed: int = 0,
+                 rt: Runtime | None = None, noise: NoiseConfig | None = None) -> Demo:
     """Noise of ``noise``'s kind (default Gaussian) at ``level`` (its test level's scale, e.g. sigma
     on 0..255; a function of ``seed``) added to a clean 3 x H x W image in [0, 1], denoised by
-    ``model`` whole (notebook 00)."""
+    ``model`` whole in the runtime ``rt`` (None: this machine's; notebook 00)."""
     from .denoise import denoise_tensor
     from .metrics import psnr
     from .noise import seeded_generator
 
-    device = resolve_device(device)
     noisy = test_noise((noise or NoiseConfig()).at_level(level))(clean, seeded_generator(seed, 0))
-    denoised = denoise_tensor(model, noisy, tile=0, device=device, precision=resolve_precision(precision, device))
+    denoised = denoise_tensor(model, noisy, rt or Runtime.resolve(), tile=0)
     return Demo(clean, noisy, denoised, float(psnr(noisy, clean)), float(psnr(denoised, clean)))
 
 
-def show_demo(model: torch.nn.Module, clean: torch.Tensor, level: float, seed: int = 0, device: str = "auto",
-              precision: str = "auto", save: str | Path | None = None, noise: NoiseConfig | None = None) -> Demo:
+def show_demo(model: torch.nn.Module, clean: torch.Tensor, level: float, seed: int = 0, rt: Runtime | None = None,
+              save: str | Path | None = None, noise: NoiseConfig | None = None) -> Demo:
     """``denoise_demo`` drawn (``plots.demo_figure``): clean, noisy and denoised side by side with
     their PSNRs, saved to ``save`` when given (notebook 00 calls it, and its slider calls it again)."""
     from .plots import demo_figure
 
-    demo = denoise_demo(model, clean, level, seed=seed, device=device, precision=precision, noise=noise)
+    demo = denoise_demo(model, clean, level, seed=seed, rt=rt, noise=noise)
     symbol = (noise or NoiseConfig()).noise_type.symbol
     demo_figure([("clean", demo.clean), (f"noisy, {symbol} {level:g}: {demo.psnr_noisy:.2f} dB", demo.noisy),
                  (f"denoised: {demo.psnr_denoised:.2f} dB", demo.denoised)], save)

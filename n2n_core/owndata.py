@@ -37,7 +37,7 @@ from .evaluation import center_crop
 from .noise import test_noise, training_noise
 from .devices import world
 from .run import InitError, RunSpec, TrainedRun, train_run
-from .runtime import Runtime, runtime
+from .runtime import Runtime
 from .train import READ, ConfigMismatch
 
 VAL_CROP = 256  # validation uses centre crops of at most this side, to stay cheap
@@ -408,7 +408,7 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
                   f"{described['validation']}; checkpoint {out}")
 
     try:
-        return train_run(spec, rt or runtime(), state=state, progress=progress, announce=announce)
+        return train_run(spec, rt or Runtime.resolve(), state=state, progress=progress, announce=announce)
     except InitError as err:
         raise DataError(f"--init {err}") from None
     except ConfigMismatch as err:

@@ -31,7 +31,7 @@ from .noise import NOISE_TYPES, NoiseConfig
 from .patches import build_patch_sets
 from .owndata import PatchSource
 from .run import RunSpec, train_run
-from .runtime import runtime
+from .runtime import Runtime
 from .train import History
 
 NOISES = ("gaussian", "poisson")
@@ -103,11 +103,11 @@ def noisy_pairs_spec(prof: Profile, noise_cfg: NoiseConfig, train_patches, val_p
 
 
 def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: str | Path | None = None,
-          device: str = "auto", precision: str = "auto", folder: Path | None = None, progress: bool = True,
+          rt: Runtime | None = None, folder: Path | None = None, progress: bool = True,
           profile_override: Profile | None = None) -> History:
     """Train (or go on training) the shipped ``noise`` weights for at most ``max_minutes`` of this
-    call, then export them. A finished run only re-exports. ``precision`` is resolved on this machine
-    for every chunk (bfloat16 on AMX CPUs), and recorded per chunk in the history."""
+    call, then export them. A finished run only re-exports. Each chunk trains in the runtime ``rt``
+    (None: this machine's, resolved in this call), its number format recorded per chunk in the history."""
     prof = profile_override or profile()
     noise_cfg = noise_config(noise)
     weights, state = pretrained_path(noise, folder), state_path(noise, folder)
@@ -124,7 +124,7 @@ def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: s
           f"in {time.monotonic() - started:.0f} s")
     run_config = make_run_config(noise, prof, pool_data(sources, sets))
     spec = noisy_pairs_spec(prof, noise_cfg, sets.train, sets.val, state, run_config, keep_precision=False)
-    history = train_run(spec, runtime(device, precision), progress=progress,
+    history = train_run(spec, rt or Runtime.resolve(), progress=progress,
                         chunk_seconds=None if max_minutes is None else 60.0 * max_minutes).history
     export(noise, folder, data_description=f"{sources.origin}: {len(sources.train)} clean pool images, "
                                          f"{sets.meta['val_images']} of them held out for validation")
@@ -200,13 +200,12 @@ def _paper(noise: str, level: float, test_set: str) -> tuple[float | None, float
     return released.get(test_set, {}).get("n2n", table.get("n2n")), table.get("baseline")
 
 
-def card_figures(noise: str, folder: Path | None = None, data_dir: str | Path | None = None, repeats: int = 1,
-                 bm3d: bool = False, device: str = "auto", precision: str = "auto",
-                 limit: int | None = None) -> list[dict]:
+def card_figures(noise: str, rt: Runtime, folder: Path | None = None, data_dir: str | Path | None = None,
+                 repeats: int = 1, bm3d: bool = False, limit: int | None = None) -> list[dict]:
     """The card's numbers for the shipped ``noise`` weights: every available test set at every level
     of ``CARD_LEVELS``, the paper's protocol with ``repeats`` noise draws per image (``limit``: the
     first images only), beside the noisy input, BM3D with the level known (read from ``card.json``
-    beside the weights; measured where missing when ``bm3d``) and the paper."""
+    beside the weights; measured where missing when ``bm3d``) and the paper; the network in the runtime ``rt``."""
     from . import baselines
     from .checkpoint import load_model
     from .evaluation import evaluate_sets
@@ -214,18 +213,15 @@ def card_figures(noise: str, folder: Path | None = None, data_dir: str | Path | 
     folder = Path(folder) if folder else pretrained_path(noise).parent
     cache_file = folder / "card.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
-    from .devices import resolve_device
-
     sources = _sources(data_dir)
-    device = resolve_device(device)
-    model = load_model(pretrained_path(noise, folder), device=device)
+    model = load_model(pretrained_path(noise, folder), device=rt.device)
     rows = []
     for level in CARD_LEVELS[noise]:
         cfg = _level_config(noise, level)
         names = list(sources.test_sets)
         reps, limits = {n: repeats for n in names}, {n: limit for n in names}
-        ours = evaluate_sets(model, sources, names, cfg, device=device, repeats=reps, limits=limits,
-                             label=f"pretrained:{noise} | {cfg.label} | ", precision=precision)
+        ours = evaluate_sets(model, sources, names, cfg, rt=rt, repeats=reps, limits=limits,
+                             label=f"pretrained:{noise} | {cfg.label} | ")
         for name in names:
             ev = ours[name]
             key = f"{noise}/{level:g}/{name}/{len(ev.names)}x{repeats}"
@@ -233,7 +229,7 @@ def card_figures(noise: str, folder: Path | None = None, data_dir: str | Path | 
                 from .paths import bm3d_cache_dir
 
                 measured = evaluate_sets(baselines.BM3DBaseline(cfg, bm3d_cache_dir()), sources, [name], cfg,
-                                         device="cpu", repeats=reps, limits=limits, label=f"BM3D | {cfg.label} | ")
+                                         repeats=reps, limits=limits, label=f"BM3D | {cfg.label} | ")
                 cache.setdefault("bm3d", {})[key] = round(measured[name].psnr, 4)
             paper_n2n, paper_baseline = _paper(noise, level, name)
             rows.append({"set": name, "images": len(ev.names), "repeats": repeats, "level": level,
@@ -338,16 +334,17 @@ pretrained:gaussian`, notebook 06). Training data: BSDS300 and T91, whose images
 
 
 def write_card(folder: Path | None = None, data_dir: str | Path | None = None, repeats: int = 1, bm3d: bool = False,
-               device: str = "auto", precision: str = "auto", limit: int | None = None) -> Path:
-    """Measure every shipped model in ``folder`` and write its README.md (the model card)."""
+               rt: Runtime | None = None, limit: int | None = None) -> Path:
+    """Measure every shipped model in ``folder`` in the runtime ``rt`` (None: this machine's) and
+    write its README.md (the model card)."""
+    rt = rt or Runtime.resolve()
     from .paths import atomic_write_text
 
     folder = Path(folder) if folder else pretrained_path("gaussian").parent
     sections = []
     for noise in NOISES:
         if pretrained_path(noise, folder).is_file():
-            rows = card_figures(noise, folder, data_dir, repeats=repeats, bm3d=bm3d, device=device,
-                                precision=precision, limit=limit)
+            rows = card_figures(noise, rt, folder, data_dir, repeats=repeats, bm3d=bm3d, limit=limit)
             sections.append(card_section(noise, rows, folder))
     if not sections:
         raise PretrainedError(f"{folder}: no shipped weights to describe; `make pretrained` trains them")

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .devices import (describe_device, describe_path, memory_format, precision_dtype, resolve_device,
-                      resolve_precision, threads)
+from .devices import (autocast, describe_device, describe_path, inference_layout, memory_format, precision_dtype,
+                      resolve_device, resolve_precision, threads)
 
 
 @dataclass(frozen=True)
@@ -61,3 +61,14 @@ def runtime(device: str | torch.device | Runtime = "auto", precision: str = "aut
     if isinstance(device, Runtime):
         return device
     return Runtime.resolve(device, precision, threads_, compile)
+
+
+def infer(model: torch.nn.Module, batch: torch.Tensor, rt: Runtime) -> torch.Tensor:
+    """``model`` on ``batch`` (N x C x H x W) moved to ``rt``'s device in ``devices.inference_layout``,
+    in ``rt``'s number format: the output in float32 on the CPU. The one forward pass of validation,
+    evaluation and denoising; callers hold ``torch.inference_mode``. (Here, not in ``devices``: that
+    module is below this one and cannot name a Runtime.)"""
+    threads().poll()
+    with autocast(rt.device, rt.precision):
+        out = model(batch.to(rt.device).contiguous(memory_format=inference_layout(rt.device)))
+    return out.float().cpu()

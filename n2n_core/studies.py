@@ -20,6 +20,7 @@ from .config import Profile
 from .evaluation import data_sources, evaluate_run
 from .experiment import record_results, train, update_results
 from .noise import NoiseConfig
+from .runtime import Runtime
 
 
 @dataclass
@@ -32,35 +33,38 @@ class Study:
 
 
 def run_study(profile: Profile, noise: NoiseConfig, methods: tuple[str, ...], seed: int = 0,
-              data_dir: str | None = None, device: str = "auto", precision: str = "auto",
+              data_dir: str | None = None, rt: Runtime | None = None,
               progress: bool = True, key: str | None = None) -> Study:
     """A study of the claims table (``claims``): train (or resume, or reload) the U-Net on ``noise``
     for each of ``methods`` (l2, l1, l0 or n2n on noisy targets; clean; nb2nb on single captures),
     measure each on the main test set, and record them (results.json: each run, and the study under
-    ``key``, by default the noise's tag)."""
-    common = dict(seed=seed, noise=noise, device=device, precision=precision, progress=progress)
+    ``key``, by default the noise's tag); every network in the runtime ``rt`` (None: this machine's)."""
+    rt = rt or Runtime.resolve()
+    common = dict(seed=seed, noise=noise, rt=rt, progress=progress)
     targets = {m: target_and_loss(m) for m in methods}  # (an unknown method is named before any training)
     trainers = {m: (METHOD_NAMES[m], partial(train, "unet", target, profile, loss=loss, **common))
                 for m, (target, loss) in targets.items()}
-    return _study(profile, key or noise.tag, noise, trainers, seed, data_dir, device, precision)
+    return _study(profile, key or noise.tag, noise, trainers, seed, data_dir, rt)
 
 
-def run_capture_study(profile: Profile, seed: int = 0, data_dir: str | None = None, device: str = "auto",
-                      precision: str = "auto", progress: bool = True) -> Study:
+def run_capture_study(profile: Profile, seed: int = 0, data_dir: str | None = None, rt: Runtime | None = None,
+                      progress: bool = True) -> Study:
     """The capture budget (``capture``): the U-Net trained on each of the paper's three cases of
     ``profile.capture`` with the same steps, Gaussian noise at the profile's test level; measured
-    and recorded as ``run_study`` does (study 'capture', methods 'case1'..'case3')."""
+    and recorded as ``run_study`` does (study 'capture', methods 'case1'..'case3'), in the runtime
+    ``rt`` (None: this machine's)."""
+    rt = rt or Runtime.resolve()
     noise = profile.noise_config("gaussian")
     cases = capture_cases(*profile.capture)
-    common = dict(seed=seed, noise=noise, device=device, precision=precision, progress=progress)
+    common = dict(seed=seed, noise=noise, rt=rt, progress=progress)
     trainers = {c.name: (c.label, partial(train, "unet", "clean" if c.target == "average" else "noisy", profile,
                                           capture=c, **common)) for c in cases}
     extra = {"budget": profile.capture[0], "cases": {c.name: {"pairs": c.pairs, "label": c.label} for c in cases}}
-    return _study(profile, "capture", noise, trainers, seed, data_dir, device, precision, extra)
+    return _study(profile, "capture", noise, trainers, seed, data_dir, rt, extra)
 
 
 def _study(profile: Profile, key: str, noise: NoiseConfig, trainers: dict, seed: int, data_dir: str | None,
-           device: str, precision: str, extra: dict | None = None) -> Study:
+           rt: Runtime, extra: dict | None = None) -> Study:
     """Train each of ``trainers`` (method -> (label, a function that trains it)), measure it on the
     main test set and record it; then record the study under ``key``."""
     sources = data_sources(data_dir)
@@ -69,8 +73,8 @@ def _study(profile: Profile, key: str, noise: NoiseConfig, trainers: dict, seed:
     for method, (label, train_run) in trainers.items():
         print(f"--- U-Net, {noise.label}, {label}")
         run = train_run()
-        results = evaluate_run(run.model, profile, seed=seed, noise=noise, sources=sources, device=device,
-                               precision=precision, test_sets=(test_set,))
+        results = evaluate_run(run.model, profile, seed=seed, noise=noise, sources=sources, rt=rt,
+                               test_sets=(test_set,))
         facts = run.facts()
         record_results(profile, run.name, results, facts)
         runs[method], psnr[method], steps[method] = run, results[test_set].psnr, facts["steps"]

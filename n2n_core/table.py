@@ -14,9 +14,9 @@ from pathlib import Path
 
 from . import baselines, paths
 from .config import NOISE_KINDS, PRECISION_NAMES, Profile
-from .devices import resolve_device, resolve_precision
 from .noise import NOISE_TYPES
 from .paper import METHOD_LABELS, METHODS, TABLE1, TEST_SET_LABELS, baseline_label
+from .runtime import Runtime
 
 
 @dataclass
@@ -160,16 +160,15 @@ def _set_label(table: Table1, noise: str, test_set: str) -> str:
     return f"{label} ({count}" + (f" x {cell['repeats']})" if cell["repeats"] > 1 else ")")
 
 
-def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None = None, device: str = "auto",
+def measure(models: dict, profile: Profile, rt: Runtime, seed: int = 0, data_dir: str | None = None,
             baseline_sets: tuple[str, ...] | None = ("kodak",), run_baselines: bool = True,
-            test_sets: tuple[str, ...] | None = None, baseline_limit: int | None = None,
-            precision: str = "auto") -> Table1:
+            test_sets: tuple[str, ...] | None = None, baseline_limit: int | None = None) -> Table1:
     """Evaluate ``models`` (``{(noise, "noisy" | "clean"): module}``) and the baselines on every
     available test set (``test_sets``: names, None for all) and return the Table1.
 
     ``baseline_sets`` limits the slow classical baselines to some test sets (None: all of them), and
-    ``baseline_limit`` to the first images of each. The networks run in ``precision`` (auto, fp32
-    or bf16), which the table's notes state."""
+    ``baseline_limit`` to the first images of each. The networks run in the runtime ``rt``, whose number
+    format the table's notes state."""
     from .evaluation import data_sources, evaluate_run
 
     sources = data_sources(data_dir)
@@ -183,8 +182,7 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
         table.notes.append("Ours: the paper's U-Net for every noise type. The paper's Gaussian columns come from "
                            "RED30; its released U-Net reaches 32.38 (clean) / 32.39 (noisy targets) on Kodak.")
     noises = sorted({noise for noise, _ in models}, key=NOISE_KINDS.index)
-    fmt = resolve_precision(precision, resolve_device(device))
-    table.notes.append(f"Profile {profile.name}: {_budget_note(profile, fmt, noises)}")
+    table.notes.append(f"Profile {profile.name}: {_budget_note(profile, rt.precision, noises)}")
     used = set()
     for noise in noises:
         table.levels[noise] = profile.noise_config(noise).level
@@ -194,8 +192,8 @@ def measure(models: dict, profile: Profile, seed: int = 0, data_dir: str | None 
                 continue
             method = "n2n" if target == "noisy" else "clean"
             print(f"{noise}, {METHOD_LABELS[method]}:")
-            for name, ev in evaluate_run(model, profile, seed=seed, sources=sources, device=device, noise=noise,
-                                         test_sets=test_sets, precision=precision).items():
+            for name, ev in evaluate_run(model, profile, seed=seed, sources=sources, rt=rt, noise=noise,
+                                         test_sets=test_sets).items():
                 used.add(ev.precision)
                 available = ev.extra.get("available")
                 table.add(noise, name, method, ev.psnr, len(ev.names), ev.repeats, available)

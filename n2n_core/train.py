@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import checkpoint_precision, load_checkpoint, save_checkpoint
 from .config import DataConfig, TrainConfig
-from .devices import all_agree, compile_module, infer, threads, world
+from .devices import all_agree, compile_module, threads, world
 from .losses import get_loss
 from .interrupts import TrainingInterrupted, signals_end_training
 from .metrics import psnr
@@ -25,7 +25,7 @@ from .neighbor import nb2nb_loss
 from .noise import noise_identity
 from .patches import BatchSource
 from .paths import ensure_writable_file
-from .runtime import Runtime
+from .runtime import Runtime, infer
 
 
 @dataclass
@@ -139,15 +139,15 @@ def _progress(cfg: TrainConfig, step: int, elapsed: float) -> float:
 
 
 @torch.inference_mode()
-def validate(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, device: torch.device,
-             batch: int = 16, precision: str = "fp32") -> float:
+def validate(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, rt: Runtime,
+             batch: int = 16) -> float:
     """Mean PSNR (8-bit protocol) of the model's output against the clean patches, the forward pass
-    in ``precision`` (resolved: 'fp32' or 'bf16')."""
+    on ``rt``'s device and in its number format."""
     was_training = model.training
     model.eval()
     values = []
     for i in range(0, len(noisy), batch):
-        out = infer(model, noisy[i:i + batch], device, precision)
+        out = infer(model, noisy[i:i + batch], rt)
         values.append(psnr(out, clean[i:i + batch]))
     model.train(was_training)
     return float(torch.cat(values).mean())
@@ -373,8 +373,7 @@ class Trainer:
     def _validate(self) -> None:
         noisy, clean = self.job.val_pairs
         self.history.val_step.append(self.step)
-        self.history.val_psnr.append(validate(self.evaluated, noisy, clean, self.rt.device,
-                                              precision=self.rt.precision))
+        self.history.val_psnr.append(validate(self.evaluated, noisy, clean, self.rt))
 
     def save(self, finished: bool) -> None:
         if self.rank != 0:

@@ -15,8 +15,8 @@ from .checkpoint import load_checkpoint, load_model
 from .config import PROFILES
 from .data import load_image
 from .denoise import denoise_tensor
-from .devices import resolve_device, resolve_precision
 from .metrics import psnr
+from .runtime import Runtime
 from .train import History
 
 
@@ -32,12 +32,15 @@ def cli(*args) -> str:
     return result.stdout
 
 
-def train_pairs(checkpoint: Path, pairs: Path, profile: str, steps: int, seed: int = 0, device: str = "auto",
-                precision: str = "auto", init: str | None = None, source: str = "pairs") -> History:
+def train_pairs(checkpoint: Path, pairs: Path, profile: str, steps: int, seed: int = 0, rt: Runtime | None = None,
+                init: str | None = None, source: str = "pairs") -> History:
     """`n2n train --pairs PAIRS` (``source`` 'single': `--single`, notebook 09) into ``checkpoint``
     (from ``init`` weights if given), unless a finished run with the same steps and start is there;
     its history. The profile's own step (``train``'s batch and learning rate, not a noise's budget)
-    and ``steps``: a budget for notebooks 06 and 09 that is the same on every machine."""
+    and ``steps``: a budget for notebooks 06 and 09 that is the same on every machine. The command
+    gets ``rt``'s device (None: this machine's runtime) and its number format where it was named,
+    'auto' otherwise, so that a resumed run keeps the format it was started in."""
+    rt = rt or Runtime.resolve()
     base = PROFILES[profile].train
     previous = load_checkpoint(checkpoint) if Path(checkpoint).is_file() else None
     if (previous and previous["finished"] and previous["config"]["train"]["max_steps"] == steps
@@ -45,8 +48,8 @@ def train_pairs(checkpoint: Path, pairs: Path, profile: str, steps: int, seed: i
         print(f"{Path(checkpoint).name}: already trained ({previous['step']} steps); reusing it")
     else:
         cli("train", f"--{source}", pairs, "--profile", profile, "--steps", steps, "--batch-size", base.batch_size,
-            "--lr", base.lr, "--seed", seed, "--device", device,
-            "--precision", precision, "--out", checkpoint, *(["--init", init] if init else []),
+            "--lr", base.lr, "--seed", seed, "--device", str(rt.device),
+            "--precision", rt.precision if rt.chosen else "auto", "--out", checkpoint, *(["--init", init] if init else []),
             *(["--overwrite"] if previous else []))
     return History.from_dict(load_checkpoint(checkpoint)["history"])
 
@@ -97,15 +100,15 @@ def compare_scores(first: FileScores, second: FileScores, labels: tuple[str, str
           f"{labels[1]} {second.mean:.2f} dB")
 
 
-def tile_gap(checkpoint: Path, noisy_file: Path, clean_file: Path, device: str = "auto",
-             precision: str = "auto", tile: int = 256, overlap: int = 32) -> float:
-    """How far (dB) denoising in tiles of ``tile`` px lands from denoising the whole image at once."""
-    run_on = resolve_device(device)
-    model = load_model(checkpoint, device=run_on)
+def tile_gap(checkpoint: Path, noisy_file: Path, clean_file: Path, rt: Runtime | None = None, tile: int = 256,
+             overlap: int = 32) -> float:
+    """How far (dB) denoising in tiles of ``tile`` px lands from denoising the whole image at once,
+    in the runtime ``rt`` (None: this machine's)."""
+    rt = rt or Runtime.resolve()
+    model = load_model(checkpoint, device=rt.device)
     noisy, clean = load_image(noisy_file), load_image(clean_file)
-    fmt = resolve_precision(precision, run_on)
-    whole = float(psnr(denoise_tensor(model, noisy, tile=0, device=run_on, precision=fmt), clean))
-    tiled = float(psnr(denoise_tensor(model, noisy, tile=tile, overlap=overlap, device=run_on, precision=fmt), clean))
+    whole = float(psnr(denoise_tensor(model, noisy, rt, tile=0), clean))
+    tiled = float(psnr(denoise_tensor(model, noisy, rt, tile=tile, overlap=overlap), clean))
     print(f"whole {whole:.4f} dB, tiles of {tile}: {tiled:.4f} dB, difference {abs(whole - tiled):.4f} dB")
     return abs(whole - tiled)
 

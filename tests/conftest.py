@@ -200,3 +200,11 @@ def fit_run(model, cfg, sampler, val, path, model_args, run_config, device="cpu"
     if fresh:
         options["state"] = None
     return fit(Job(model, cfg, sampler, val, path, model_args, run_config), rt, **options)
+
+
+def cpu_runtime(precision: str = "fp32"):
+    """A Runtime on the CPU in ``precision`` as named ('fp32' or 'bf16'), built without resolving
+    anything: what the tests of the functions below the entry points pass them."""
+    from n2n_core.runtime import Runtime
+
+    return Runtime(torch.device("cpu"), precision)

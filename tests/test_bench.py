@@ -8,6 +8,7 @@ import torch
 
 from n2n_core import bench
 from n2n_core.devices import fast_bf16, native_bf16
+from n2n_core.runtime import Runtime
 
 
 def test_bench_writes_one_row_per_setting_with_ratios_to_float32(tmp_path, capsys):
@@ -42,7 +43,7 @@ def test_bench_measures_training_with_one_core_busy(monkeypatch):
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the test session runs on one thread (conftest)
     try:
-        rows = dict(bench.bench_busy("resnet", 16, torch.device("cpu"), seconds=0.3, batch=2))
+        rows = dict(bench.bench_busy("resnet", 16, Runtime.resolve("cpu"), seconds=0.3, batch=2))
     finally:
         torch.set_num_threads(before)
     assert list(rows) == ["busy core, all threads", "busy core, governor", "busy core, threads - 1"]
@@ -54,7 +55,7 @@ def test_bench_measures_training_with_one_core_busy(monkeypatch):
 
 
 def test_bench_measures_the_hardware_ceiling():
-    assert bench.matmul_gflops(bench.resolve_device("cpu"), seconds=0.05) > 0.1
+    assert bench.matmul_gflops(torch.device("cpu"), seconds=0.05) > 0.1
     # the U-Net of the paper: about 0.35 GFLOP per pixel forward, training three times that
     forward, training = bench.gflop_per_mpix("unet", False), bench.gflop_per_mpix("unet", True)
     assert forward == pytest.approx(348, rel=0.02)

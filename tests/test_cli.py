@@ -12,6 +12,7 @@ import torch
 from n2n_core import experiment
 from n2n_core.__main__ import main
 from n2n_core.checkpoint import load_checkpoint
+from n2n_core.runtime import Runtime
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def eval_data(data_folder, make_png, monkeypatch):
 @pytest.fixture
 def checkpoint(eval_data, tiny_profile):
     experiment.prepare_patches(tiny_profile, seed=0)
-    return experiment.train("unet", "noisy", tiny_profile, seed=0, device="cpu", progress=False,
+    return experiment.train("unet", "noisy", tiny_profile, seed=0, rt=Runtime.resolve("cpu"), progress=False,
                             noise="poisson").checkpoint
 
 
@@ -71,7 +72,7 @@ def test_the_package_refuses_a_self_ensemble_of_a_baseline(eval_data):
     from n2n_core.noise import NoiseConfig
 
     with pytest.raises(ValueError, match="self-ensemble averages a network's outputs"):
-        evaluate_sets(None, data_sources(), ["kodak"], NoiseConfig("gaussian"), device="cpu", ensemble=True)
+        evaluate_sets(None, data_sources(), ["kodak"], NoiseConfig("gaussian"), ensemble=True)
 
 
 def test_eval_of_the_noisy_input_with_paper_repeats(eval_data, tmp_path, capsys):

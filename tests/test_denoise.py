@@ -12,6 +12,9 @@ from torch import nn
 from n2n_core.augment import SelfEnsemble
 from n2n_core.denoise import _spans, check_tiling, denoise_files, denoise_tensor, expand_inputs, plan
 from n2n_core.images import ImageError
+from conftest import cpu_runtime
+
+CPU = cpu_runtime()
 
 
 def _local_net(seed=0):
@@ -44,8 +47,8 @@ def test_spans_cover_every_pixel_once_inside_their_windows(length, tile, overlap
 def test_tiles_with_enough_context_equal_the_whole_image(shape, tile, overlap, batch):
     net = _local_net()
     image = torch.rand(shape, generator=torch.Generator().manual_seed(1))
-    whole = denoise_tensor(net, image, tile=0)
-    tiled = denoise_tensor(net, image, tile=tile, overlap=overlap, batch=batch)
+    whole = denoise_tensor(net, image, CPU, tile=0)
+    tiled = denoise_tensor(net, image, CPU, tile=tile, overlap=overlap, batch=batch)
     assert tiled.shape == image.shape
     assert torch.allclose(tiled, whole, atol=1e-5)
 
@@ -53,8 +56,8 @@ def test_tiles_with_enough_context_equal_the_whole_image(shape, tile, overlap, b
 def test_tiles_without_context_show_seams():
     net = _local_net()
     image = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(2))
-    whole = denoise_tensor(net, image, tile=0)
-    tiled = denoise_tensor(net, image, tile=32, overlap=0)
+    whole = denoise_tensor(net, image, CPU, tile=0)
+    tiled = denoise_tensor(net, image, CPU, tile=32, overlap=0)
     assert not torch.allclose(tiled, whole, atol=1e-3)  # the test above would catch missing context
 
 
@@ -117,7 +120,7 @@ def test_denoise_files_writes_each_image_in_its_own_form(tmp_path):
     rgba = _png(tmp_path / "in" / "rgba.png", mode="RGBA", size=(40, 30))
     jobs = plan([str(tmp_path / "in")], tmp_path / "out")
     (tmp_path / "out").mkdir()
-    written = denoise_files(_local_net(), jobs, tile=32, overlap=4, progress=False)
+    written = denoise_files(_local_net(), jobs, CPU, tile=32, overlap=4, progress=False)
     assert [p.name for p in written] == ["grey.png", "rgba.png"]
     with Image.open(written[0]) as a, Image.open(written[1]) as b, Image.open(rgba) as original:
         assert (a.mode, a.size) == ("L", (20, 16)) and (b.mode, b.size) == ("RGBA", (40, 30))
@@ -168,8 +171,8 @@ def test_unet_tiles_equal_the_whole_image_borders_included(height, width, ensemb
     model = SelfEnsemble(model) if ensemble else model  # which tiles on the U-Net's grid and padding too
     clean = load_image(Path(skimage.data.__file__).parent / "astronaut.png")[:, 100:100 + height, 50:50 + width]
     noisy = clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
-    whole = denoise_tensor(model, noisy, tile=0)
-    tiled = denoise_tensor(model, noisy, tile=64, overlap=16)
+    whole = denoise_tensor(model, noisy, CPU, tile=0)
+    tiled = denoise_tensor(model, noisy, CPU, tile=64, overlap=16)
     levels = ((quantize(whole) - quantize(tiled)).abs() * 255).round()  # whole 8-bit levels (2.0000017 is 2)
     assert float(levels.max()) <= 2, float(levels.max())
     # tiles of 64 with 16 px of context see less than the U-Net's receptive field: 0.01-0.02 dB here

@@ -13,7 +13,8 @@ from n2n_core.patches import PairSampler, validation_pairs
 from n2n_core.denoise import denoise_tensor
 from n2n_core.noise import BernoulliNoise, GaussianNoise, PoissonNoise
 from n2n_core.devices import compile_module
-from conftest import fit_run
+from conftest import cpu_runtime, fit_run
+from n2n_core.runtime import infer
 
 TINY = ModelConfig("resnet", depth=4, width=8)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -95,8 +96,8 @@ def test_a_compiled_model_denoises_like_the_plain_one_at_several_sizes():
     compiled = compile_module(net)
     for shape in [(3, 40, 56), (3, 64, 64), (3, 96, 80)]:
         image = torch.rand(shape, generator=torch.Generator().manual_seed(shape[1]))
-        assert torch.allclose(denoise_tensor(compiled, image, tile=64, overlap=8),
-                              denoise_tensor(net, image, tile=64, overlap=8), atol=1e-5)
+        assert torch.allclose(denoise_tensor(compiled, image, cpu_runtime(), tile=64, overlap=8),
+                              denoise_tensor(net, image, cpu_runtime(), tile=64, overlap=8), atol=1e-5)
 
 
 # ------------------------------------------------------------------------------- precision
@@ -159,8 +160,8 @@ def test_bfloat16_inference_stays_close_to_float32_and_returns_float32():
     net = models.build(ModelConfig("unet"), seed=0).eval()
     image = torch.rand(1, 3, 64, 48, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        full = devices.infer(net, image, "cpu", "fp32")
-        half = devices.infer(net, image, "cpu", "bf16")
+        full = infer(net, image, cpu_runtime("fp32"))
+        half = infer(net, image, cpu_runtime("bf16"))
     assert half.dtype == torch.float32 and half.shape == full.shape
     assert not torch.equal(half, full)  # it did run in another format
     # bfloat16 keeps 8 bits of mantissa (0.4%): through the U-Net's 18 layers the output moves by about 1%
@@ -222,5 +223,5 @@ def test_process_group_is_none_outside_torchrun(monkeypatch):
     from n2n_core.devices import process_group
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    with process_group("cpu") as device:
+    with process_group(torch.device("cpu")) as device:
         assert device is None

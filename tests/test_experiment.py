@@ -6,6 +6,7 @@ import json
 import torch
 
 from n2n_core import experiment, load_model, paths
+from n2n_core.runtime import Runtime
 
 
 def _repo_outputs() -> dict:
@@ -27,7 +28,7 @@ def test_pipeline_writes_only_under_the_output_dir(data_folder, output_dir, monk
     again, _ = experiment.prepare_patches(tiny_profile, seed=0)  # loaded, not cut again
     assert "Loaded" in capsys.readouterr().out and torch.equal(again.train, sets.train)
 
-    run = experiment.train("resnet", "noisy", tiny_profile, seed=0, device="cpu", progress=False)
+    run = experiment.train("resnet", "noisy", tiny_profile, seed=0, rt=Runtime.resolve("cpu"), progress=False)
     assert run.name == "resnet_n2n_gaussian"
     assert run.checkpoint == output_dir / "checkpoints" / "smoke" / "resnet_n2n_gaussian.pth"
     assert run.history.val_step[-1] == 2 and not run.model.training
@@ -36,7 +37,7 @@ def test_pipeline_writes_only_under_the_output_dir(data_folder, output_dir, monk
     with torch.no_grad():
         assert torch.allclose(loaded(x), run.model(x), atol=1e-6)
 
-    results = experiment.evaluate_run(run.model, tiny_profile, device="cpu")
+    results = experiment.evaluate_run(run.model, tiny_profile, rt=Runtime.resolve("cpu"))
     assert list(results) == ["kodak"] and len(results["kodak"].names) == 1  # eval.limit
     assert results["kodak"].extra == {"comparable_with_paper": False, "data": "folder", "available": 2}
     written = experiment.record_results(tiny_profile, run.name, results)
@@ -65,6 +66,6 @@ def test_train_takes_the_budget_of_its_number_format(data_folder, output_dir, mo
         Budget("resnet", steps=5, precision="bf16", batch_size=6), Budget("resnet", steps=3, precision="fp32",
                                                                            batch_size=4)))
     experiment.prepare_patches(profile, seed=0)
-    run = experiment.train("resnet", "noisy", profile, seed=0, device="cpu", progress=False, precision="fp32")
+    run = experiment.train("resnet", "noisy", profile, seed=0, rt=Runtime.resolve("cpu", "fp32"), progress=False)
     assert (run.config["train"]["max_steps"], run.config["train"]["batch_size"]) == (3, 4)
     assert run.history.step[-1] == 3 and run.history.precision == "fp32"

@@ -13,6 +13,9 @@ from torch import nn
 from n2n_core.evaluation import Evaluation, center_crop, evaluate
 from n2n_core.metrics import psnr, quantize, ssim
 from n2n_core.noise import BernoulliNoise, GaussianNoise, PoissonNoise
+from conftest import cpu_runtime
+
+CPU = cpu_runtime()
 
 
 def _levels(generator, shape=(3, 37, 31), lo=20, hi=200) -> torch.Tensor:
@@ -171,7 +174,7 @@ def test_evaluate_without_a_model_measures_the_noisy_input(eval_files):
 
 def test_evaluate_with_the_identity_model_equals_no_model(eval_files):
     identity = nn.Identity()
-    a = evaluate(identity, eval_files, GaussianNoise(25), seed=4, progress=False)
+    a = evaluate(identity, eval_files, GaussianNoise(25), seed=4, rt=CPU, progress=False)
     b = evaluate(None, eval_files, GaussianNoise(25), seed=4, progress=False)
     assert a.psnr_images == b.psnr_images and a.ssim_images == b.ssim_images
 
@@ -188,7 +191,7 @@ def test_evaluate_averages_per_image_psnr_not_mse(tmp_path):
     bright, dark = tmp_path / "a_bright.png", tmp_path / "b_dark.png"
     Image.fromarray(np.full((16, 20, 3), 100, np.uint8)).save(bright)
     Image.fromarray(np.full((16, 20, 3), 50, np.uint8)).save(dark)
-    ev = evaluate(_OffsetModel(), [bright, dark], GaussianNoise(0), seed=0, progress=False)
+    ev = evaluate(_OffsetModel(), [bright, dark], GaussianNoise(0), seed=0, rt=CPU, progress=False)
     per_image = [20 * math.log10(255 / 4), 20 * math.log10(255 / 1)]
     assert ev.psnr_images == pytest.approx(per_image, abs=1e-3)
     assert ev.psnr == pytest.approx(sum(per_image) / 2, abs=1e-3)
@@ -205,7 +208,7 @@ def test_evaluate_center_crops(eval_files):
             seen.append(tuple(x.shape))
             return x
 
-    evaluate(Spy(), eval_files, GaussianNoise(25), crop=16, progress=False)
+    evaluate(Spy(), eval_files, GaussianNoise(25), crop=16, rt=CPU, progress=False)
     assert seen == [(1, 3, 16, 16)] * 3
 
 
@@ -285,9 +288,9 @@ class _CountingShift(nn.Module):
 def test_evaluation_cache_returns_the_same_numbers_without_running_the_model(eval_files, tmp_path):
     cache = tmp_path / "cache"
     model = _CountingShift(0.0)
-    first = evaluate(model, eval_files, GaussianNoise(25), seed=3, progress=False, cache_dir=cache)
+    first = evaluate(model, eval_files, GaussianNoise(25), seed=3, rt=CPU, progress=False, cache_dir=cache)
     assert model.calls == 3 and len(list(cache.glob("*.json"))) == 1
-    again = evaluate(model, eval_files, GaussianNoise(25), seed=3, progress=False, cache_dir=cache)
+    again = evaluate(model, eval_files, GaussianNoise(25), seed=3, rt=CPU, progress=False, cache_dir=cache)
     assert model.calls == 3  # served from the cache
     assert again.psnr_images == first.psnr_images and again.ssim_images == first.ssim_images
     assert again.names == first.names and again.noise == first.noise and again.seed == 3
@@ -297,7 +300,7 @@ def test_evaluation_cache_returns_the_same_numbers_without_running_the_model(eva
 def test_evaluation_cache_misses_when_anything_that_decides_the_numbers_changes(eval_files, tmp_path, change):
     cache = tmp_path / "cache"
     model = _CountingShift(0.0)
-    evaluate(model, eval_files, GaussianNoise(25), seed=3, progress=False, cache_dir=cache)
+    evaluate(model, eval_files, GaussianNoise(25), seed=3, rt=CPU, progress=False, cache_dir=cache)
     kwargs = dict(seed=3, repeats=1)
     noise = GaussianNoise(25)
     if change == "weights":
@@ -312,7 +315,7 @@ def test_evaluation_cache_misses_when_anything_that_decides_the_numbers_changes(
     else:
         Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(eval_files[1])  # the image file changed
     calls = model.calls
-    evaluate(model, eval_files, noise, progress=False, cache_dir=cache, **kwargs)
+    evaluate(model, eval_files, noise, rt=CPU, progress=False, cache_dir=cache, **kwargs)
     assert model.calls > calls
     assert len(list(cache.glob("*.json"))) == 2
 
@@ -320,10 +323,10 @@ def test_evaluation_cache_misses_when_anything_that_decides_the_numbers_changes(
 def test_evaluation_cache_ignores_a_corrupt_entry(eval_files, tmp_path):
     cache = tmp_path / "cache"
     model = _CountingShift(0.0)
-    first = evaluate(model, eval_files, GaussianNoise(25), seed=3, progress=False, cache_dir=cache)
+    first = evaluate(model, eval_files, GaussianNoise(25), seed=3, rt=CPU, progress=False, cache_dir=cache)
     (entry,) = cache.glob("*.json")
     entry.write_text('{"names": [')  # e.g. a crash while writing by hand
-    again = evaluate(model, eval_files, GaussianNoise(25), seed=3, progress=False, cache_dir=cache)
+    again = evaluate(model, eval_files, GaussianNoise(25), seed=3, rt=CPU, progress=False, cache_dir=cache)
     assert model.calls == 6 and again.psnr_images == first.psnr_images
     assert Evaluation(**json.loads(entry.read_text())).psnr_images == first.psnr_images
 

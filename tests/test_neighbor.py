@@ -13,6 +13,7 @@ from n2n_core.checkpoint import load_checkpoint
 from n2n_core.config import TrainConfig
 from n2n_core.neighbor import NEIGHBOURS, draw_cells, gamma, nb2nb_loss, neighbour_batch, subsample
 from n2n_core.noise import BrownNoise, GaussianNoise
+from n2n_core.runtime import Runtime
 
 
 def test_every_cell_gives_two_different_neighbours_and_all_eight_choices_occur():
@@ -165,7 +166,7 @@ def test_a_single_capture_study_reuses_nothing_it_should_not_and_fills_its_claim
                                                                  val_image_every=3),
                                   train=dataclasses.replace(tiny_profile.train, crop=32))
     experiment.prepare_patches(profile, seed=0)
-    study = studies.run_study(profile, NoiseConfig("gaussian"), ("n2n", "nb2nb"), device="cpu", progress=False,
+    study = studies.run_study(profile, NoiseConfig("gaussian"), ("n2n", "nb2nb"), rt=Runtime.resolve("cpu"), progress=False,
                               key="single_gaussian")
     run = study.runs["nb2nb"]
     assert run.name == "unet_nb2nb_gaussian" and study.runs["n2n"].name == "unet_n2n_gaussian"

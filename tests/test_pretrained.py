@@ -18,6 +18,10 @@ from n2n_core.checkpoint import initial_weights, load_checkpoint, pretrained_pat
 from n2n_core.data import load_image
 from n2n_core.evaluation import evaluate_sets
 from n2n_core.noise import NoiseConfig
+from n2n_core.runtime import Runtime
+from conftest import cpu_runtime
+
+CPU = Runtime.resolve("cpu")  # what a run on the CPU with the precision left to 'auto' resolves to
 
 SHIPPED = pretrained_path("gaussian")
 PHOTO = Path(skimage.data.__file__).parent / "astronaut.png"
@@ -45,7 +49,7 @@ def test_shipped_weights_denoise_a_photograph_they_never_saw():
     model = load_model("pretrained:gaussian")
     assert next(model.parameters()).dtype == torch.float32  # float16 on disk, float32 to compute
     clean = load_image(PHOTO)[:, 128:384, 128:384]
-    gains = [experiment.denoise_demo(model, clean, sigma, device="cpu", precision="fp32") for sigma in (15.0, 40.0)]
+    gains = [experiment.denoise_demo(model, clean, sigma, rt=cpu_runtime()) for sigma in (15.0, 40.0)]
     for demo in gains:  # blind: one model for both levels
         assert demo.psnr_denoised - demo.psnr_noisy >= 5.0, (demo.psnr_noisy, demo.psnr_denoised)
 
@@ -56,13 +60,13 @@ def test_shipped_poisson_weights_denoise_a_photograph_at_two_levels(tmp_path):
     assert noise.kind == "poisson" and noise.level == 30.0 and experiment.demo_range(noise) == (0.001, 50.0)
     clean = load_image(PHOTO)[:, 128:384, 128:384]
     for lam in (30.0, 5.0):  # blind: one model for both levels
-        demo = experiment.show_demo(model, clean, lam, device="cpu", precision="fp32", noise=noise,
+        demo = experiment.show_demo(model, clean, lam, rt=cpu_runtime(), noise=noise,
                                     save=tmp_path / f"lam{lam:g}.png")
         assert demo.psnr_denoised - demo.psnr_noisy >= 5.0, (lam, demo.psnr_noisy, demo.psnr_denoised)
         assert (tmp_path / f"lam{lam:g}.png").is_file()
     # the noise is Poisson's: the same draw as PoissonNoise at that level, not Gaussian
-    poisson = experiment.denoise_demo(torch.nn.Identity(), clean, 5.0, noise=noise, device="cpu", precision="fp32")
-    gaussian = experiment.denoise_demo(torch.nn.Identity(), clean, 5.0, device="cpu", precision="fp32")
+    poisson = experiment.denoise_demo(torch.nn.Identity(), clean, 5.0, noise=noise, rt=cpu_runtime())
+    gaussian = experiment.denoise_demo(torch.nn.Identity(), clean, 5.0, rt=cpu_runtime())
     assert poisson.psnr_noisy < 20.0 < gaussian.psnr_noisy
 
 
@@ -148,7 +152,7 @@ def test_pretrained_trains_in_chunks_exports_and_finishes(little, data_folder, t
     folder = tmp_path / "ship"
     # a chunk of (almost) no time: one step, a training state, and weights exported from it
     history = pretrained.train("gaussian", max_minutes=1e-6, data_dir=data_folder, folder=folder,
-                               profile_override=little, progress=False, device="cpu")
+                               profile_override=little, progress=False, rt=CPU)
     state = load_checkpoint(pretrained.state_path("gaussian", folder))
     assert state["step"] == 1 and not state["finished"] and state["optimizer"] is not None
     assert state["ema"] is not None
@@ -167,7 +171,7 @@ def test_pretrained_trains_in_chunks_exports_and_finishes(little, data_folder, t
     assert len(history.chunks) == 1
     # the next call goes on where the last stopped, finishes, and drops the training state
     history = pretrained.train("gaussian", data_dir=data_folder, folder=folder, profile_override=little,
-                               progress=False, device="cpu")
+                               progress=False, rt=CPU)
     assert history.step[-1] == 6 and [(c["start_step"], c["end_step"]) for c in history.chunks] == [(0, 1), (1, 6)]
     assert not pretrained.state_path("gaussian", folder).exists()
     shipped = load_checkpoint(pretrained_path("gaussian", folder))
@@ -187,10 +191,10 @@ def test_pretrained_refuses_the_embedded_photographs(little, tmp_path):
 def test_model_card_is_written_from_the_checkpoint(little, data_folder, tmp_path):
     folder = tmp_path / "ship"
     pretrained.train("gaussian", data_dir=data_folder, folder=folder, profile_override=little, progress=False,
-                     device="cpu")
+                     rt=CPU)
     # a BM3D figure measured before is read from card.json, not measured again
     (folder / "card.json").write_text(json.dumps({"bm3d": {"gaussian/25/kodak/2x1": 12.345}}))
-    card = pretrained.write_card(folder, data_dir=data_folder, device="cpu", precision="fp32").read_text()
+    card = pretrained.write_card(folder, data_dir=data_folder, rt=Runtime.resolve("cpu", "fp32")).read_text()
     assert "## `unet_gaussian_blind.pth`: blind Gaussian U-Net, noisy targets only" in card
     assert "The network ran in float32." in card  # the number format of the card's figures
     assert "Status: finished, 6 steps" in card and "| 0.000 | 6 |" in card  # the curve's table
@@ -244,7 +248,7 @@ def test_blindcheck_trains_blind_and_per_level_runs_and_reports_the_gap(little, 
     with pytest.raises(ValueError, match="sigma 60 is outside the blind range 0-50"):
         blindcheck.run_noises((25.0, 60.0))
 
-    rows = blindcheck.blind_check(3, (15.0, 50.0), data_folder, device="cpu", progress=False, profile_override=little)
+    rows = blindcheck.blind_check(3, (15.0, 50.0), data_folder, rt=CPU, progress=False, profile_override=little)
     assert [r["sigma"] for r in rows] == [15.0, 50.0]
     for r in rows:
         assert r["gap"] == pytest.approx(r["blind"] - r["level_specific"], abs=0.011)
@@ -257,7 +261,7 @@ def test_blindcheck_trains_blind_and_per_level_runs_and_reports_the_gap(little, 
     report = (output_dir / "reports" / "blindcheck.md").read_text()
     assert "3 steps each" in report and f"| 50 | {rows[1]['blind']:.2f} |" in report
     # finished runs are not retrained: the same numbers again
-    assert blindcheck.blind_check(3, (15.0, 50.0), data_folder, device="cpu", progress=False,
+    assert blindcheck.blind_check(3, (15.0, 50.0), data_folder, rt=CPU, progress=False,
                                   profile_override=little) == rows
 
 
@@ -267,10 +271,10 @@ def test_blindcheck_at_the_shipped_budget_measures_the_shipped_weights_and_goes_
 
     ship = tmp_path / "ship"
     pretrained.train("gaussian", data_dir=data_folder, folder=ship, profile_override=little, progress=False,
-                     device="cpu")
+                     rt=CPU)
     steps = little.train.max_steps
     # a chunk of (almost) no time: the level run stops after one step, no report yet
-    assert blindcheck.blind_check(steps, (50.0,), data_folder, device="cpu", progress=False, profile_override=little,
+    assert blindcheck.blind_check(steps, (50.0,), data_folder, rt=CPU, progress=False, profile_override=little,
                                   max_minutes=1e-6, shipped_folder=ship) is None
     folder = output_dir / "checkpoints" / "blindcheck" / str(steps)
     state = load_checkpoint(folder / "unet_sigma50.pth")
@@ -279,16 +283,16 @@ def test_blindcheck_at_the_shipped_budget_measures_the_shipped_weights_and_goes_
     with pytest.raises(ValueError, match="--max-minutes must be > 0, got 0"):
         blindcheck.blind_check(steps, (50.0,), data_folder, profile_override=little, max_minutes=0)
     # the same call goes on, and the blind row is the shipped weights, not a new run
-    rows = blindcheck.blind_check(steps, (50.0,), data_folder, device="cpu", progress=False, profile_override=little,
+    rows = blindcheck.blind_check(steps, (50.0,), data_folder, rt=CPU, progress=False, profile_override=little,
                                   shipped_folder=ship)
     assert load_checkpoint(folder / "unet_sigma50.pth")["finished"] and not (folder / "unet_blind.pth").exists()
     shipped = evaluate_sets(load_model(pretrained_path("gaussian", ship)), pretrained._sources(data_folder), ["kodak"],
-                            NoiseConfig(kind="gaussian", sigma=50.0), precision="fp32")["kodak"]
+                            NoiseConfig(kind="gaussian", sigma=50.0), rt=Runtime.resolve(precision="fp32"))["kodak"]
     assert rows[0]["blind"] == round(shipped.psnr, 2)
     assert "The blind model is the shipped weights" in (output_dir / "reports" / "blindcheck.md").read_text()
     assert json.loads((output_dir / "reports" / "blindcheck.json").read_text())["blind_is_shipped"] is True
     # weights of another recipe (here: another budget) are not taken for the blind run
-    other = blindcheck.blind_check(steps - 1, (50.0,), data_folder, device="cpu", progress=False,
+    other = blindcheck.blind_check(steps - 1, (50.0,), data_folder, rt=CPU, progress=False,
                                    profile_override=little, shipped_folder=ship)
     assert (output_dir / "checkpoints" / "blindcheck" / str(steps - 1) / "unet_blind.pth").exists()
     assert len(other) == 1 and not json.loads((output_dir / "reports" / "blindcheck.json").read_text())[

@@ -12,6 +12,7 @@ import pytest
 
 from n2n_core import baselines, experiment
 from n2n_core.table import Table1
+from n2n_core.runtime import Runtime
 
 
 def _table(n2n=30.0, clean=30.1, noisy=20.0, sets=("kodak", "bsd300", "set14")) -> Table1:
@@ -109,13 +110,13 @@ def test_table1_end_to_end_on_tiny_data(table_data, tiny_profile, output_dir, mo
     profile = dataclasses.replace(tiny_profile, eval=dataclasses.replace(tiny_profile.eval, baseline_sets=("kodak",)))
 
     experiment.prepare_patches(profile, seed=0)
-    runs = experiment.train_table_models(profile, seed=0, device="cpu", noises=("poisson", "bernoulli"),
+    runs = experiment.train_table_models(profile, seed=0, rt=Runtime.resolve("cpu"), noises=("poisson", "bernoulli"),
                                          progress=False)
     assert sorted(runs) == [("bernoulli", "clean"), ("bernoulli", "noisy"), ("poisson", "clean"), ("poisson", "noisy")]
     assert runs[("poisson", "noisy")].checkpoint.name == "unet_n2n_poisson.pth"
     assert runs[("bernoulli", "clean")].config["noise"]["kind"] == "bernoulli"
 
-    table = experiment.paper_table(runs, profile, seed=0, device="cpu")
+    table = experiment.paper_table(runs, profile, seed=0, rt=Runtime.resolve("cpu"))
     assert table.noises() == ["poisson", "bernoulli"]
     assert table.test_sets("poisson") == ["kodak", "bsd300", "set14", "average"]
     assert table.value("poisson", "kodak", "baseline") is not None  # the stand-in ran on Kodak only
@@ -128,16 +129,16 @@ def test_table1_end_to_end_on_tiny_data(table_data, tiny_profile, output_dir, mo
     assert {(r["noise"], r["test_set"], r["method"]) for r in stored} >= {("bernoulli", "set14", "n2n")}
 
     # a rerun reloads the finished checkpoints and reads BM3D from its cache
-    again = experiment.train_table_models(profile, seed=0, device="cpu", noises=("poisson",), progress=False)
+    again = experiment.train_table_models(profile, seed=0, rt=Runtime.resolve("cpu"), noises=("poisson",), progress=False)
     assert again[("poisson", "noisy")].history.step == runs[("poisson", "noisy")].history.step
-    experiment.paper_table(again, profile, seed=0, device="cpu")
+    experiment.paper_table(again, profile, seed=0, rt=Runtime.resolve("cpu"))
     assert calls == [1.0]
 
 
 def test_table1_says_when_bm3d_is_not_installed(table_data, tiny_profile, monkeypatch):
     monkeypatch.setattr(baselines, "available", lambda: False)
     experiment.prepare_patches(tiny_profile, seed=0)
-    runs = experiment.train_table_models(tiny_profile, seed=0, device="cpu", noises=("gaussian",), progress=False)
-    table = experiment.paper_table(runs, tiny_profile, seed=0, device="cpu")
+    runs = experiment.train_table_models(tiny_profile, seed=0, rt=Runtime.resolve("cpu"), noises=("gaussian",), progress=False)
+    table = experiment.paper_table(runs, tiny_profile, seed=0, rt=Runtime.resolve("cpu"))
     assert table.missing[("gaussian", "kodak", "baseline")] == "not installed"
     assert "not installed" in table.to_markdown()

@@ -16,7 +16,7 @@ from n2n_core.metrics import psnr
 from n2n_core.noise import GaussianNoise
 from n2n_core.devices import describe_device, memory_format, resolve_device, resolve_precision
 from n2n_core.train import History, learning_rate, validate
-from conftest import fit_run
+from conftest import cpu_runtime, fit_run
 
 TINY = ModelConfig("resnet", depth=4, width=8)
 RUN_CONFIG = {"experiment": "unit-test", "lr": 1e-3, "sigma": 25.0}
@@ -106,15 +106,14 @@ def test_fit_validates_against_the_clean_images(tmp_path, smooth_patches, val_pa
     history = _fit(model, cfg, _sampler(smooth_patches, batch=2), val_pairs, tmp_path / "v.pth")
     assert history.val_psnr_input == pytest.approx(psnr(noisy, clean).mean().item())
     # validation runs in the format of the run (bfloat16 on CPUs with AMX)
-    assert history.val_psnr == [pytest.approx(validate(model, noisy, clean, torch.device("cpu"),
-                                                       precision=history.precision))]
+    assert history.val_psnr == [pytest.approx(validate(model, noisy, clean, cpu_runtime(history.precision)))]
 
 
 def test_validate_is_the_mean_of_per_image_psnr_and_keeps_the_mode():
     clean = torch.full((2, 3, 12, 12), 100 / 255)
     noisy = clean + torch.tensor([1.0, 4.0]).view(2, 1, 1, 1) / 255  # 1 and 4 levels off
     model = models.build(TINY, seed=0).train()  # REDNet starts as the identity
-    value = validate(model, noisy, clean, torch.device("cpu"), batch=1)
+    value = validate(model, noisy, clean, cpu_runtime(), batch=1)
     assert value == pytest.approx((20 * math.log10(255) + 20 * math.log10(255 / 4)) / 2, abs=1e-3)
     assert model.training
 
@@ -332,8 +331,7 @@ def test_fit_keeps_a_moving_average_validates_and_returns_it(tmp_path, smooth_pa
     assert all(torch.equal(v, state["ema"][k]) for k, v in model.state_dict().items())  # the average comes back
     assert all(torch.equal(v, state["ema"][k]) for k, v in load_model(path).state_dict().items())
     noisy, clean = val_pairs
-    assert history.val_psnr[-1] == pytest.approx(validate(model, noisy, clean, torch.device("cpu"),
-                                                          precision=history.precision))
+    assert history.val_psnr[-1] == pytest.approx(validate(model, noisy, clean, cpu_runtime(history.precision)))
 
 
 def test_fit_in_chunks_resumes_and_may_change_precision_when_told(tmp_path, smooth_patches, val_pairs):
