@@ -130,11 +130,11 @@ pretrained: $(ENV_STAMP)
 ## blindcheck: blind against per-level U-Nets at one budget, STEPS=N each, resumable: MINUTES=N per call (data: N2N_DATA_DIR; reports/blindcheck.md)
 STEPS ?= 5000
 blindcheck: $(ENV_STAMP)
-	$(PY) -m n2n_core.blindcheck --steps $(STEPS) $(if $(MINUTES),--max-minutes $(MINUTES),)
+	$(PY) -m n2n_core.studies.blindcheck --steps $(STEPS) $(if $(MINUTES),--max-minutes $(MINUTES),)
 
 ## bench: training and inference throughput per setting, against plain float32 (reports/bench.json)
 bench: $(ENV_STAMP)
-	$(PY) -m n2n_core.bench
+	$(PY) -m n2n_core.studies.bench
 
 ## lab: JupyterLab on the repository
 lab: $(ENV_STAMP)

@@ -8,7 +8,7 @@ def __getattr__(name: str):
     """``load_model`` and ``get_profile`` on first use: importing the package (and starting the
     command line) does not load torch, so Ctrl-C during start-up is handled like any other."""
     if name == "load_model":
-        from .checkpoint import load_model
+        from .training.checkpoint import load_model
         return load_model
     if name == "get_profile":
         from .config import get_profile

@@ -10,8 +10,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-from .losses import LOSSES
-from .noise import NOISE_TYPES, NoiseConfig, paper_ranges
+from .paper.losses import LOSSES
+from .paper.noise import NOISE_TYPES, NoiseConfig, paper_ranges
 
 NOISE_KINDS = tuple(NOISE_TYPES)
 

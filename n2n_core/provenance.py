@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from .devices import describe_cpu, describe_device
+from .training.devices import describe_cpu, describe_device
 from .paths import PROJECT_ROOT
 
 

@@ -181,7 +181,7 @@ def http_server(tmp_path):
 @pytest.fixture
 def restore_threads():
     """Put back torch's thread count and the process's thread governor after a test that sets them."""
-    from n2n_core import devices
+    from n2n_core.training import devices
 
     before = torch.get_num_threads()
     yield
@@ -193,8 +193,8 @@ def fit_run(model, cfg, sampler, val, path, model_args, run_config, device="cpu"
             compile_model=False, fresh=False, **options):
     """``train.fit`` called as the tests describe a run: the job's parts in order, the runtime resolved
     here (as an entry point does), ``fresh`` as a state of None (a new run over whatever is at ``path``)."""
-    from n2n_core.runtime import Runtime
-    from n2n_core.train import Job, fit
+    from n2n_core.training.runtime import Runtime
+    from n2n_core.training.train import Job, fit
 
     rt = Runtime.resolve(device, precision, compile=compile_model)
     if fresh:
@@ -205,6 +205,6 @@ def fit_run(model, cfg, sampler, val, path, model_args, run_config, device="cpu"
 def cpu_runtime(precision: str = "fp32"):
     """A Runtime on the CPU in ``precision`` as named ('fp32' or 'bf16'), built without resolving
     anything: what the tests of the functions below the entry points pass them."""
-    from n2n_core.runtime import Runtime
+    from n2n_core.training.runtime import Runtime
 
     return Runtime(torch.device("cpu"), precision)

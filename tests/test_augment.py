@@ -4,14 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from n2n_core.augment import (
-    SelfEnsemble,
-    dihedral,
-    random_crop,
-    random_crops,
-    random_dihedral,
-    undo_dihedral,
-)
+from n2n_core.data.augment import SelfEnsemble, dihedral, random_crop, random_crops, random_dihedral, undo_dihedral
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from n2n_core import baselines
+from n2n_core.evaluation import baselines
 from n2n_core.config import NoiseConfig
-from n2n_core.metrics import psnr
-from n2n_core.noise import GaussianNoise
+from n2n_core.paper.metrics import psnr
+from n2n_core.paper.noise import GaussianNoise
 
 
 def _poisson_expectation(f, mean: float) -> float:

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from n2n_core import bench
-from n2n_core.devices import fast_bf16, native_bf16
-from n2n_core.runtime import Runtime
+from n2n_core.studies import bench
+from n2n_core.training.devices import fast_bf16, native_bf16
+from n2n_core.training.runtime import Runtime
 
 
 def test_bench_writes_one_row_per_setting_with_ratios_to_float32(tmp_path, capsys):

@@ -7,11 +7,12 @@ import dataclasses
 import pytest
 import torch
 
-from n2n_core import claims, experiment, studies
-from n2n_core.capture import CaptureCase, CaptureSampler, capture_cases, draw_captures
-from n2n_core.checkpoint import load_checkpoint
-from n2n_core.noise import GaussianNoise
-from n2n_core.runtime import Runtime
+from n2n_core.evaluation import claims
+from n2n_core.studies import experiment, methods
+from n2n_core.data.capture import CaptureCase, CaptureSampler, capture_cases, draw_captures
+from n2n_core.training.checkpoint import load_checkpoint
+from n2n_core.paper.noise import GaussianNoise
+from n2n_core.training.runtime import Runtime
 
 
 def test_the_cases_spend_the_same_budget_as_the_paper():
@@ -104,7 +105,7 @@ def test_the_capture_study_trains_each_case_records_it_and_fills_the_claims_row(
                                                                  val_image_every=3),
                                   train=dataclasses.replace(tiny_profile.train, crop=32), capture=(12, 3))
     experiment.prepare_patches(profile, seed=0)
-    study = studies.run_capture_study(profile, rt=Runtime.resolve("cpu"), progress=False)
+    study = methods.run_capture_study(profile, rt=Runtime.resolve("cpu"), progress=False)
     assert study.key == "capture" and set(study.psnr) == {"case1", "case2", "case3", "input"}
     for name, scenes, target in (("case1", 4, "average"), ("case2", 4, "noisy"), ("case3", 6, "noisy")):
         run = study.runs[name]

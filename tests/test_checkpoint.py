@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import n2n_core
-from n2n_core import checkpoint, models
-from n2n_core.checkpoint import atomic_save, load_checkpoint, load_model, save_checkpoint
+from n2n_core.training import checkpoint
+from n2n_core.paper import models
+from n2n_core.training.checkpoint import atomic_save, load_checkpoint, load_model, save_checkpoint
 from n2n_core.config import ModelConfig
 
 RESNET = ModelConfig("resnet", depth=4, width=8)

@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-from n2n_core import claims, experiment, studies
-from n2n_core.checkpoint import load_checkpoint
-from n2n_core.noise import NoiseConfig
-from n2n_core.runtime import Runtime
+from n2n_core.evaluation import claims
+from n2n_core.studies import experiment, methods
+from n2n_core.training.checkpoint import load_checkpoint
+from n2n_core.paper.noise import NoiseConfig
+from n2n_core.training.runtime import Runtime
 
 
 @pytest.mark.parametrize("target,noise,loss,name", [
@@ -45,7 +46,7 @@ def test_a_study_trains_each_method_records_it_and_writes_the_claims_table(data_
     monkeypatch.setenv("N2N_DATA_DIR", str(data_folder))
     experiment.prepare_patches(unet_profile, seed=0)
     noise = NoiseConfig("text", text_p=0.3)
-    study = studies.run_study(unet_profile, noise, ("l2", "l1", "clean"), rt=Runtime.resolve("cpu"), progress=False)
+    study = methods.run_study(unet_profile, noise, ("l2", "l1", "clean"), rt=Runtime.resolve("cpu"), progress=False)
     assert study.key == "text" and set(study.psnr) == {"l2", "l1", "clean", "input"}
     for method, name in (("l2", "unet_l2_text"), ("l1", "unet_l1_text"), ("clean", "unet_clean_text")):
         run = study.runs[method]
@@ -74,7 +75,7 @@ def test_a_study_trains_each_method_records_it_and_writes_the_claims_table(data_
 
 def test_an_unknown_method_is_named():
     with pytest.raises(ValueError, match="'l3'.*l2, l1, l0"):
-        studies.run_study(None, NoiseConfig("text"), ("l3",))
+        methods.run_study(None, NoiseConfig("text"), ("l3",))
 
 
 def _data(**studies) -> dict:

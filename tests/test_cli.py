@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from n2n_core import experiment
+from n2n_core.studies import experiment
 from n2n_core.__main__ import main
-from n2n_core.checkpoint import load_checkpoint
-from n2n_core.runtime import Runtime
+from n2n_core.training.checkpoint import load_checkpoint
+from n2n_core.training.runtime import Runtime
 
 
 @pytest.fixture
@@ -68,8 +68,8 @@ def test_eval_and_denoise_with_the_self_ensemble(checkpoint, eval_data, tmp_path
 
 
 def test_the_package_refuses_a_self_ensemble_of_a_baseline(eval_data):
-    from n2n_core.evaluation import data_sources, evaluate_sets
-    from n2n_core.noise import NoiseConfig
+    from n2n_core.evaluation.protocol import data_sources, evaluate_sets
+    from n2n_core.paper.noise import NoiseConfig
 
     with pytest.raises(ValueError, match="self-ensemble averages a network's outputs"):
         evaluate_sets(None, data_sources(), ["kodak"], NoiseConfig("gaussian"), ensemble=True)
@@ -115,7 +115,7 @@ def test_bad_repeats_is_an_argparse_error(capsys):
 
 
 def test_eval_bm3d_for_bernoulli_is_refused(eval_data, capsys, monkeypatch):
-    from n2n_core import baselines
+    from n2n_core.evaluation import baselines
 
     monkeypatch.setattr(baselines, "available", lambda: True)
     assert main(["eval", "--baseline", "bm3d", "--noise", "bernoulli"]) == 2
@@ -260,7 +260,7 @@ def test_train_resumes_in_its_own_format_and_budget_on_a_machine_with_another_de
     # a run started in float32 (the cpu profile's float32 budget: batch 2, lr 5e-4), resumed with
     # --precision auto where bfloat16 is the default (its budget: batch 8, lr 1e-3): the same run
     from conftest import smooth_image, write_png
-    from n2n_core import devices
+    from n2n_core.training import devices
 
     clean = tmp_path / "clean"
     for i in range(3):
@@ -329,7 +329,7 @@ def test_precision_and_threads_from_the_command_line(own_checkpoint, tmp_path, c
 ])
 def test_bad_precision_or_threads_is_one_line(own_checkpoint, tmp_path, capsys, monkeypatch, argv, env, message,
                                               restore_threads):
-    from n2n_core import devices
+    from n2n_core.training import devices
 
     checkpoint, root = own_checkpoint
     if env is not None:
@@ -363,7 +363,7 @@ def test_a_failed_denoise_leaves_no_empty_out_folder(tmp_path, capsys):
 def test_messages_name_the_flag_the_version_and_the_path_once(tmp_path, capsys):
     import torch
 
-    from n2n_core.checkpoint import FORMAT
+    from n2n_core.training.checkpoint import FORMAT
 
     newer = tmp_path / "newer.pth"
     torch.save({"format": "n2n_core.checkpoint/99"}, newer)
@@ -440,7 +440,7 @@ def test_eval_problems_are_one_line(tmp_path, capsys, case, message):
 
     import numpy as np
 
-    from n2n_core.checkpoint import load_checkpoint, pretrained_path
+    from n2n_core.training.checkpoint import load_checkpoint, pretrained_path
 
     data = tmp_path / "data"
     (data / "kodak").mkdir(parents=True)
@@ -501,7 +501,7 @@ def test_a_full_disk_stops_denoise_with_one_line(tmp_path, capsys, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("n2n_core.denoise.write_image", full)
+    monkeypatch.setattr("n2n_core.evaluation.denoise.write_image", full)
     code = main(["denoise", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(tmp_path / "out"),
                  "--checkpoint", "pretrained:gaussian", "--device", "cpu"])
     err = capsys.readouterr().err
@@ -513,7 +513,7 @@ def test_a_full_disk_stops_denoise_with_one_line(tmp_path, capsys, monkeypatch):
 def test_train_records_its_loss_and_noise_and_denoise_reads_the_checkpoint(tmp_path, capsys):
     # `n2n train --noise impulse --loss l0`: the checkpoint holds both, and `n2n denoise` runs it
     from conftest import smooth_image, write_png
-    from n2n_core.checkpoint import load_checkpoint
+    from n2n_core.training.checkpoint import load_checkpoint
 
     clean = tmp_path / "clean"
     for i in range(3):
@@ -537,7 +537,7 @@ def test_train_records_its_loss_and_noise_and_denoise_reads_the_checkpoint(tmp_p
                                                        ("brown", ["--brown-width", "1"], "brown_width", 1.0)])
 def test_train_on_text_or_brown_noise_records_its_settings(tmp_path, capsys, noise, options, field, value):
     from conftest import smooth_image, write_png
-    from n2n_core.checkpoint import load_checkpoint
+    from n2n_core.training.checkpoint import load_checkpoint
 
     clean = tmp_path / "clean"
     for i in range(3):

@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-from n2n_core import data
+from n2n_core.data import sets as datasets
 from n2n_core.config import DataConfig
-from n2n_core.data import DataSources, find_data, list_images, load_image
-from n2n_core.patches import (PairSampler, PatchSets, build_patch_sets, cut_patches, patch_set_path, split_pool,
-                              validation_pairs)
-from n2n_core.noise import BernoulliNoise, GaussianNoise
+from n2n_core.data.sets import DataSources, find_data, list_images, load_image
+from n2n_core.data.patches import (PairSampler, PatchSets, build_patch_sets, cut_patches, patch_set_path, split_pool,
+                                   validation_pairs)
+from n2n_core.paper.noise import BernoulliNoise, GaussianNoise
 
 
 # ------------------------------------------------------------------------------------ load_image
@@ -149,7 +149,7 @@ def test_load_missing_file_raises_file_not_found(tmp_path):
 
 def test_to_uint8_clips_and_rounds():
     x = torch.tensor([-0.2, 0.0, 0.3 / 255, 0.7 / 255, 0.5, 1.0, 1.4])
-    assert data.to_uint8(x).tolist() == [0, 0, 0, 1, 128, 255, 255]
+    assert datasets.to_uint8(x).tolist() == [0, 0, 0, 1, 128, 255, 255]
 
 
 # ------------------------------------------------------------------------------------ list_images
@@ -197,7 +197,7 @@ def test_find_data_without_train_pool_evaluates_but_training_says_what_is_missin
     import shutil
 
     from n2n_core.config import DataConfig
-    from n2n_core.patches import build_patch_sets
+    from n2n_core.data.patches import build_patch_sets
 
     shutil.rmtree(data_folder / "train_pool")
     sources = find_data(data_folder)  # test sets alone are enough to evaluate
@@ -221,7 +221,7 @@ def test_find_data_with_a_missing_folder(tmp_path):
 def _check_embedded(sources: DataSources) -> None:
     assert sources.origin == "embedded" and sources.comparable is False
     assert "NOT comparable" in sources.summary()
-    assert len(sources.train) == len(data.EMBEDDED_TRAIN)
+    assert len(sources.train) == len(datasets.EMBEDDED_TRAIN)
     assert all(p.is_file() for p in sources.train)
     (test_files,) = sources.test_sets.values()
     assert all(p.is_file() for p in test_files)
@@ -239,7 +239,7 @@ def test_find_data_offline_falls_back_to_the_embedded_photographs(output_dir):
 
 def test_n2n_offline_disables_downloads(monkeypatch):
     monkeypatch.setenv("N2N_OFFLINE", "1")
-    monkeypatch.setattr(data, "_from_downloads", lambda cache: pytest.fail("tried to download"))
+    monkeypatch.setattr(datasets, "_from_downloads", lambda cache: pytest.fail("tried to download"))
     _check_embedded(find_data())
 
 
@@ -260,7 +260,7 @@ def _serve_fake_data(root: Path, base: str, monkeypatch, make_png, kodak_hashes=
                 buffer.seek(0)
                 tar.addfile(info, buffer)
     hashes = kodak_hashes or {name: hashlib.sha256(blob).hexdigest() for name, blob in kodak.items()}
-    monkeypatch.setattr(data, "KODAK_SHA256", hashes)
+    monkeypatch.setattr(datasets, "KODAK_SHA256", hashes)
     monkeypatch.setenv("N2N_KODAK_URL", f"{base}/kodak/")
     monkeypatch.setenv("N2N_BSDS300_URL", f"{base}/BSDS300-images.tgz")
     return kodak
@@ -347,7 +347,7 @@ def test_cut_patches_skips_small_images_and_fails_when_all_are(tmp_path, make_pn
     small = make_png(tmp_path / "small.png", 10, 12, seed=2)
     patches = cut_patches([big, small], 5, 20, torch.Generator().manual_seed(0), augment_patches=False)
     assert "skipped 1" in capsys.readouterr().out
-    image = data.to_uint8(load_image(big))
+    image = datasets.to_uint8(load_image(big))
     for patch in patches:  # every patch is a window of the big image
         assert any(torch.equal(patch, image[:, t:t + 20, l:l + 20]) for t in range(21) for l in range(21))
     with pytest.raises(ValueError, match="20x20"):
@@ -362,7 +362,7 @@ def test_build_patch_sets_keeps_validation_images_out_of_training(tmp_path):
     train_files, val_files = split_pool(files, 4)
 
     def colours(paths):
-        return {tuple(data.to_uint8(load_image(p))[:, 0, 0].tolist()) for p in paths}
+        return {tuple(datasets.to_uint8(load_image(p))[:, 0, 0].tolist()) for p in paths}
 
     def patch_colours(patches):
         assert all(torch.equal(p, p[:, :1, :1].expand_as(p)) for p in patches)  # flat patches

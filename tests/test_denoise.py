@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from n2n_core.augment import SelfEnsemble
-from n2n_core.denoise import _spans, check_tiling, denoise_files, denoise_tensor, expand_inputs, plan
-from n2n_core.images import ImageError
+from n2n_core.data.augment import SelfEnsemble
+from n2n_core.evaluation.denoise import _spans, check_tiling, denoise_files, denoise_tensor, expand_inputs, plan
+from n2n_core.data.images import ImageError
 from conftest import cpu_runtime
 
 CPU = cpu_runtime()
@@ -164,8 +164,8 @@ def test_unet_tiles_equal_the_whole_image_borders_included(height, width, ensemb
     import skimage.data
 
     from n2n_core import load_model
-    from n2n_core.data import load_image
-    from n2n_core.metrics import psnr, quantize
+    from n2n_core.data.sets import load_image
+    from n2n_core.paper.metrics import psnr, quantize
 
     model = load_model("pretrained:gaussian")
     model = SelfEnsemble(model) if ensemble else model  # which tiles on the U-Net's grid and padding too

@@ -6,15 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from n2n_core import devices, models
-from n2n_core.checkpoint import load_checkpoint
+from n2n_core.training import devices
+from n2n_core.paper import models
+from n2n_core.training.checkpoint import load_checkpoint
 from n2n_core.config import ModelConfig, TrainConfig
-from n2n_core.patches import PairSampler, validation_pairs
-from n2n_core.denoise import denoise_tensor
-from n2n_core.noise import BernoulliNoise, GaussianNoise, PoissonNoise
-from n2n_core.devices import compile_module
+from n2n_core.data.patches import PairSampler, validation_pairs
+from n2n_core.evaluation.denoise import denoise_tensor
+from n2n_core.paper.noise import BernoulliNoise, GaussianNoise, PoissonNoise
+from n2n_core.training.devices import compile_module
 from conftest import cpu_runtime, fit_run
-from n2n_core.runtime import infer
+from n2n_core.training.runtime import infer
 
 TINY = ModelConfig("resnet", depth=4, width=8)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -220,7 +221,7 @@ def test_a_bad_thread_setting_is_named(monkeypatch, restore_threads):
 
 
 def test_process_group_is_none_outside_torchrun(monkeypatch):
-    from n2n_core.devices import process_group
+    from n2n_core.training.devices import process_group
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with process_group(torch.device("cpu")) as device:

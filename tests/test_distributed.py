@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import write_noisy_pairs
 
-from n2n_core import models
-from n2n_core.checkpoint import load_checkpoint
+from n2n_core.paper import models
+from n2n_core.training.checkpoint import load_checkpoint
 
 
 @pytest.fixture

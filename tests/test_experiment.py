@@ -5,8 +5,9 @@ import json
 
 import torch
 
-from n2n_core import experiment, load_model, paths
-from n2n_core.runtime import Runtime
+from n2n_core.studies import experiment
+from n2n_core import load_model, paths
+from n2n_core.training.runtime import Runtime
 
 
 def _repo_outputs() -> dict:

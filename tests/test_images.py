@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from n2n_core.images import ImageError, png_bit_depth, read_image, write_image
+from n2n_core.data.images import ImageError, png_bit_depth, read_image, write_image
 
 
 def _rng(seed=0):
@@ -228,7 +228,7 @@ def test_a_float_tiff_outside_both_scales_is_refused(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".gif", ".tif"])
 def test_several_frames_are_refused_not_cut_to_the_first(tmp_path, suffix):
-    from n2n_core.images import check_image
+    from n2n_core.data.images import check_image
 
     frames = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (10, 120, 240)]
     source = tmp_path / f"stack{suffix}"

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from n2n_core import models
+from n2n_core.paper import models
 from n2n_core.__main__ import main
-from n2n_core.checkpoint import load_checkpoint
+from n2n_core.training.checkpoint import load_checkpoint
 from n2n_core.config import ModelConfig, TrainConfig
-from n2n_core.patches import PairSampler, validation_pairs
-from n2n_core.noise import GaussianNoise
+from n2n_core.data.patches import PairSampler, validation_pairs
+from n2n_core.paper.noise import GaussianNoise
 from conftest import fit_run
 
 STEPS = 400

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from n2n_core.losses import LOSSES, get_loss, l1, l2
+from n2n_core.paper.losses import LOSSES, get_loss, l1, l2
 
 
 def test_l2_by_hand():
@@ -93,7 +93,7 @@ def test_masked_loss_with_an_all_ones_mask_is_the_plain_loss(generator):
 
 
 def test_annealed_l0_is_l2_at_the_start_l1_halfway_and_counts_errors_at_the_end(generator):
-    from n2n_core.losses import l0
+    from n2n_core.paper.losses import l0
 
     a, b = torch.rand(2, 3, 8, 8, generator=generator), torch.rand(2, 3, 8, 8, generator=generator)
     assert l0.gamma(0.0) == 2.0 and l0.gamma(0.5) == 1.0 and l0.gamma(1.0) == 0.0
@@ -113,7 +113,7 @@ def test_annealed_l0_is_l2_at_the_start_l1_halfway_and_counts_errors_at_the_end(
 @pytest.mark.parametrize("progress,statistic", [(0.0, "mean"), (0.5, "median"), (0.95, "mode")])
 def test_annealed_l0_moves_from_the_mean_through_the_median_to_the_mode(progress, statistic):
     # the best constant for the targets 0.3, 0.3, 0.5, 0.6, 0.7 (mean 0.48, median 0.5, mode 0.3)
-    from n2n_core.losses import l0
+    from n2n_core.paper.losses import l0
 
     targets = torch.tensor([0.3, 0.3, 0.5, 0.6, 0.7])
     grid = torch.linspace(0, 1, 101)

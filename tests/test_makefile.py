@@ -54,22 +54,22 @@ def test_every_notebook_has_a_rule(rules):
 
 def test_the_unet_notebook_depends_on_what_it_runs_and_not_on_the_command_line(rules):
     uses = rules["03_noise2noise_unet"]
-    assert {"n2n_core/__init__.py", "n2n_core/experiment.py", "n2n_core/train.py", "n2n_core/plots.py"} <= uses
+    assert {"n2n_core/__init__.py", "n2n_core/studies/experiment.py", "n2n_core/training/train.py", "n2n_core/evaluation/plots.py"} <= uses
     # imported by a module it imports (experiment -> models), a package's __init__ included, and lazily
     # inside a function (experiment.paper_table -> table)
-    assert {"n2n_core/models/__init__.py", "n2n_core/models/unet.py", "n2n_core/noise/types.py",
-            "n2n_core/table.py"} <= uses
-    assert not {"n2n_core/cli.py", "n2n_core/__main__.py", "n2n_core/yourdata.py"} & uses
+    assert {"n2n_core/paper/models/__init__.py", "n2n_core/paper/models/unet.py", "n2n_core/paper/noise/types.py",
+            "n2n_core/evaluation/table.py"} <= uses
+    assert not {"n2n_core/cli/parser.py", "n2n_core/__main__.py", "n2n_core/studies/yourdata.py"} & uses
     assert not any(p.startswith("checkpoints/") for p in uses)
 
 
 def test_the_notebooks_that_run_the_command_line_depend_on_it(rules):
     """06 and 09 call yourdata.cli, which starts `python -m n2n_core`: __main__.py, cli.py and what
     their commands import (owndata for `n2n train`); the others do not."""
-    users = {name for name, uses in rules.items() if "n2n_core/cli.py" in uses}
+    users = {name for name, uses in rules.items() if "n2n_core/cli/parser.py" in uses}
     assert users == CLI_USERS
     for name in CLI_USERS:
-        assert {"n2n_core/__main__.py", "n2n_core/owndata.py", "n2n_core/yourdata.py"} <= rules[name]
+        assert {"n2n_core/__main__.py", "n2n_core/data/sources.py", "n2n_core/studies/yourdata.py"} <= rules[name]
 
 
 def test_the_shipped_weights_a_notebook_names_are_prerequisites(rules):
@@ -89,19 +89,19 @@ def test_a_command_line_started_from_a_notebook_and_unknown_weights(tmp_path):
     cells = {"a": ['import subprocess\n', 'subprocess.run(["n2n", "denoise", "x.png"])'],
              "b": ['!n2n eval pretrained:gaussian --sigma 25'],
              "c": ['from n2n_core import paths\n', 'noise = "poisson"\n', 'weights = f"pretrained:{noise}"'],
-             "d": ['from n2n_core.noise import GaussianNoise\n', 'methods = ["n2n", "clean"]']}
+             "d": ['from n2n_core.paper.noise import GaussianNoise\n', 'methods = ["n2n", "clean"]']}
     (tmp_path / "notebooks").mkdir()
     for name, source in cells.items():
         cell = {"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None}
         (tmp_path / "notebooks" / f"{name}.ipynb").write_text(
             json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     rules = deps(tmp_path)
-    assert "n2n_core/cli.py" in rules["a"] and "n2n_core/cli.py" in rules["b"]
+    assert "n2n_core/cli/parser.py" in rules["a"] and "n2n_core/cli/parser.py" in rules["b"]
     assert not any(p.startswith("checkpoints/") for p in rules["b"])  # a shell line's words are not read
     assert {"checkpoints/pretrained/unet_gaussian_blind.pth", "checkpoints/pretrained/unet_poisson_blind.pth"} <= rules["c"]
-    assert "n2n_core/paths.py" in rules["c"] and "n2n_core/cli.py" not in rules["c"]
+    assert "n2n_core/paths.py" in rules["c"] and "n2n_core/cli/parser.py" not in rules["c"]
     # a list that starts with "n2n" is not a command line unless a process is started with it
-    assert "n2n_core/cli.py" not in rules["d"] and "n2n_core/noise/__init__.py" in rules["d"]
+    assert "n2n_core/cli/parser.py" not in rules["d"] and "n2n_core/paper/noise/__init__.py" in rules["d"]
 
 
 # ------------------------------------------------------------------------------ make -n all
@@ -152,16 +152,16 @@ def _executed(copy: Path, *touched: str) -> set[str]:
 
 
 def test_editing_the_command_line_re_executes_only_the_notebooks_that_run_it(checkout):
-    assert _executed(checkout, "n2n_core/cli.py") == CLI_USERS
+    assert _executed(checkout, "n2n_core/cli/parser.py") == CLI_USERS
     assert _executed(checkout, "n2n_core/__main__.py") == CLI_USERS
 
 
 def test_editing_training_code_re_executes_the_notebooks_that_import_it(checkout):
     # every notebook imports experiment, which imports train; studies only 07 to 10
-    assert _executed(checkout, "n2n_core/train.py") >= TRAINING
-    assert _executed(checkout, "n2n_core/studies.py") == {"07_losses_text_impulse", "08_brown_noise",
+    assert _executed(checkout, "n2n_core/training/train.py") >= TRAINING
+    assert _executed(checkout, "n2n_core/studies/methods.py") == {"07_losses_text_impulse", "08_brown_noise",
                                                           "09_single_capture", "10_capture_budget"}
-    assert _executed(checkout, "n2n_core/yourdata.py") == CLI_USERS
+    assert _executed(checkout, "n2n_core/studies/yourdata.py") == CLI_USERS
 
 
 def test_editing_docs_re_executes_nothing(checkout):

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from n2n_core.evaluation import Evaluation, center_crop, evaluate
-from n2n_core.metrics import psnr, quantize, ssim
-from n2n_core.noise import BernoulliNoise, GaussianNoise, PoissonNoise
+from n2n_core.evaluation.protocol import Evaluation, center_crop, evaluate
+from n2n_core.paper.metrics import psnr, quantize, ssim
+from n2n_core.paper.noise import BernoulliNoise, GaussianNoise, PoissonNoise
 from conftest import cpu_runtime
 
 CPU = cpu_runtime()
@@ -232,7 +232,7 @@ def test_noisy_input_psnr_on_real_kodak_images(real_data_dir):
 
 
 def test_ssim_rejects_images_smaller_than_its_window():
-    from n2n_core.metrics import ssim
+    from n2n_core.paper.metrics import ssim
 
     with pytest.raises(ValueError, match="11x11"):
         ssim(torch.zeros(3, 8, 20), torch.zeros(3, 8, 20))
@@ -332,7 +332,7 @@ def test_evaluation_cache_ignores_a_corrupt_entry(eval_files, tmp_path):
 
 
 def test_noise_from_takes_a_checkpoints_noise_and_replaces_the_given_fields():
-    from n2n_core.evaluation import noise_from
+    from n2n_core.evaluation.protocol import noise_from
 
     base = {"kind": "poisson", "lam": 30.0, "sigma": 25.0, "p": 0.5, "train_lam_range": None}
     assert noise_from(base).kind == "poisson" and noise_from(base).lam == 30.0

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2n_core import models
+from n2n_core.paper import models
 from n2n_core.config import ModelConfig
-from n2n_core.models import REDNet, UNet
+from n2n_core.paper.models import REDNet, UNet
 
 # Appendix Table 2 of the paper, RGB in and out: (layer, input channels, output channels)
 TABLE2 = [
@@ -248,7 +248,7 @@ def test_build_rejects_an_unknown_model_name():
 
 def test_build_without_a_seed_draws_from_the_global_generator():
     from n2n_core.config import ModelConfig
-    from n2n_core.models import build
+    from n2n_core.paper.models import build
 
     torch.manual_seed(0)
     a, b = build(ModelConfig("unet")), build(ModelConfig("unet"))

@@ -7,13 +7,14 @@ import dataclasses
 import pytest
 import torch
 
-from n2n_core import claims, studies
+from n2n_core.evaluation import claims
+from n2n_core.studies import methods
 from n2n_core.__main__ import main
-from n2n_core.checkpoint import load_checkpoint
+from n2n_core.training.checkpoint import load_checkpoint
 from n2n_core.config import TrainConfig
-from n2n_core.neighbor import NEIGHBOURS, draw_cells, gamma, nb2nb_loss, neighbour_batch, subsample
-from n2n_core.noise import BrownNoise, GaussianNoise
-from n2n_core.runtime import Runtime
+from n2n_core.data.neighbor import NEIGHBOURS, draw_cells, gamma, nb2nb_loss, neighbour_batch, subsample
+from n2n_core.paper.noise import BrownNoise, GaussianNoise
+from n2n_core.training.runtime import Runtime
 
 
 def test_every_cell_gives_two_different_neighbours_and_all_eight_choices_occur():
@@ -66,7 +67,7 @@ def test_the_regulariser_is_zero_for_a_network_that_is_the_identity_on_the_sub_s
 
 def test_the_regulariser_rises_to_the_configured_weight_and_that_weight_is_part_of_an_nb2nb_run():
     from n2n_core.config import get_profile
-    from n2n_core.train import _identity
+    from n2n_core.training.train import _identity
 
     noisy = torch.rand(2, 3, 16, 16)
     batch = neighbour_batch(noisy, torch.Generator().manual_seed(0))
@@ -157,16 +158,16 @@ def test_a_bad_single_capture_folder_is_one_line(single_folder, tmp_path, capsys
 
 def test_a_single_capture_study_reuses_nothing_it_should_not_and_fills_its_claims_row(data_folder, output_dir,
                                                                                       monkeypatch, tiny_profile):
-    from n2n_core import experiment
+    from n2n_core.studies import experiment
     from n2n_core.config import DataConfig
-    from n2n_core.noise import NoiseConfig
+    from n2n_core.paper.noise import NoiseConfig
 
     monkeypatch.setenv("N2N_DATA_DIR", str(data_folder))
     profile = dataclasses.replace(tiny_profile, data=DataConfig(patch_size=32, train_patches=8, val_patches=2,
                                                                  val_image_every=3),
                                   train=dataclasses.replace(tiny_profile.train, crop=32))
     experiment.prepare_patches(profile, seed=0)
-    study = studies.run_study(profile, NoiseConfig("gaussian"), ("n2n", "nb2nb"), rt=Runtime.resolve("cpu"), progress=False,
+    study = methods.run_study(profile, NoiseConfig("gaussian"), ("n2n", "nb2nb"), rt=Runtime.resolve("cpu"), progress=False,
                               key="single_gaussian")
     run = study.runs["nb2nb"]
     assert run.name == "unet_nb2nb_gaussian" and study.runs["n2n"].name == "unet_n2n_gaussian"

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from n2n_core.config import NoiseConfig
-from n2n_core import noise as noise_module
-from n2n_core.noise import BernoulliNoise, GaussianNoise, PoissonNoise, seeded_generator
+from n2n_core.paper import noise as noise_module
+from n2n_core.paper.noise import BernoulliNoise, GaussianNoise, PoissonNoise, seeded_generator
 
 
 def _grey(value: float, n: int = 1, h: int = 128, w: int = 96) -> torch.Tensor:
@@ -233,7 +233,7 @@ def test_noise_kind_from_config(kind, cls, attr, value):
 # ----------------------------------------------------------------------------------- impulse
 @pytest.mark.parametrize("p", [0.7, 0.2, 0.95])
 def test_impulse_replaces_a_fraction_p_of_pixels_by_uniform_colours(generator, p):
-    from n2n_core.noise import ImpulseNoise
+    from n2n_core.paper.noise import ImpulseNoise
 
     clean = torch.full((2, 3, 128, 96), 0.25)  # a value that uniform draws never hit exactly
     noisy, mask = ImpulseNoise(p).draw(clean, generator)
@@ -251,7 +251,7 @@ def test_impulse_replaces_a_fraction_p_of_pixels_by_uniform_colours(generator, p
 
 def test_impulse_noise_is_not_zero_mean_so_its_mode_is_the_clean_value(generator):
     # the paper's point: the mean of impulse-noisy targets is biased towards grey, the mode is clean
-    from n2n_core.noise import ImpulseNoise
+    from n2n_core.paper.noise import ImpulseNoise
 
     clean = torch.full((1, 3, 256, 256), 0.9)
     noisy = ImpulseNoise(0.7)(clean, generator)
@@ -284,7 +284,7 @@ def test_noise_identity_ignores_the_other_kinds_and_fields_added_later():
 # -------------------------------------------------------------------------------------- text
 @pytest.mark.parametrize("p", [0.1, 0.25, 0.45])
 def test_text_covers_a_fraction_p_of_the_pixels_on_average(generator, p):
-    from n2n_core.noise import TextNoise
+    from n2n_core.paper.noise import TextNoise
 
     clean = torch.full((64, 3, 64, 64), 0.25)  # a value no string's uniform colour hits exactly
     noisy, mask = TextNoise(p).draw(clean, generator)
@@ -305,7 +305,7 @@ def test_text_covers_a_fraction_p_of_the_pixels_on_average(generator, p):
 
 def test_text_median_over_independent_overlays_is_the_clean_image_and_the_mean_is_not(generator):
     # the paper's point for L1: below p = 0.5 a pixel is clean in most draws, so its median is clean
-    from n2n_core.noise import TextNoise
+    from n2n_core.paper.noise import TextNoise
 
     clean = torch.linspace(0, 1, 48 * 48).reshape(1, 1, 48, 48).expand(1, 3, 48, 48)
     draws = torch.cat([TextNoise(0.3)(clean, generator) for _ in range(41)])
@@ -315,7 +315,7 @@ def test_text_median_over_independent_overlays_is_the_clean_image_and_the_mean_i
 
 
 def test_text_overlays_are_a_function_of_the_generator():
-    from n2n_core.noise import TextNoise
+    from n2n_core.paper.noise import TextNoise
 
     clean = torch.full((2, 3, 64, 64), 0.5)
     first, again = (TextNoise(0.3)(clean, torch.Generator().manual_seed(5)) for _ in range(2))
@@ -327,7 +327,7 @@ def test_text_overlays_are_a_function_of_the_generator():
 # ------------------------------------------------------------------------------------- brown
 @pytest.mark.parametrize("width", [1.0, 2.0, 4.0])
 def test_brown_noise_has_std_sigma_zero_mean_and_the_correlation_length_of_its_blur(generator, width):
-    from n2n_core.noise import BrownNoise
+    from n2n_core.paper.noise import BrownNoise
 
     clean = _grey(0.5, n=8, h=128, w=128)
     noise = (BrownNoise(25.0, brown_width=width)(clean, generator) - clean).double()
@@ -345,7 +345,7 @@ def test_brown_noise_has_std_sigma_zero_mean_and_the_correlation_length_of_its_b
 
 
 def test_brown_noise_of_width_zero_is_white_and_its_width_is_checked_and_names_the_run(generator):
-    from n2n_core.noise import BrownNoise
+    from n2n_core.paper.noise import BrownNoise
 
     noise = BrownNoise(25.0, brown_width=0.0)(_grey(0.5, n=2), generator) - 0.5
     assert abs((noise[..., 1:] * noise[..., :-1]).mean().item() / noise.var().item()) < 0.02

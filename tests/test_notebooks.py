@@ -26,7 +26,7 @@ def test_your_data_scores_denoised_files_against_the_originals(tmp_path, capsys)
     import torch
     from PIL import Image
 
-    from n2n_core import yourdata
+    from n2n_core.studies import yourdata
 
     clean = torch.rand(3, 20, 24, generator=torch.Generator().manual_seed(0))
     noisy = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)

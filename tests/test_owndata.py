@@ -7,10 +7,11 @@ import pytest
 import torch
 from conftest import smooth_image, write_noisy_pairs, write_png
 
-from n2n_core.checkpoint import load_checkpoint, load_model
+from n2n_core.training.checkpoint import load_checkpoint, load_model
 from n2n_core.config import ModelConfig, NoiseConfig, TrainConfig
-from n2n_core.owndata import DataError, PairedCrops, load_pairs, load_pickle_pair, train_own
-from n2n_core.runtime import Runtime
+from n2n_core.data.sources import DataError, PairedCrops, load_pairs, load_pickle_pair
+from n2n_core.training.own import train_own
+from n2n_core.training.runtime import Runtime
 
 CPU = Runtime.resolve("cpu")
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from n2n_core import plots
-from n2n_core.train import History
+from n2n_core.evaluation import plots
+from n2n_core.training.train import History
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -66,7 +66,7 @@ def test_psnr_bars_writes_a_png(tmp_path):
 def test_demo_figure_saves_and_leaves_no_figure_open_headless(tmp_path):
     import matplotlib.pyplot as plt
 
-    from n2n_core.plots import demo_figure
+    from n2n_core.evaluation.plots import demo_figure
 
     before = len(plt.get_fignums())
     image = torch.rand(3, 24, 32)

@@ -12,13 +12,14 @@ import pytest
 import skimage.data
 import torch
 
-from n2n_core import experiment, load_model, pretrained
+from n2n_core.studies import experiment, pretrained
+from n2n_core import load_model
 from n2n_core.__main__ import main
-from n2n_core.checkpoint import initial_weights, load_checkpoint, pretrained_path, resolve_checkpoint
-from n2n_core.data import load_image
-from n2n_core.evaluation import evaluate_sets
-from n2n_core.noise import NoiseConfig
-from n2n_core.runtime import Runtime
+from n2n_core.training.checkpoint import initial_weights, load_checkpoint, pretrained_path, resolve_checkpoint
+from n2n_core.data.sets import load_image
+from n2n_core.evaluation.protocol import evaluate_sets
+from n2n_core.paper.noise import NoiseConfig
+from n2n_core.training.runtime import Runtime
 from conftest import cpu_runtime
 
 CPU = Runtime.resolve("cpu")  # what a run on the CPU with the precision left to 'auto' resolves to
@@ -221,7 +222,7 @@ def test_the_shipped_run_configuration_is_the_one_this_code_builds():
     """`make pretrained` goes on from a committed training state only if the run configuration this
     code builds matches the one the run recorded (the shipped weights keep it; a config refactoring
     once made the committed state refuse to resume, 'differs in: data')."""
-    from n2n_core.train import _identity
+    from n2n_core.training.train import _identity
 
     stored = load_checkpoint(SHIPPED)["config"]
     prof = pretrained.profile()
@@ -239,7 +240,7 @@ def test_the_shipped_run_configuration_is_the_one_this_code_builds():
 
 # ------------------------------------------------------------------------------ make blindcheck
 def test_blindcheck_trains_blind_and_per_level_runs_and_reports_the_gap(little, data_folder, output_dir):
-    from n2n_core import blindcheck
+    from n2n_core.studies import blindcheck
 
     noises = blindcheck.run_noises((15.0, 50.0))
     assert list(noises) == ["blind", "sigma15", "sigma50"]
@@ -267,7 +268,7 @@ def test_blindcheck_trains_blind_and_per_level_runs_and_reports_the_gap(little, 
 
 def test_blindcheck_at_the_shipped_budget_measures_the_shipped_weights_and_goes_on_in_chunks(
         little, data_folder, output_dir, tmp_path):
-    from n2n_core import blindcheck
+    from n2n_core.studies import blindcheck
 
     ship = tmp_path / "ship"
     pretrained.train("gaussian", data_dir=data_folder, folder=ship, profile_override=little, progress=False,
@@ -300,8 +301,8 @@ def test_blindcheck_at_the_shipped_budget_measures_the_shipped_weights_and_goes_
 
 
 def test_blindcheck_interrupted_says_where_it_stopped_in_one_line(monkeypatch, capsys, tmp_path):
-    from n2n_core import blindcheck
-    from n2n_core.interrupts import TrainingInterrupted
+    from n2n_core.studies import blindcheck
+    from n2n_core.training.interrupts import TrainingInterrupted
 
     def interrupted(*args, **kwargs):
         raise TrainingInterrupted(2, 123, tmp_path / "unet_sigma50.pth")

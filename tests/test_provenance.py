@@ -6,7 +6,8 @@ import subprocess
 
 import torch
 
-from n2n_core import experiment, provenance
+from n2n_core.studies import experiment
+from n2n_core import provenance
 
 
 def test_results_json_records_its_provenance(output_dir, tiny_profile):

@@ -6,14 +6,15 @@ import ast
 
 import torch
 
-from n2n_core import devices, experiment
-from n2n_core.runtime import Runtime
+from n2n_core.training import devices
+from n2n_core.studies import experiment
+from n2n_core.training.runtime import Runtime
 from test_imports import PACKAGE, module_name
 
 RULES = {"resolve_device", "resolve_precision", "fast_bf16"}  # what turns 'auto' into a choice (devices)
 # who may call them: the Runtime, and resolve_precision itself (it asks fast_bf16 for 'auto')
-DECIDERS = {"n2n_core.runtime.Runtime.resolve", "n2n_core.runtime.Runtime.with_precision",
-            "n2n_core.devices.resolve_precision"}
+DECIDERS = {"n2n_core.training.runtime.Runtime.resolve", "n2n_core.training.runtime.Runtime.with_precision",
+            "n2n_core.training.devices.resolve_precision"}
 
 
 def callers_of_the_rules() -> set[str]:
@@ -42,7 +43,7 @@ def test_only_the_runtime_resolves_a_device_or_a_number_format():
     """An AST check rather than a count at run time: it covers every path, also those no test runs
     (the CLI on a GPU, `make bench`, the notebooks' slider)."""
     assert callers_of_the_rules() - DECIDERS == set()
-    assert {"n2n_core.runtime.Runtime.resolve"} <= callers_of_the_rules()  # (the check finds calls at all)
+    assert {"n2n_core.training.runtime.Runtime.resolve"} <= callers_of_the_rules()  # (the check finds calls at all)
 
 
 def test_a_facade_without_a_runtime_resolves_it_once(monkeypatch):

@@ -31,19 +31,42 @@ def test_no_function_is_over_60_lines():
 
 def test_the_modules_as_imported_have_no_cycle():
     graph = import_graph(lazy=False)
-    assert {"n2n_core", "n2n_core.train", "n2n_core.models", "n2n_core.models.unet"} <= set(graph)
-    assert "n2n_core.evaluation" not in graph["n2n_core.table"]  # (imported inside functions only)
+    assert {"n2n_core", "n2n_core.training.train", "n2n_core.paper.models", "n2n_core.paper.models.unet"} <= set(graph)
+    assert "n2n_core.evaluation.protocol" not in graph["n2n_core.evaluation.table"]  # (imported inside functions only)
     found = [" -> ".join(cycle_path(graph, group)) for group in cycles(graph)]
     assert found == [], "import cycles:\n" + "\n".join(found)
 
 
-def test_the_command_line_parser_is_cli_py():
-    """``__main__`` checks, calls the package and reports; the options are defined in cli.py only."""
-    tree = ast.parse((PACKAGE / "__main__.py").read_text())
+def test_the_command_line_parser_is_cli_parser():
+    """``cli.main`` checks, calls the package and reports; the options are defined in cli/parser.py only."""
+    tree = ast.parse((PACKAGE / "cli" / "main.py").read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     calls = {node.func.attr for node in ast.walk(tree)
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
     assert "argparse" not in imported and not {"ArgumentParser", "add_argument", "add_parser"} & calls
+
+
+# the subpackages in their order of dependence: a module may import its own layer and those before it
+LAYERS = {"paper": 0, "config": 0, "paths": 0, "version": 0, "data": 1, "training": 2, "provenance": 2,
+          "evaluation": 3, "studies": 4, "cli": 5, "__main__": 6}
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """The imports (module level and inside functions) from a layer to a later one."""
+    def layer(module: str) -> int:
+        parts = module.split(".")
+        return LAYERS[parts[1]] if len(parts) > 1 else len(LAYERS)  # the package's __init__ comes last
+
+    return sorted(f"{a} -> {b}" for a, imported in graph.items() for b in imported
+                  if b.startswith("n2n_core.") and a != "n2n_core" and layer(b) > layer(a))
+
+
+def test_the_subpackages_import_downwards_only():
+    # paper, data, training, evaluation, studies, cli: a reader meets each before what uses it
+    graph = import_graph(lazy=True)
+    assert {name.split(".")[1] for name in graph if name.count(".")} <= set(LAYERS)
+    assert upward_imports(graph) == []
+    assert upward_imports({"n2n_core.data.x": {"n2n_core.studies.y"}}) == ["n2n_core.data.x -> n2n_core.studies.y"]
 
 
 def test_the_length_check_counts_from_def_to_the_last_line(tmp_path):

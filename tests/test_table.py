@@ -10,9 +10,10 @@ import types
 
 import pytest
 
-from n2n_core import baselines, experiment
-from n2n_core.table import Table1
-from n2n_core.runtime import Runtime
+from n2n_core.evaluation import baselines
+from n2n_core.studies import experiment
+from n2n_core.evaluation.table import Table1
+from n2n_core.training.runtime import Runtime
 
 
 def _table(n2n=30.0, clean=30.1, noisy=20.0, sets=("kodak", "bsd300", "set14")) -> Table1:
@@ -80,7 +81,7 @@ def test_check_names_every_failed_claim():
 
 
 def test_write_saves_markdown_and_csv_and_plots_draws_the_figure(tmp_path):
-    from n2n_core.plots import table1_figure
+    from n2n_core.evaluation.plots import table1_figure
 
     table = _table()
     written = table.write(tmp_path)

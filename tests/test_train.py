@@ -7,15 +7,15 @@ import math
 import pytest
 import torch
 
-from n2n_core import models
-from n2n_core import train as train_module
-from n2n_core.checkpoint import load_checkpoint
+from n2n_core.paper import models
+from n2n_core.training import train as train_module
+from n2n_core.training.checkpoint import load_checkpoint
 from n2n_core.config import ModelConfig, TrainConfig
-from n2n_core.patches import PairSampler, validation_pairs
-from n2n_core.metrics import psnr
-from n2n_core.noise import GaussianNoise
-from n2n_core.devices import describe_device, memory_format, resolve_device, resolve_precision
-from n2n_core.train import History, learning_rate, validate
+from n2n_core.data.patches import PairSampler, validation_pairs
+from n2n_core.paper.metrics import psnr
+from n2n_core.paper.noise import GaussianNoise
+from n2n_core.training.devices import describe_device, memory_format, resolve_device, resolve_precision
+from n2n_core.training.train import History, learning_rate, validate
 from conftest import cpu_runtime, fit_run
 
 TINY = ModelConfig("resnet", depth=4, width=8)
@@ -320,7 +320,7 @@ def test_fit_says_where_and_how_it_trains(tmp_path, smooth_patches, val_pairs, c
 
 # ---------------------------------------------------------------- moving average, chunks (make pretrained)
 def test_fit_keeps_a_moving_average_validates_and_returns_it(tmp_path, smooth_patches, val_pairs):
-    from n2n_core.checkpoint import load_checkpoint, load_model
+    from n2n_core.training.checkpoint import load_checkpoint, load_model
 
     path = tmp_path / "ema.pth"
     model = models.build(TINY, seed=0)

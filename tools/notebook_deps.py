@@ -12,12 +12,12 @@ What a notebook uses, read from its code cells (nothing is executed):
   - the n2n_core modules its imports name, and their closure over the package's own imports:
     `from . import x`, `from .x import y`, `from ..x import y`, `import n2n_core.x`, `from n2n_core.x
     import y`, at any depth of the syntax tree (an import inside a function runs when the function
-    does), with the __init__.py of every package on the way (importing n2n_core.models.unet runs
-    n2n_core/__init__.py and n2n_core/models/__init__.py);
+    does), with the __init__.py of every package on the way (importing n2n_core.paper.models.unet runs
+    n2n_core/__init__.py and n2n_core/paper/models/__init__.py);
   - the command line, where the notebook or a module it uses starts it in a new process: a list such
     as [sys.executable, "-m", "n2n_core", ...] or ["n2n", ...] (how yourdata.cli runs it), or a shell
     line `!n2n ...` / `!python -m n2n_core ...`. That stands for importing n2n_core.__main__, whose
-    commands import cli.py and the rest lazily;
+    commands (cli/main.py) import the parser and the rest lazily;
   - the shipped weights: a string "pretrained:NAME" in the notebook's code (its parameters included)
     reads checkpoints/pretrained/unet_NAME_blind.pth (checkpoint.pretrained_path); a mention of
     "pretrained:" that names no known file (an f-string) depends on every checkpoints/pretrained/*.pth.

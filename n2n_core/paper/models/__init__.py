@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ...config import ModelConfig
 from .resnet import REDNet
 from .unet import UNet
 

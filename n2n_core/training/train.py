@@ -16,15 +16,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import checkpoint_precision, load_checkpoint, save_checkpoint
-from .config import DataConfig, TrainConfig
+from ..config import DataConfig, TrainConfig
 from .devices import all_agree, compile_module, threads, world
-from .losses import get_loss
+from ..paper.losses import get_loss
 from .interrupts import TrainingInterrupted, signals_end_training
-from .metrics import psnr
-from .neighbor import nb2nb_loss
-from .noise import noise_identity
-from .patches import BatchSource
-from .paths import ensure_writable_file
+from ..paper.metrics import psnr
+from ..data.neighbor import nb2nb_loss
+from ..paper.noise import noise_identity
+from ..data.patches import BatchSource
+from ..paths import ensure_writable_file
 from .runtime import Runtime, infer
 
 

@@ -10,9 +10,9 @@ if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from .paper import METHOD_LABELS, baseline_label  # noqa: E402
-from .paths import atomic_output  # noqa: E402
-from .train import History  # noqa: E402
+from ..paper.reported import METHOD_LABELS, baseline_label  # noqa: E402
+from ..paths import atomic_output  # noqa: E402
+from ..training.train import History  # noqa: E402
 
 
 def _save(fig, path: str | Path) -> Path:

@@ -15,19 +15,19 @@ from pathlib import Path
 
 import torch
 
-from . import paths
-from .capture import CaptureCase
-from .checkpoint import load_model
-from .config import METHODS, ModelConfig, Profile, TrainConfig, get_profile
-from .paper import TABLE1
-from .patches import PatchSets, build_patch_sets, patch_set_path
-from .evaluation import Evaluation, data_sources, evaluate_run, noise_from, noise_settings
-from .noise import NoiseConfig, test_noise
-from .paths import checkpoint_path, report_path  # noqa: F401 (the notebooks' names)
-from .owndata import CaptureSource, PatchSource
-from .run import RunSpec, TrainedRun, train_run
-from .runtime import Runtime, infer, runtime  # noqa: F401 (runtime: the notebooks' name)
-from .train import History  # noqa: F401 (the notebooks' name)
+from .. import paths
+from ..data.capture import CaptureCase
+from ..training.checkpoint import load_model
+from ..config import METHODS, ModelConfig, Profile, TrainConfig, get_profile
+from ..paper.reported import TABLE1
+from ..data.patches import PatchSets, build_patch_sets, patch_set_path
+from ..evaluation.protocol import Evaluation, data_sources, evaluate_run, noise_from, noise_settings
+from ..paper.noise import NoiseConfig, test_noise
+from ..paths import checkpoint_path, report_path  # noqa: F401 (the notebooks' names)
+from ..data.sources import CaptureSource, PatchSource
+from ..training.run import RunSpec, TrainedRun, train_run
+from ..training.runtime import Runtime, infer, runtime  # noqa: F401 (runtime: the notebooks' name)
+from ..training.train import History  # noqa: F401 (the notebooks' name)
 
 def run_name(model: str, target: str, noise: str | NoiseConfig = "gaussian", loss: str = "l2") -> str:
     """The name of a run of the study (module docstring); ``noise``: a kind or its settings."""
@@ -104,7 +104,7 @@ def record_results(profile: Profile, run: str, results: dict[str, Evaluation], e
 def update_results(profile: Profile, change) -> Path:
     """Read ``reports/results.json``, apply ``change(data)`` in place and write it back atomically,
     with the provenance of this write (commit, torch, hardware, command, date) under "provenance"."""
-    from .provenance import provenance
+    from ..provenance import provenance
 
     path = report_path(profile.name, "results.json")
     data = json.loads(path.read_text()) if path.is_file() else {}
@@ -157,8 +157,8 @@ def paper_table(runs: dict, profile: Profile, seed: int = 0, data_dir: str | Non
     available test set, the networks in the runtime ``rt`` (None: this machine's); write
     ``reports/table1.md``, ``table1.csv`` and ``table1.png`` and record the cells in
     ``results.json``. Returns the Table1."""
-    from .plots import table1_figure
-    from .table import measure
+    from ..evaluation.plots import table1_figure
+    from ..evaluation.table import measure
 
     models_ = {key: run.model if isinstance(run, TrainedRun) else run for key, run in runs.items()}
     table = measure(models_, profile, rt or Runtime.resolve(), seed=seed, data_dir=data_dir,
@@ -183,10 +183,11 @@ def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, 
     """Clean, noisy and denoised versions of one test image (the whole image is denoised, in the
     runtime ``rt``, None: this machine's; a centre crop is shown), with each PSNR (full image, 8-bit
     protocol) in the titles."""
-    from .data import load_image
-    from .evaluation import center_crop, noise_generator
-    from .metrics import psnr
-    from .plots import image_grid
+    from ..data.sets import load_image
+    from ..data.images import center_crop
+    from ..evaluation.protocol import noise_generator
+    from ..paper.metrics import psnr
+    from ..evaluation.plots import image_grid
 
     sources = data_sources(data_dir)
     files = sources.test_sets[sources.main_test_set]
@@ -204,7 +205,7 @@ def before_after(models_by_label: dict[str, torch.nn.Module], profile: Profile, 
 def summary_table(profile: Profile) -> str:
     """A Markdown table of every PSNR in results.json next to the paper's (written to summary.md),
     with a note under it when some were not measured on the paper's data."""
-    from .paper import reference
+    from ..paper.reported import reference
 
     data = read_results(profile)
     lines = ["| run | test set | PSNR (dB) | noisy input (dB) | SSIM | paper (dB) |", "|---|---|---|---|---|---|"]
@@ -229,7 +230,7 @@ def summary_table(profile: Profile) -> str:
 
 def paper_references(test_set: str) -> dict[str, float]:
     """The paper's PSNR for each run name of this study that it reports, on ``test_set``."""
-    from .paper import reference
+    from ..paper.reported import reference
 
     runs = [run_name(m, t) for m in ("resnet", "unet") for t in ("noisy", "clean")]
     return {run: ref for run in runs if (ref := reference(run, test_set)) is not None}
@@ -263,9 +264,9 @@ def denoise_demo(model: torch.nn.Module, clean: torch.Tensor, level: float, seed
     """Noise of ``noise``'s kind (default Gaussian) at ``level`` (its test level's scale, e.g. sigma
     on 0..255; a function of ``seed``) added to a clean 3 x H x W image in [0, 1], denoised by
     ``model`` whole in the runtime ``rt`` (None: this machine's; notebook 00)."""
-    from .denoise import denoise_tensor
-    from .metrics import psnr
-    from .noise import seeded_generator
+    from ..evaluation.denoise import denoise_tensor
+    from ..paper.metrics import psnr
+    from ..paper.noise import seeded_generator
 
     noisy = test_noise((noise or NoiseConfig()).at_level(level))(clean, seeded_generator(seed, 0))
     denoised = denoise_tensor(model, noisy, rt or Runtime.resolve(), tile=0)
@@ -276,7 +277,7 @@ def show_demo(model: torch.nn.Module, clean: torch.Tensor, level: float, seed: i
               save: str | Path | None = None, noise: NoiseConfig | None = None) -> Demo:
     """``denoise_demo`` drawn (``plots.demo_figure``): clean, noisy and denoised side by side with
     their PSNRs, saved to ``save`` when given (notebook 00 calls it, and its slider calls it again)."""
-    from .plots import demo_figure
+    from ..evaluation.plots import demo_figure
 
     demo = denoise_demo(model, clean, level, seed=seed, rt=rt, noise=noise)
     symbol = (noise or NoiseConfig()).noise_type.symbol

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .paths import atomic_output, checkpoint_path
+from ..paths import atomic_output, checkpoint_path
 
 FORMAT = "n2n_core.checkpoint/1"
 
@@ -23,7 +23,7 @@ def atomic_save(obj, path: str | Path) -> Path:
 def library_versions() -> dict:
     import numpy
 
-    from .version import __version__
+    from ..version import __version__
     return {"n2n_core": __version__, "torch": str(torch.__version__), "numpy": str(numpy.__version__),
             "python": sys.version.split()[0], "platform": platform.platform()}
 
@@ -57,7 +57,7 @@ PRETRAINED_NOISES = ("gaussian", "poisson")
 
 def pretrained_path(noise: str, folder: str | Path | None = None) -> Path:
     """Where the shipped weights for ``noise`` lie (``checkpoints/pretrained/unet_<noise>_blind.pth``)."""
-    from .paths import pretrained_dir
+    from ..paths import pretrained_dir
 
     return Path(folder or pretrained_dir()) / f"unet_{noise}_blind.pth"
 
@@ -142,7 +142,7 @@ def model_from_state(state: dict, path: str | Path, device: str | torch.device =
                      expect: str | None = None) -> torch.nn.Module:
     """``load_model`` for a checkpoint dict already read from ``path`` (named in the errors), so a caller
     that needs its config too reads the file once."""
-    from .models import build
+    from ..paper.models import build
 
     path = resolve_checkpoint(path)
     args = state.get("model_args")

@@ -16,14 +16,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import paths
-from .augment import SelfEnsemble
-from .config import PAPER_REPEATS, Profile
-from .data import DataSources, find_data, load_image
-from .metrics import psnr, ssim
-from .noise import NOISE_TYPES, NoiseConfig, NoiseModel, seeded_generator, test_noise
-from .paths import atomic_write_text
-from .runtime import Runtime, infer
+from .. import paths
+from ..data.augment import SelfEnsemble
+from ..config import PAPER_REPEATS, Profile
+from ..data.images import center_crop
+from ..data.sets import DataSources, find_data, load_image
+from ..paper.metrics import psnr, ssim
+from ..paper.noise import NOISE_TYPES, NoiseConfig, NoiseModel, seeded_generator, test_noise
+from ..paths import atomic_write_text
+from ..training.runtime import Runtime, infer
 
 
 @dataclass
@@ -55,14 +56,6 @@ class Evaluation:
         return {"psnr": round(self.psnr, 4), "psnr_input": round(self.psnr_input, 4), "ssim": round(self.ssim, 5),
                 "images": len(self.names), "repeats": self.repeats, "seed": self.seed, "noise": self.noise,
                 **({"precision": self.precision} if self.precision else {}), **self.extra}
-
-
-def center_crop(image: torch.Tensor, size: int | None) -> torch.Tensor:
-    if size is None:
-        return image
-    h, w = image.shape[-2:]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return image[..., top:top + size, left:left + size]
 
 
 def noise_generator(seed: int, index: int, repeat: int = 0) -> torch.Generator:

@@ -12,11 +12,12 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import baselines, paths
-from .config import NOISE_KINDS, PRECISION_NAMES, Profile
-from .noise import NOISE_TYPES
-from .paper import METHOD_LABELS, METHODS, TABLE1, TEST_SET_LABELS, baseline_label
-from .runtime import Runtime
+from . import baselines
+from .. import paths
+from ..config import NOISE_KINDS, PRECISION_NAMES, Profile
+from ..paper.noise import NOISE_TYPES
+from ..paper.reported import METHOD_LABELS, METHODS, TABLE1, TEST_SET_LABELS, baseline_label
+from ..training.runtime import Runtime
 
 
 @dataclass
@@ -169,7 +170,7 @@ def measure(models: dict, profile: Profile, rt: Runtime, seed: int = 0, data_dir
     ``baseline_sets`` limits the slow classical baselines to some test sets (None: all of them), and
     ``baseline_limit`` to the first images of each. The networks run in the runtime ``rt``, whose number
     format the table's notes state."""
-    from .evaluation import data_sources, evaluate_run
+    from .protocol import data_sources, evaluate_run
 
     sources = data_sources(data_dir)
     table = Table1(comparable=sources.comparable)
@@ -224,7 +225,7 @@ def _budget_note(profile: Profile, precision: str, noises: list[str]) -> str:
 
 
 def _measure_baseline(table, noise, profile, seed, sources, baseline_sets, run_baselines, limit) -> None:
-    from .evaluation import evaluate_run, noise_settings
+    from .protocol import evaluate_run, noise_settings
 
     sets = [s for (n, s, m) in table.cells if n == noise and m == "input"]
     name = baselines.baseline_name(noise)

@@ -14,13 +14,13 @@ import json
 from dataclasses import dataclass
 from functools import partial
 
-from .capture import capture_cases
-from .claims import METHOD_NAMES, target_and_loss
-from .config import Profile
-from .evaluation import data_sources, evaluate_run
+from ..data.capture import capture_cases
+from ..evaluation.claims import METHOD_NAMES, target_and_loss
+from ..config import Profile
+from ..evaluation.protocol import data_sources, evaluate_run
 from .experiment import record_results, train, update_results
-from .noise import NoiseConfig
-from .runtime import Runtime
+from ..paper.noise import NoiseConfig
+from ..training.runtime import Runtime
 
 
 @dataclass

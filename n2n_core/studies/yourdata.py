@@ -11,13 +11,13 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint, load_model
-from .config import PROFILES
-from .data import load_image
-from .denoise import denoise_tensor
-from .metrics import psnr
-from .runtime import Runtime
-from .train import History
+from ..training.checkpoint import load_checkpoint, load_model
+from ..config import PROFILES
+from ..data.sets import load_image
+from ..evaluation.denoise import denoise_tensor
+from ..paper.metrics import psnr
+from ..training.runtime import Runtime
+from ..training.train import History
 
 
 def cli(*args) -> str:
@@ -75,7 +75,7 @@ def score_files(clean_files: list[Path], noisy_files: list[Path], denoised_dir: 
     """Score the files that `n2n denoise` wrote into ``denoised_dir`` (named as ``noisy_files``)
     against ``clean_files``, print a line per file, and draw clean / noisy / denoised side by side
     into ``figure`` when given."""
-    from .plots import image_grid
+    from ..evaluation.plots import image_grid
 
     scores, rows = FileScores([], [], []), []
     for clean_file, noisy_file in zip(clean_files, noisy_files):
@@ -119,8 +119,8 @@ def make_noisy_captures(files: list[str | Path], folder: str | Path, sigma: floa
     would: Gaussian noise of ``sigma`` (0..255 scale), clipped and rounded to 8 bit, PNG. Grey
     images stay grey. The noise is a function of (seed, image index, capture), so two captures are
     independent and a rerun writes the same files."""
-    from .images import read_image, write_image
-    from .noise import seeded_generator
+    from ..data.images import read_image, write_image
+    from ..paper.noise import seeded_generator
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from .config import PRECISIONS  # noqa: F401 - re-exported
+from ..config import PRECISIONS  # noqa: F401 - re-exported
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .config import NoiseConfig
-from .paths import atomic_output
+from ..config import NoiseConfig
+from ..paths import atomic_output
 
 BASELINE_NAMES = {"gaussian": "BM3D", "poisson": "BM3D + Anscombe"}
 INSTALL_HINT = "pip install bm3d (non-commercial licence), or run make with BM3D=1"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .paths import atomic_output
+from ..paths import atomic_output
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUPPORTED_HINT = "8- or 16-bit grey, RGB or RGBA (PNG, JPEG, TIFF, BMP, WebP)"
@@ -280,3 +280,12 @@ def png_bit_depth(path: str | Path) -> int | None:
 
 
 __all__ = ["ImageError", "ImageFile", "read_image", "write_image", "png_bit_depth"]
+
+
+def center_crop(image: torch.Tensor, size: int | None) -> torch.Tensor:
+    """The centre crop of side ``size`` of an image (... x H x W); None: the whole image."""
+    if size is None:
+        return image
+    h, w = image.shape[-2:]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return image[..., top:top + size, left:left + size]

@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .augment import SelfEnsemble
-from .data import IMAGE_SUFFIXES
-from .images import ImageError, check_image, read_image, write_image
-from .paths import ensure_writable_dir
-from .runtime import Runtime, infer
+from ..data.augment import SelfEnsemble
+from ..data.sets import IMAGE_SUFFIXES
+from ..data.images import ImageError, check_image, read_image, write_image
+from ..paths import ensure_writable_dir
+from ..training.runtime import Runtime, infer
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32

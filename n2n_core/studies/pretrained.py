@@ -25,14 +25,14 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import FORMAT, atomic_save, library_versions, load_checkpoint, pretrained_path
-from .config import PRECISION_NAMES, PROFILES, Profile
-from .noise import NOISE_TYPES, NoiseConfig
-from .patches import build_patch_sets
-from .owndata import PatchSource
-from .run import RunSpec, train_run
-from .runtime import Runtime
-from .train import History
+from ..training.checkpoint import FORMAT, atomic_save, library_versions, load_checkpoint, pretrained_path
+from ..config import PRECISION_NAMES, PROFILES, Profile
+from ..paper.noise import NOISE_TYPES, NoiseConfig
+from ..data.patches import build_patch_sets
+from ..data.sources import PatchSource
+from ..training.run import RunSpec, train_run
+from ..training.runtime import Runtime
+from ..training.train import History
 
 NOISES = ("gaussian", "poisson")
 # the levels the model card measures, per noise type (the paper's Table 1 level in the middle)
@@ -75,7 +75,7 @@ def pool_data(sources, sets) -> dict:
 
 
 def _sources(data_dir: str | Path | None):
-    from .evaluation import data_sources
+    from ..evaluation.protocol import data_sources
 
     sources = data_sources(None if data_dir is None else str(data_dir))
     if sources.origin == "embedded":
@@ -191,7 +191,7 @@ def _level_config(noise: str, level: float) -> NoiseConfig:
 def _paper(noise: str, level: float, test_set: str) -> tuple[float | None, float | None]:
     """(the paper's Noise2Noise U-Net, the paper's classical baseline) at Table 1's level only: the
     released U-Net where the paper gives it, else Table 1 (RED30 for Gaussian)."""
-    from .paper import RELEASED_UNET_GAUSSIAN, RELEASED_UNET_POISSON, TABLE1
+    from ..paper.reported import RELEASED_UNET_GAUSSIAN, RELEASED_UNET_POISSON, TABLE1
 
     if level != NOISE_TYPES[noise].test_level:
         return None, None
@@ -206,9 +206,9 @@ def card_figures(noise: str, rt: Runtime, folder: Path | None = None, data_dir: 
     of ``CARD_LEVELS``, the paper's protocol with ``repeats`` noise draws per image (``limit``: the
     first images only), beside the noisy input, BM3D with the level known (read from ``card.json``
     beside the weights; measured where missing when ``bm3d``) and the paper; the network in the runtime ``rt``."""
-    from . import baselines
-    from .checkpoint import load_model
-    from .evaluation import evaluate_sets
+    from ..evaluation import baselines
+    from ..training.checkpoint import load_model
+    from ..evaluation.protocol import evaluate_sets
 
     folder = Path(folder) if folder else pretrained_path(noise).parent
     cache_file = folder / "card.json"
@@ -226,7 +226,7 @@ def card_figures(noise: str, rt: Runtime, folder: Path | None = None, data_dir: 
             ev = ours[name]
             key = f"{noise}/{level:g}/{name}/{len(ev.names)}x{repeats}"
             if key not in cache.get("bm3d", {}) and bm3d and baselines.available():
-                from .paths import bm3d_cache_dir
+                from ..paths import bm3d_cache_dir
 
                 measured = evaluate_sets(baselines.BM3DBaseline(cfg, bm3d_cache_dir()), sources, [name], cfg,
                                          repeats=reps, limits=limits, label=f"BM3D | {cfg.label} | ")
@@ -236,7 +236,7 @@ def card_figures(noise: str, rt: Runtime, folder: Path | None = None, data_dir: 
                          "input": round(ev.psnr_input, 2), "ours": round(ev.psnr, 2), "ssim": round(ev.ssim, 4),
                          "bm3d": cache.get("bm3d", {}).get(key), "paper_n2n": paper_n2n,
                          "paper_baseline": paper_baseline, "precision": ev.precision})
-    from .paths import atomic_write_text
+    from ..paths import atomic_write_text
 
     atomic_write_text(cache_file, json.dumps(cache, indent=2, sort_keys=True) + "\n")
     return rows
@@ -248,7 +248,7 @@ def _fmt(value, digits: int = 2) -> str:
 
 def card_section(noise: str, rows: list[dict], folder: Path | None = None) -> str:
     """The markdown of one shipped model: what it is, how it was trained, its curve and its numbers."""
-    from .plots import pretrained_curve
+    from ..evaluation.plots import pretrained_curve
 
     path = pretrained_path(noise, folder)
     state = load_checkpoint(path)
@@ -338,7 +338,7 @@ def write_card(folder: Path | None = None, data_dir: str | Path | None = None, r
     """Measure every shipped model in ``folder`` in the runtime ``rt`` (None: this machine's) and
     write its README.md (the model card)."""
     rt = rt or Runtime.resolve()
-    from .paths import atomic_write_text
+    from ..paths import atomic_write_text
 
     folder = Path(folder) if folder else pretrained_path("gaussian").parent
     sections = []

@@ -15,9 +15,9 @@ import csv
 import io
 from pathlib import Path
 
-from .config import Profile
-from .paper import BROWN_GAP_DB, NB2NB_PUBLISHED, OTHER_EXPERIMENTS, TABLE1
-from .paths import atomic_write_text, report_path
+from ..config import Profile
+from ..paper.reported import BROWN_GAP_DB, NB2NB_PUBLISHED, OTHER_EXPERIMENTS, TABLE1
+from ..paths import atomic_write_text, report_path
 
 METHOD_NAMES = {"input": "noisy input", "n2n": "noisy targets (L2)", "l2": "noisy targets, L2",
                 "l1": "noisy targets, L1", "l0": "noisy targets, annealed L0", "clean": "clean targets",

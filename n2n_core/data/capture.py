@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from . import augment
-from .noise import NoiseModel, seeded_generator
+from ..paper.noise import NoiseModel, seeded_generator
 from .patches import Batch, BatchSource
 
 TARGETS = ("average", "noisy")

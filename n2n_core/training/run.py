@@ -16,9 +16,9 @@ from typing import Callable
 
 import torch
 
-from . import models
+from ..paper import models
 from .checkpoint import initial_weights
-from .config import ModelConfig, TrainConfig
+from ..config import ModelConfig, TrainConfig
 from .runtime import Runtime
 from .train import READ, History, Job, fit, read_state, resumed_runtime
 

@@ -39,14 +39,15 @@ from pathlib import Path
 
 import torch
 
-from . import models, paths
-from .config import NOISE_KINDS, PRECISION_NAMES, ModelConfig, NoiseConfig, get_profile
-from .devices import ThreadGovernor, autocast, compile_module, cpu_features, describe_cpu, native_bf16
-from .losses import get_loss
-from .noise import training_noise
-from .patches import PairSampler
-from .runtime import Runtime
-from .train import TrainStep, make_optimizer
+from ..paper import models
+from .. import paths
+from ..config import NOISE_KINDS, PRECISION_NAMES, ModelConfig, NoiseConfig, get_profile
+from ..training.devices import ThreadGovernor, autocast, compile_module, cpu_features, describe_cpu, native_bf16
+from ..paper.losses import get_loss
+from ..paper.noise import training_noise
+from ..data.patches import PairSampler
+from ..training.runtime import Runtime
+from ..training.train import TrainStep, make_optimizer
 
 BATCH = 4
 
@@ -197,7 +198,7 @@ def bench_inference(model_name: str, setting: str, rt: Runtime, seconds: float, 
                     size: tuple[int, int] = (512, 768)) -> dict:
     """``fp32``/``channels_last``/``bf16``: one forward pass in that layout, in ``rt``'s number format;
     with ``tile`` or ``compiled``: ``denoise_tensor`` as `n2n denoise` runs it in ``rt`` (its layout)."""
-    from .denoise import default_batch, denoise_tensor
+    from ..evaluation.denoise import default_batch, denoise_tensor
 
     device = rt.device
     net = models.build(ModelConfig(model_name), seed=0).to(device).eval()
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m n2n_core.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m n2n_core.studies.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per line (default 8)")
     parser.add_argument("--crops", type=int, nargs="+", default=[64, 128, 256])

@@ -22,15 +22,16 @@ import json
 import sys
 import time
 
-from . import paths, pretrained
-from .checkpoint import load_checkpoint, model_from_state, pretrained_path
-from .evaluation import evaluate_sets
-from .interrupts import TrainingInterrupted
-from .noise import NoiseConfig
-from .patches import build_patch_sets
-from .run import train_run
-from .runtime import Runtime
-from .train import same_run
+from .. import paths
+from . import pretrained
+from ..training.checkpoint import load_checkpoint, model_from_state, pretrained_path
+from ..evaluation.protocol import evaluate_sets
+from ..training.interrupts import TrainingInterrupted
+from ..paper.noise import NoiseConfig
+from ..data.patches import build_patch_sets
+from ..training.run import train_run
+from ..training.runtime import Runtime
+from ..training.train import same_run
 
 LEVELS = (15.0, 25.0, 50.0)
 LIMIT_DB = 0.3  # the check: blind within this much of the level-specific model
@@ -136,7 +137,7 @@ def write_report(rows: list[dict], steps: int, train_cfg, images: int, shipped: 
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m n2n_core.blindcheck", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m n2n_core.studies.blindcheck", description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=5000, help="training steps of each run (default 5000)")
     parser.add_argument("--levels", type=float, nargs="+", default=list(LEVELS), help="test sigmas (default 15 25 50)")
     parser.add_argument("--max-minutes", type=float, help="stop training after this many minutes; the same command "

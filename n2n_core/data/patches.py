@@ -13,10 +13,12 @@ from typing import NamedTuple
 
 import torch
 
-from . import augment, paths
-from .config import DataConfig
-from .data import DataSources, load_image, to_uint8
-from .noise import NoiseModel, seeded_generator
+from . import augment
+from .. import paths
+from ..paths import atomic_output
+from ..config import DataConfig
+from .sets import DataSources, load_image, to_uint8
+from ..paper.noise import NoiseModel, seeded_generator
 
 
 # ---------------------------------------------------------------------------------- patch sets
@@ -28,8 +30,9 @@ class PatchSets:
     meta: dict = field(default_factory=dict)
 
     def save(self, path: str | Path) -> Path:
-        from .checkpoint import atomic_save
-        return atomic_save({"train": self.train, "val": self.val, "meta": self.meta}, path)
+        with atomic_output(path) as tmp:  # a temporary file, then renamed: never a half-written set
+            torch.save({"train": self.train, "val": self.val, "meta": self.meta}, tmp)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "PatchSets":

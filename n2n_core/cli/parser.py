@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import MODEL_NAMES, NOISE_KINDS, PRECISIONS, PROFILES, TARGETS
-from .losses import LOSSES
-from .noise import NOISE_TYPES
+from ..config import MODEL_NAMES, NOISE_KINDS, PRECISIONS, PROFILES, TARGETS
+from ..paper.losses import LOSSES
+from ..paper.noise import NOISE_TYPES
 
 USAGE = """Command line of n2n_core (also installed as `n2n`).
 
@@ -129,7 +129,7 @@ def _pretrained_parser(sub) -> None:
 
 
 def _denoise_parser(sub) -> None:
-    from .denoise import DEFAULT_OVERLAP, DEFAULT_TILE
+    from ..evaluation.denoise import DEFAULT_OVERLAP, DEFAULT_TILE
 
     p = sub.add_parser("denoise", help="denoise your images with a trained checkpoint",
                        description="Denoise image files into --out under the same names, keeping each file's "
