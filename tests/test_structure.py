@@ -4,6 +4,7 @@ test_imports.py's, which also fails on a cycle closed by an import inside a func
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 from test_imports import PACKAGE, cycle_path, cycles, import_graph
@@ -79,3 +80,63 @@ def test_the_length_check_counts_from_def_to_the_last_line(tmp_path):
                                   + function("fits", 60) + "\n\nclass C:\n" + function("method", 61, "    "))
     assert long_functions(package) == ["n2n_core/a.py:69 method: 61 lines"]
     assert long_functions(package, limit=59) == ["n2n_core/a.py:6 fits: 60 lines", "n2n_core/a.py:69 method: 61 lines"]
+
+
+def module_walk(call) -> dict[str, list[str]]:
+    """Run ``call`` and return, for each n2n_core module, the deepest call stack in which it came
+    back most often: the stack's n2n_core modules, consecutive frames of one module counted once.
+    A module listed twice in a stack was entered, left for another, and entered again."""
+    import collections
+    import sys
+
+    root = PACKAGE.resolve()
+
+    @functools.cache
+    def module_of(filename: str) -> str | None:
+        try:
+            parts = list(Path(filename).resolve().relative_to(root).with_suffix("").parts)
+        except ValueError:
+            return None
+        return ".".join(["n2n_core", *(parts[:-1] if parts[-1] == "__init__" else parts)])
+
+    worst: dict[str, list[str]] = {}
+
+    def profile(frame, event, arg):
+        if event != "call" or module_of(frame.f_code.co_filename) is None:
+            return
+        stack = []
+        while frame is not None:
+            module = module_of(frame.f_code.co_filename)
+            if module and (not stack or stack[-1] != module):
+                stack.append(module)
+            frame = frame.f_back
+        for module, count in collections.Counter(stack).items():
+            if count > worst.get(module, [None]).count(module):
+                worst[module] = stack[::-1]
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return worst
+
+
+def test_one_run_enters_each_module_at_most_twice(data_folder, output_dir, monkeypatch, tiny_profile):
+    # a notebook's run: patches, experiment.train (to the saved checkpoint), its evaluation
+    from n2n_core.studies import experiment
+    from n2n_core.training.runtime import Runtime
+
+    monkeypatch.setenv("N2N_DATA_DIR", str(data_folder))
+    experiment.prepare_patches(tiny_profile, seed=0)
+    rt = Runtime.resolve("cpu")
+
+    def run():
+        trained = experiment.train("unet", "noisy", tiny_profile, seed=0, rt=rt, progress=False)
+        experiment.evaluate_run(trained.model, tiny_profile, rt=rt)
+
+    walk = module_walk(run)
+    assert {"n2n_core.training.train", "n2n_core.training.checkpoint", "n2n_core.evaluation.protocol",
+            "n2n_core.paper.models.unet", "n2n_core.data.sources"} <= set(walk)
+    again = {module: " -> ".join(stack) for module, stack in walk.items() if stack.count(module) > 2}
+    assert again == {}, again

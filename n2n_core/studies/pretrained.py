@@ -322,7 +322,7 @@ def _test_set_lines(noise: str, rows: list[dict]) -> list[str]:
 
 CARD_INTRO = """# Shipped weights (model card)
 
-Written by `make pretrained` (`n2n_core.pretrained.write_card`) from the checkpoints in this folder; do
+Written by `make pretrained` (`n2n_core.studies.pretrained.write_card`) from the checkpoints in this folder; do
 not edit by hand. The weights are float16 state dicts in this project's checkpoint format, with the
 run's configuration and training history; any `n2n` command or `n2n_core.load_model` reads them.
 
