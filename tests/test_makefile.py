@@ -65,7 +65,7 @@ def test_the_unet_notebook_depends_on_what_it_runs_and_not_on_the_command_line(r
 
 def test_the_notebooks_that_run_the_command_line_depend_on_it(rules):
     """06 and 09 call yourdata.cli, which starts `python -m n2n_core`: __main__.py, cli.py and what
-    their commands import (owndata for `n2n train`); the others do not."""
+    their commands import (training.own for `n2n train`); the others do not."""
     users = {name for name, uses in rules.items() if "n2n_core/cli/parser.py" in uses}
     assert users == CLI_USERS
     for name in CLI_USERS:

@@ -1,5 +1,5 @@
 """The parser of the command line (``python -m n2n_core``, also installed as ``n2n``): every
-subcommand and option. What each command does is in ``__main__.py``."""
+subcommand and option. What each command does is in ``cli.main``."""
 from __future__ import annotations
 
 import argparse

@@ -1,7 +1,7 @@
 """The paper's claims beyond Table 1 (notebooks 07, 08 and 10), single captures (notebook 09), and
 the claims table.
 
-A study (``studies.run_study``) trains the paper's U-Net on one noise in several ways, with the
+A study (``studies.methods.run_study``) trains the paper's U-Net on one noise in several ways, with the
 same budget, seed and input noise: on noisy targets under each loss (``l2``, ``l1``, ``l0``; ``n2n``
 names noisy targets with L2 where the loss is not the point) and on clean targets (``clean``); it
 measures each on the main test set (Kodak) with the paper's protocol and records the PSNRs in

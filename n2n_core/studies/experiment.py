@@ -4,7 +4,7 @@ A run is named ``<model>_<n2n|clean|nb2nb>_<noise>`` (e.g. ``unet_n2n_gaussian``
 loss's name where it is not L2, or where the noise type is about losses: ``unet_l1_text``; brown
 noise carries its width: ``unet_n2n_brown2``; the capture budget's runs are ``unet_capture_case<n>``);
 its checkpoint is ``checkpoints/<name>.pth`` in the cpu profile and ``checkpoints/<profile>/<name>.pth``
-otherwise. The studies of notebooks 07-10 are in ``studies``.
+otherwise. The studies of notebooks 07-10 are in ``studies.methods``.
 """
 from __future__ import annotations
 

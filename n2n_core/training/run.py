@@ -1,5 +1,5 @@
 """One way to start a run. A ``RunSpec`` describes it: the model, where its batches come from (a
-source of the registry in ``owndata.SOURCES``: the study's patch sets with synthetic noise, the
+source of the registry in ``data.sources.SOURCES``: the study's patch sets with synthetic noise, the
 capture budget's fixed captures, a folder of clean images, noisy pairs, single captures, a pickle),
 the training settings for a number format, the checkpoint and what the run records. ``train_run``
 trains it: it reads the checkpoint once (the resume state, and with it the number format a
@@ -19,6 +19,7 @@ import torch
 from ..paper import models
 from .checkpoint import initial_weights
 from ..config import ModelConfig, TrainConfig
+from ..data.sources import Source
 from .runtime import Runtime
 from .train import READ, History, Job, fit, read_state, resumed_runtime
 
@@ -37,7 +38,7 @@ class RunSpec:
     over whatever is at ``checkpoint``, which stays until the new run's first checkpoint."""
     name: str
     model: ModelConfig
-    source: "object"  # an owndata.Source
+    source: Source
     settings: Callable[[str], TrainConfig]
     checkpoint: Path
     record: dict
