@@ -74,8 +74,8 @@ class TrainConfig:
         for name in ("crop", "batch_size", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"learning rate must be > 0, got {self.lr}")
+        if not 0 < self.lr < float("inf"):  # (NaN fails too)
+            raise ValueError(f"learning rate must be a finite number > 0, got {self.lr}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ValueError(f"ema (the moving average's decay per step) must be in (0, 1), got {self.ema}")
         if not 0 <= self.nb2nb_gamma < float("inf"):

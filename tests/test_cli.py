@@ -556,3 +556,51 @@ def test_train_on_text_or_brown_noise_records_its_settings(tmp_path, capsys, noi
                  "--overwrite"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("error:") == 1 and "brown_width must be >= 0" in err and out.is_file()
+
+
+# ------------------------------------------------------------------------------------- divergence
+def test_a_diverging_run_fails_in_one_line_and_is_never_saved_as_finished(own_checkpoint, tmp_path, capsys):
+    # a real divergent run: Adam's steps of this size overflow the weights within a few steps
+    checkpoint, root = own_checkpoint
+    out = tmp_path / "diverged.pth"
+    capsys.readouterr()
+    code = main(["train", "--pairs", str(root), "--model", "resnet", "--profile", "smoke", "--steps", "40", "--crop", "16",
+                 "--batch-size", "2", "--val-every", "5", "--lr", "1e30", "--out", str(out), "--device", "cpu",
+                 "--checkpoint-every", "0.001"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "training diverged by step" in errors[0], err
+    assert "Traceback" not in err and err.rstrip().endswith(errors[0])  # the progress bar closed before it
+    assert not out.exists() or not load_checkpoint(out)["finished"]
+    if out.exists():  # an earlier, finite checkpoint: its weights are finite
+        assert all(torch.isfinite(v).all() for v in load_checkpoint(out)["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("lr", ["inf", "nan", "-1"])
+def test_a_learning_rate_that_is_not_a_finite_positive_number_is_refused(own_checkpoint, tmp_path, capsys, lr):
+    checkpoint, root = own_checkpoint
+    capsys.readouterr()
+    _one_line_error(capsys, ["train", "--pairs", str(root), "--profile", "smoke", "--steps", "2", "--lr", lr,
+                             "--out", str(tmp_path / "x.pth")], "learning rate must be a finite number > 0")
+    assert not (tmp_path / "x.pth").exists()
+
+
+def test_weights_that_are_not_finite_are_refused_for_denoise_eval_and_init(own_checkpoint, tmp_path, capsys):
+    checkpoint, root = own_checkpoint
+    state = load_checkpoint(checkpoint)
+    name = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][name] = torch.full_like(state["model"][name], float("nan"))
+    broken = tmp_path / "nan.pth"
+    torch.save(state, broken)
+    image = next((root / "a").iterdir())
+    capsys.readouterr()
+    _one_line_error(capsys, ["denoise", str(image), "--checkpoint", str(broken), "--out", str(tmp_path / "o")],
+                    "the weights hold NaN or infinite values")
+    assert not (tmp_path / "o").exists()
+    _one_line_error(capsys, ["eval", str(broken), "--images", str(root / "a"), "--json", str(tmp_path / "e.json")],
+                    "the weights hold NaN or infinite values")
+    assert not (tmp_path / "e.json").exists()
+    _one_line_error(capsys, ["train", "--pairs", str(root), "--model", "resnet", "--profile", "smoke", "--steps", "2",
+                             "--crop", "16", "--init", str(broken), "--out", str(tmp_path / "ft.pth")],
+                    "the weights hold NaN or infinite values")
+    assert not (tmp_path / "ft.pth").exists()

@@ -120,8 +120,21 @@ def initial_weights(source: str | Path, model_args: dict) -> dict:
     if state["model_args"] != model_args:
         raise ValueError(f"{source}: holds a {state['model_args']} model, but a {model_args} model is being "
                          f"trained; start from weights of the same architecture (--model)")
-    weights = state.get("ema") or state["model"]
+    weights = check_finite(state.get("ema") or state["model"], source)
     return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+
+
+def check_finite(weights: dict, source: str | Path) -> dict:
+    """``weights`` (a state dict) if every floating-point value in it is finite; otherwise a
+    ValueError naming ``source`` and the first tensor that is not: the weights of a run that
+    diverged, which would denoise every image to black."""
+    bad = [name for name, value in weights.items()
+           if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise ValueError(f"{source}: the weights hold NaN or infinite values ({bad[0]}{more}): a run that diverged; "
+                         f"train it again with a lower learning rate (--lr), or choose other weights")
+    return weights
 
 
 def checkpoint_precision(state: dict) -> str:
@@ -157,7 +170,7 @@ def model_from_state(state: dict, path: str | Path, device: str | torch.device =
         raise ValueError(f"{path}: model_args {args} describe no model of this version ({err}); pass a checkpoint "
                          f"written by n2n_core") from None
     try:
-        model.load_state_dict(state.get("ema") or state["model"])  # the moving average where kept
+        model.load_state_dict(check_finite(state.get("ema") or state["model"], path))  # the average where kept
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise ValueError(f"{path}: weights do not fit a {args} model ({first})") from None

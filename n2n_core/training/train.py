@@ -51,6 +51,11 @@ class History:
         return cls(**d)
 
 
+class TrainingDiverged(ValueError):
+    """The loss or the weights stopped being finite: no checkpoint is written for such weights
+    (an earlier one stays), and the run is not marked finished."""
+
+
 class ConfigMismatch(ValueError):
     """A checkpoint at the run's path was trained with another configuration."""
 
@@ -338,17 +343,18 @@ class Trainer:
         bar = tqdm(total=total, initial=self.step, desc=self.path.stem, disable=not self.progress, unit="step")
         self.loss_sum, self.loss_count = torch.zeros((), device=device), 0  # summed on the device: no wait per step
         chunk_over = False
-        while all_agree((p := self._progress()) < 1.0 and not chunk_over and not signals, device):
-            self._one_step(p)
-            bar.update(1)
-            if self.step % cfg.val_every == 0 and self.rank == 0:
-                self._log_and_validate()
-                bar.set_postfix(loss=f"{self.history.train_loss[-1]:.4g}", val_psnr=f"{self.history.val_psnr[-1]:.2f}")
-            if time.monotonic() - last_save > cfg.checkpoint_every_seconds:
-                self.save(finished=False)
-                last_save = time.monotonic()
-            chunk_over = chunk_seconds is not None and time.monotonic() - self.start >= chunk_seconds
-        bar.close()
+        with bar:  # closed before any error is reported
+            while all_agree((p := self._progress()) < 1.0 and not chunk_over and not signals, device):
+                self._one_step(p)
+                bar.update(1)
+                if self.step % cfg.val_every == 0 and self.rank == 0:
+                    self._log_and_validate()
+                    bar.set_postfix(loss=f"{self.history.train_loss[-1]:.4g}",
+                                    val_psnr=f"{self.history.val_psnr[-1]:.2f}")
+                if time.monotonic() - last_save > cfg.checkpoint_every_seconds:
+                    self.save(finished=False)
+                    last_save = time.monotonic()
+                chunk_over = chunk_seconds is not None and time.monotonic() - self.start >= chunk_seconds
         return chunk_over
 
     def _one_step(self, progress: float) -> None:
@@ -366,6 +372,7 @@ class Trainer:
         self.loss_sum, self.loss_count = self.loss_sum + loss, self.loss_count + 1
 
     def _log_and_validate(self) -> None:
+        self._check_finite(self.loss_sum.item() / self.loss_count)
         _log(self.history, self.step, self._elapsed(), self.loss_sum.item() / self.loss_count, self.lr)
         self.loss_sum, self.loss_count = torch.zeros((), device=self.rt.device), 0
         self._validate()
@@ -375,9 +382,22 @@ class Trainer:
         self.history.val_step.append(self.step)
         self.history.val_psnr.append(validate(self.evaluated, noisy, clean, self.rt))
 
+    def _check_finite(self, loss: float | None = None) -> None:
+        """Raise TrainingDiverged when the mean loss or any weight is not finite."""
+        models = [self.job.model] + ([self.average] if self.average is not None else [])
+        loss_ok = loss is None or math.isfinite(loss)
+        weights_ok = all(bool(torch.isfinite(p).all()) for m in models for p in m.parameters())
+        if loss_ok and weights_ok:
+            return
+        what = " and ".join(name for name, ok in (("the loss", loss_ok), ("the weights", weights_ok)) if not ok)
+        raise TrainingDiverged(f"{self.path}: training diverged by step {self.step} ({what} not finite); no checkpoint "
+                               f"holds these weights. Lower the learning rate (lr {self.cfg.lr:g}) or start from other "
+                               f"weights")
+
     def save(self, finished: bool) -> None:
         if self.rank != 0:
             return
+        self._check_finite()  # a diverged run's weights are never checkpointed, let alone marked finished
         job = self.job
         self.chunk.update(end_step=self.step, seconds=round(time.monotonic() - self.start, 1))
         save_checkpoint(self.path, model=job.model, model_args=job.model_args, config=job.config, step=self.step,
@@ -405,6 +425,7 @@ class Trainer:
 
     def _finish(self) -> History:
         if self.loss_count:
+            self._check_finite(self.loss_sum.item() / self.loss_count)
             _log(self.history, self.step, self._elapsed(), self.loss_sum.item() / self.loss_count, self.lr)
         if not self.history.val_step or self.history.val_step[-1] != self.step:
             self._validate()
