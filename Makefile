@@ -8,6 +8,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ENV_STAMP := $(VENV)/.installed
 PROFILE ?= cpu
+# the profiles `make all` runs (n2n_core/config.py PROFILES, less `pretrained`, which `make pretrained` uses)
+RUN_PROFILES := smoke cpu paper
+$(if $(filter $(PROFILE),$(RUN_PROFILES)),,$(error PROFILE=$(PROFILE) is not a profile of make all; choose one of: $(RUN_PROFILES)))
 # a relative data or output folder is relative to where make runs, not to notebooks/, where papermill
 # runs each notebook (N2N_DATA_DIR=../shared/datasets once made them look for notebooks/../shared)
 abs = $(if $(filter /% ~%,$(1)),$(1),$(CURDIR)/$(1))
@@ -140,10 +143,10 @@ bench: $(ENV_STAMP)
 lab: $(ENV_STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=.
 
-## clean: delete reports/, trained checkpoints, patch sets and notebook 06's pairs (keeps checkpoints/pretrained/, downloads, .venv)
+## clean: delete reports/, make all's checkpoints, patch sets and notebook 06's pairs (keeps checkpoints/pretrained/, your own `n2n train` models checkpoints/own_*, downloads, .venv)
 clean:
 	rm -rf reports data/patches_*.pt data/own_data
-	[ ! -d checkpoints ] || find checkpoints -mindepth 1 -maxdepth 1 ! -name pretrained ! -name README.md -exec rm -rf {} +
+	[ ! -d checkpoints ] || find checkpoints -mindepth 1 -maxdepth 1 ! -name pretrained ! -name README.md ! -name 'own_*' -exec rm -rf {} +
 
 ## distclean: clean, and delete downloads and the environment
 distclean: clean

@@ -7,7 +7,9 @@ Environment overrides:
 """
 from __future__ import annotations
 
+import errno
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,6 +73,149 @@ def ensure_writable_file(path: str | Path, flag: str = "--out") -> Path:
         raise ValueError(f"{path}: is a folder; give {flag} a file path such as {path / 'model.pth'}")
     ensure_writable_dir(path.parent, flag)
     return path
+
+
+# ------------------------------------------------------------------ the rule for every file a run writes
+class OutputError(ValueError):
+    """An output the tool will not write: the message names the path, the reason and what to do."""
+
+
+_TEMPORARY_EXTRA = len(".{}.tmp".format(2 ** 22)) + 1  # what atomic_output and the lock add to a file name
+
+
+def output_path(value: str | Path, flag: str = "--out") -> Path:
+    """A user's output path as given on the command line: refused when empty, ``~`` expanded (a
+    quoted ``~/x`` reaches the program unexpanded), and each name checked against the file
+    system's limits before any work, rather than after hours of training."""
+    text = str(value)
+    if not text.strip():
+        raise OutputError(f"{flag} is empty; give it a path")
+    path = Path(os.path.expanduser(text))
+    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+    name_max = _pathconf(existing, "PC_NAME_MAX", 255) - _TEMPORARY_EXTRA
+    for part in path.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise OutputError(f"{path}: the name {part[:24]}... is {len(os.fsencode(part))} bytes, more than this file "
+                              f"system allows for a file written safely ({name_max}); choose a shorter {flag}")
+    if len(os.fsencode(str(path.absolute()))) + _TEMPORARY_EXTRA >= _pathconf(existing, "PC_PATH_MAX", 4096):
+        raise OutputError(f"{path}: the path is longer than this file system allows; choose a shorter {flag}")
+    return path
+
+
+def _pathconf(path: Path, name: str, default: int) -> int:
+    try:
+        return os.pathconf(path, name)
+    except (OSError, ValueError, AttributeError):
+        return default
+
+
+def check_output(value: str | Path, *, inputs=(), overwrite: bool | None = False, flag: str = "--out") -> Path:
+    """The one rule for a file the tool writes, checked before any work: never an input of the run
+    nor inside an input folder (``inputs``: files and folders it reads), never a link or a folder,
+    never replaced without ``overwrite`` (None: the caller decides what an existing file means, as
+    resuming a training run does), and its folder writable. Returns the path (``output_path``)."""
+    path = output_path(value, flag)
+    if path.is_symlink():
+        raise OutputError(f"{path}: is a symbolic link; n2n never writes through links: remove it or choose another "
+                          f"{flag}")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give {flag} a file path such as {path / ('out' + (path.suffix or '.pth'))}")
+    target = path.absolute().resolve()
+    for item in inputs:
+        source = Path(item).expanduser().absolute().resolve()
+        if target == source or (source.is_dir() and source in target.parents):
+            where = "is" if target == source else f"lies inside {source}, which is"
+            raise OutputError(f"{path}: {where} an input of this run; choose another {flag}")
+    if overwrite is False and path.exists():
+        raise OutputError(f"{path}: already exists; pass --overwrite to replace it or choose another {flag}")
+    try:
+        ensure_writable_dir(path.parent, flag)
+    except ValueError as err:
+        raise OutputError(str(err)) from None
+    return path
+
+
+def write_failure(err: OSError) -> str:
+    """What to do about a write that failed, from its cause (said after the path and the reason)."""
+    return {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space (the disk quota is full)",
+            errno.ENAMETOOLONG: "choose a shorter name", errno.EISDIR: "a folder is in the way: choose another name",
+            errno.EACCES: "choose a folder you can write to", errno.EPERM: "choose a folder you can write to",
+            errno.EROFS: "the file system is read-only: choose another folder"}.get(err.errno, "choose another place")
+
+
+_HELD: dict[Path, int] = {}  # the outputs this process holds, and how many times (holding nests)
+
+
+@contextmanager
+def holding(path: str | Path, flag: str = "--out"):
+    """Hold ``path`` (a file, or a folder a run writes into) for the block: a second run that asks
+    for it meanwhile, in this process or another, gets an OutputError at once instead of both
+    writing and one losing its work. An advisory lock on a hidden file beside it (inside it, for a
+    folder), released by the system when the process ends however it ends."""
+    path = Path(path)
+    key = path.absolute()
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield path
+        finally:
+            _HELD[key] -= 1
+        return
+    lock = key / ".n2n.lock" if key.is_dir() else key.with_name(f".{key.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = _lock(lock, path, flag)
+    _HELD[key] = 1
+    try:
+        yield path
+    finally:
+        del _HELD[key]
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _lock(lock: Path, path: Path, flag: str) -> int:
+    """An open descriptor of ``lock`` holding its exclusive lock (the file re-checked after locking, in
+    case its holder removed it meanwhile)."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this system: concurrent runs are not detected
+        return os.open(os.devnull, os.O_RDONLY)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise OutputError(f"{path}: another run (process {holder}) is writing it; wait for it to finish or choose "
+                              f"another {flag}") from None
+        if os.path.exists(lock) and os.stat(lock).st_ino == os.fstat(fd).st_ino:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            return fd
+        os.close(fd)
+
+
+def write_cache(path: str | Path, write) -> bool:
+    """Write a cache file with ``write(temporary_path)`` (atomically, ``atomic_output``). A cache that
+    cannot be written (a read-only or full disk) costs a recomputation later, never the result being
+    computed: one warning per folder, and False."""
+    try:
+        with atomic_output(path) as tmp:
+            write(tmp)
+        return True
+    except OSError as err:
+        folder = Path(path).parent
+        if folder not in _UNCACHED:
+            _UNCACHED.add(folder)
+            print(f"warning: {folder}: cannot write the cache here ({err.strerror or err}); results are computed but "
+                  f"not kept for next time (set N2N_OUTPUT_DIR to a writable folder)", file=sys.stderr)
+        return False
+
+
+_UNCACHED: set[Path] = set()
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

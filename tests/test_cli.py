@@ -40,11 +40,15 @@ def test_eval_a_checkpoint_uses_its_noise_and_writes_json(checkpoint, tmp_path, 
     per_image = stored["sets"]["kodak"]["per_image"]  # one entry per image, their mean the set's figure
     assert [r["image"] for r in per_image] == ["kodim01.png", "kodim02.png"]
     assert abs(sum(r["psnr"] for r in per_image) / 2 - stored["sets"]["kodak"]["psnr"]) < 1e-3
+    # an existing --json is not replaced without --overwrite
+    assert main(["eval", str(checkpoint), "--sets", "kodak", "--seed", "1", "--json", str(out)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert json.loads(out.read_text()) == stored
     # same seed, same number; another seed, another number
-    assert main(["eval", str(checkpoint), "--sets", "kodak", "--json", str(out)]) == 0
+    assert main(["eval", str(checkpoint), "--sets", "kodak", "--json", str(out), "--overwrite"]) == 0
     assert json.loads(out.read_text())["sets"]["kodak"]["psnr"] == stored["sets"]["kodak"]["psnr"]
     assert "(cached evaluation" in capsys.readouterr().out  # the second run did not run the model again
-    assert main(["eval", str(checkpoint), "--sets", "kodak", "--seed", "1", "--json", str(out)]) == 0
+    assert main(["eval", str(checkpoint), "--sets", "kodak", "--seed", "1", "--json", str(out), "--overwrite"]) == 0
     assert json.loads(out.read_text())["sets"]["kodak"]["psnr"] != stored["sets"]["kodak"]["psnr"]
 
 

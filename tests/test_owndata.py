@@ -76,7 +76,7 @@ def test_a_checkpoint_of_another_model_at_out_is_refused(pairs_dir, tmp_path):
     state = load_checkpoint(out)
     state["finished"] = False  # as if interrupted
     torch.save(state, out)
-    with pytest.raises(DataError, match=r"another configuration \(differs in: .*model.*--overwrite"):
+    with pytest.raises(DataError, match=r"with other settings; this call asks for .*model.*--overwrite"):
         train_own("pairs", [pairs_dir], ModelConfig("resnet", depth=6, width=8), QUICK, out=out, rt=CPU,
                   progress=False)
 

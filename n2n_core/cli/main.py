@@ -2,6 +2,7 @@
 arguments, calls the package and reports. The options are in ``cli.parser``."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -16,7 +17,7 @@ class UsageError(Exception):
 def _runtime(args):
     """The command's one Runtime, from --device, --precision, --threads and --compile where the
     command has it; each wrong value is one line naming its option. Sets the thread count."""
-    from ..training.devices import threads
+    from ..training.devices import CompilerMissing, threads
     from ..training.runtime import Runtime
 
     if args.threads is not None and args.threads < 1:
@@ -28,6 +29,8 @@ def _runtime(args):
         raise UsageError(f"--device {args.device}: {error}") from None
     try:
         return Runtime.resolve(device, args.precision, compile=getattr(args, "compile", False))
+    except CompilerMissing as error:
+        raise UsageError(str(error)) from None
     except ValueError as error:
         raise UsageError(f"--precision {args.precision}: {error}") from None
 
@@ -59,28 +62,42 @@ def _eval(args) -> int:
         if baselines.baseline_name(noise_cfg.kind) is None:
             raise UsageError(f"no BM3D baseline for {noise_cfg.kind} noise (gaussian and poisson have one)")
         model = baselines.BM3DBaseline(noise_cfg, paths.bm3d_cache_dir())
-    if args.json:
-        paths.ensure_writable_file(args.json, "--json")  # before the evaluation, not after it
     if args.images and (args.data_dir or args.sets):
         raise UsageError("--images replaces --data-dir and --sets; give one or the other")
+    json_out = _json_output(args, path if args.checkpoint else None)  # before the evaluation, not after it
     sources = from_image_folders(args.images) if args.images else protocol.data_sources(args.data_dir)
     label = args.checkpoint or args.baseline
     sets, repeats = protocol.plan_sets(sources, args.sets, args.repeats)
-    evaluations = protocol.evaluate_sets(model, sources, sets, noise_cfg, seed=args.seed, rt=rt,
-                                           repeats=repeats, limits={name: args.limit for name in sets},
-                                           label=f"{label} | {noise_cfg.label} | ", ensemble=args.ensemble)
-    if sources.note:
-        print(sources.note)
-    if args.json:
-        protocol.write_json(args.json, label, noise_cfg, args.seed, rt.precision if model is not None else None,
-                              evaluations)
+    with paths.holding(json_out, "--json") if json_out else contextlib.nullcontext():
+        evaluations = protocol.evaluate_sets(model, sources, sets, noise_cfg, seed=args.seed, rt=rt,
+                                             repeats=repeats, limits={name: args.limit for name in sets},
+                                             label=f"{label} | {noise_cfg.label} | ", ensemble=args.ensemble)
+        if sources.note:
+            print(sources.note)
+        if json_out:
+            protocol.write_json(json_out, label, noise_cfg, args.seed, rt.precision if model is not None else None,
+                                evaluations)
     return 0
+
+
+def _json_output(args, checkpoint):
+    """``eval --json``'s file checked by the one rule for outputs (``paths.check_output``): not the
+    evaluated checkpoint nor inside a folder of images being evaluated, not replaced without --overwrite."""
+    from .. import paths
+    from ..training.checkpoint import resolve_checkpoint
+
+    if args.json is None:
+        return None
+    inputs = ([resolve_checkpoint(checkpoint)] if checkpoint else []) + list(args.images or [])
+    return paths.check_output(args.json, inputs=inputs + ([args.data_dir] if args.data_dir else []),
+                              overwrite=args.overwrite, flag="--json")
 
 
 def _denoise(args) -> int:
     from ..training.checkpoint import choose_checkpoint, load_model
     from ..evaluation.denoise import check_tiling, default_batch, denoise_files, output_folder, plan
     from ..training.devices import compile_module
+    from ..paths import holding, output_path
 
     rt = _runtime(args)
     checkpoint = choose_checkpoint(args.checkpoint)
@@ -92,12 +109,12 @@ def _denoise(args) -> int:
                                        if args.checkpoint is None and str(checkpoint).startswith("pretrained:") else ""))
     model = compile_module(model) if rt.compile else model
     jobs = plan(args.inputs, args.out, overwrite=args.overwrite, skip_existing=args.skip_existing)
-    failures = []
-    with output_folder(args.out):
+    failures, out = [], output_path(args.out)
+    with output_folder(out), holding(out):  # a second run into the same folder is refused while this one writes
         print(f"Denoising on {rt.describe()}" + (", x8 self-ensemble" if args.ensemble else ""))
         written = denoise_files(model, jobs, rt, tile=args.tile, overlap=args.overlap,
                                 batch=args.batch or default_batch(rt.device), ensemble=args.ensemble, failures=failures)
-    print(f"Denoised {len(written)} image(s) into {args.out} with {checkpoint}")
+    print(f"Denoised {len(written)} image(s) into {out} with {checkpoint}")
     for _, reason in failures:
         print(f"failed: {reason}", file=sys.stderr)
     if failures:
@@ -115,6 +132,8 @@ def _pretrained(args) -> int:
         raise UsageError("--card-only and --no-card exclude each other")
     if args.repeats < 1:
         raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
+    if not args.no_card:  # before any training: the card it would end with must be writable from these data
+        pretrained.check_card_data(args.data_dir)
     if not args.card_only:
         pretrained.train(args.noise, max_minutes=args.max_minutes, data_dir=args.data_dir, rt=rt)
     if not args.no_card:  # in float32 unless asked otherwise, so that its figures compare across machines
@@ -134,14 +153,11 @@ def _train(args) -> int:
 
 
 def _train_in_group(args, rt) -> int:
-    from pathlib import Path
-
     from .parser import levels
     from ..config import get_profile
     from ..paper.noise import NoiseConfig
-    from ..training.own import default_checkpoint, existing_run, train_own
+    from ..paths import holding
     from ..training.devices import world
-    from ..training.train import resumed_runtime
 
     profile = get_profile(args.profile)
     if args.val_pickle is not None and args.pickle is None:
@@ -154,10 +170,40 @@ def _train_in_group(args, rt) -> int:
         raise UsageError(f"--checkpoint-every must be > 0 seconds, got {args.checkpoint_every}")
     source, location = next((name, value) for name, value in (("pairs", args.pairs), ("pickle", args.pickle),
                                                              ("single", args.single), ("clean", args.clean)) if value)
-    out = Path(args.out) if args.out else default_checkpoint(args.model, source)
+    if source == "single" and args.target == "noisy":
+        raise UsageError("--single trains Neighbor2Neighbor (--target nb2nb, its default); Noise2Noise (--target "
+                         "noisy) needs two captures of each scene: --pairs")
+    out = _train_output(args, source, location)
+    with holding(out) if world()[0] == 0 else contextlib.nullcontext():  # one run at a time writes this file
+        return _train_held(args, profile, noise, source, location, out, rt)
+
+
+def _train_output(args, source: str, location):
+    """``train --out`` (or its default) checked by the one rule for outputs before any data is read:
+    never one of the run's inputs or inside its data folders; an existing file is read by ``existing_run``."""
+    from ..paths import check_output
+    from ..training.checkpoint import resolve_checkpoint
+    from ..training.own import default_checkpoint
+
+    inputs = list(location) if isinstance(location, (list, tuple)) else [location]
+    inputs += [args.val_pickle] if args.val_pickle else []
+    try:
+        inputs += [resolve_checkpoint(args.init)] if args.init else []
+    except ValueError as error:
+        raise UsageError(f"--init {error}") from None
+    return check_output(args.out if args.out is not None else default_checkpoint(args.model, source), inputs=inputs,
+                        overwrite=None)
+
+
+def _train_held(args, profile, noise, source: str, location, out, rt) -> int:
+    from ..training.own import existing_run, train_own
+    from ..training.devices import world
+    from ..training.train import resumed_runtime
+
     state = existing_run(out, args.overwrite)  # read once: the resume state and the run's own number format
     rt = resumed_runtime(rt, state, out)
-    train_cfg = profile.run_settings(args.model, args.noise, args.target, args.seed, max_steps=args.steps,
+    train_cfg = profile.run_settings(args.model, args.noise, args.target or ("nb2nb" if source == "single" else "noisy"),
+                                     args.seed, max_steps=args.steps,
                                      max_seconds=args.seconds, crop=args.crop, batch_size=args.batch_size, lr=args.lr,
                                      loss=args.loss, nb2nb_gamma=args.nb2nb_gamma,
                                      val_every=args.val_every, checkpoint_every_seconds=args.checkpoint_every,

@@ -97,7 +97,8 @@ def parser() -> argparse.ArgumentParser:
                          "(comparable with the paper only if it holds one of its test sets)")
     ev.add_argument("--device", default="auto", help="auto, cpu or cuda")
     _speed_options(ev)
-    ev.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    ev.add_argument("--json", help="also write the numbers to this JSON file")
+    ev.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     return parser
 
 
@@ -136,7 +137,7 @@ def _denoise_parser(sub) -> None:
                                    "size, mode (grey, RGB, RGBA) and bit depth (8 or 16). Large images run in "
                                    "tiles, so memory stays bounded.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or glob patterns")
-    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--checkpoint",
                    help="a .pth checkpoint, or pretrained:gaussian / pretrained:poisson, the shipped blind weights "
                         "(default: checkpoints/unet_n2n_gaussian.pth of `make all` if it exists, else "
@@ -174,7 +175,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--val-pickle", type=Path, metavar="VAL_PKL",
                    help="val_data.pkl: noisy and clean tensors for validation (with --pickle)")
     p.add_argument("--model", default="unet", choices=MODEL_NAMES)
-    p.add_argument("--target", default="noisy", choices=TARGETS,
+    p.add_argument("--target", choices=TARGETS,
                    help="noisy (Noise2Noise, default), clean (needs --clean) or nb2nb (Neighbor2Neighbor: the default "
                         "with --single; with --clean, on one synthetic capture of each image)")
     p.add_argument("--noise", default="gaussian", choices=NOISE_KINDS, help="synthetic noise type (with --clean)")
@@ -197,7 +198,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="start from these weights instead of random ones (fine-tuning): a .pth of the same "
                         "architecture, or pretrained:gaussian / pretrained:poisson, the shipped U-Nets")
-    p.add_argument("--out", type=Path, help="checkpoint path (default checkpoints/own_<model>_<source>.pth)")
+    p.add_argument("--out", help="checkpoint path (default checkpoints/own_<model>_<source>.pth)")
     p.add_argument("--overwrite", action="store_true",
                    help="train anew although --out holds a checkpoint; the old file is replaced when the new run "
                         "writes its first checkpoint")

@@ -93,10 +93,16 @@ def _pair_dirs(dirs: list[str | Path]) -> tuple[Path, Path]:
 
 
 def _load_uint8(path: Path) -> torch.Tensor:
+    return _load_capture(path)[0]
+
+
+def _load_capture(path: Path) -> tuple[torch.Tensor, bool]:
+    """A capture as a uint8 3 x H x W tensor, and whether the file is grey."""
     try:
-        return to_uint8(read_image(path).rgb)
+        image = read_image(path)
     except ImageError as err:
         raise DataError(str(err)) from None
+    return to_uint8(image.rgb), image.grey
 
 
 def load_pairs(dirs: list[str | Path], crop: int) -> tuple[tuple[Path, Path], list[str], list[torch.Tensor],
@@ -119,7 +125,11 @@ def load_pairs(dirs: list[str | Path], crop: int) -> tuple[tuple[Path, Path], li
                         + "; every image needs its second capture under the same name")
     names, first, second = [], [], []
     for stem in sorted(by_stem_a):
-        img_a, img_b = _load_uint8(by_stem_a[stem]), _load_uint8(by_stem_b[stem])
+        (img_a, grey_a), (img_b, grey_b) = _load_capture(by_stem_a[stem]), _load_capture(by_stem_b[stem])
+        if grey_a != grey_b:
+            grey, colour = (by_stem_a[stem], by_stem_b[stem]) if grey_a else (by_stem_b[stem], by_stem_a[stem])
+            raise DataError(f"{grey} is grey but {colour} is in colour: the two captures of a scene must be of the same "
+                            f"kind; convert one of them, or leave the scene out")
         if img_a.shape != img_b.shape:
             raise DataError(f"{by_stem_a[stem]} is {img_a.shape[-1]}x{img_a.shape[-2]} but {by_stem_b[stem]} is "
                             f"{img_b.shape[-1]}x{img_b.shape[-2]}: the two captures of a scene must have the same size")
@@ -162,6 +172,11 @@ def load_pickle_pair(path: str | Path, what: str) -> tuple[torch.Tensor, torch.T
             first, second = to_uint8(first), to_uint8(second)  # floats in [0, 1]: accepted
         else:
             raise DataError(f"{path}: tensors of dtype {first.dtype}; expected uint8 (0..255) or floats in [0, 1]")
+    same = (first == second).flatten(1).all(1).nonzero().flatten().tolist()
+    if same:
+        more = f" (and {len(same) - 1} more)" if len(same) > 1 else ""
+        raise DataError(f"{path}: image {same[0]}{more} is the same in both tensors ({what} must differ: independent "
+                        f"noisy shots, not copies of one); remove it from both")
     return first, second
 
 

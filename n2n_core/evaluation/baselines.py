@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from ..config import NoiseConfig
-from ..paths import atomic_output
+from ..paths import write_cache
 
 BASELINE_NAMES = {"gaussian": "BM3D", "poisson": "BM3D + Anscombe"}
 INSTALL_HINT = "pip install bm3d (non-commercial licence), or run make with BM3D=1"
@@ -102,7 +102,6 @@ class BM3DBaseline:
         self.misses += 1
         as_uint8 = np.round(np.clip(self.denoise(image), 0.0, 1.0) * 255.0).astype(np.uint8)
         if path is not None:
-            with atomic_output(path) as tmp:
-                Image.fromarray(as_uint8).save(tmp)
+            write_cache(path, lambda tmp: Image.fromarray(as_uint8).save(tmp))
         # the same 8-bit image whether computed or cached, so a rerun gives the same numbers
         return torch.from_numpy(as_uint8.astype(np.float32) / 255.0).permute(2, 0, 1)[None]

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..data.augment import SelfEnsemble
 from ..data.sets import IMAGE_SUFFIXES
 from ..data.images import ImageError, check_image, read_image, write_image
-from ..paths import ensure_writable_dir
+from ..paths import ensure_writable_dir, output_path, write_failure
 from ..training.runtime import Runtime, infer
 
 DEFAULT_TILE = 512
@@ -134,7 +134,9 @@ def plan(inputs: list[str], out_dir: str | Path, overwrite: bool = False, skip_e
     anything is written, when an input is not an image (``images.check_image``), two inputs share a
     name, an output would replace its own input or is a link, or an output exists and neither
     ``overwrite`` nor ``skip_existing`` (which leaves those inputs out: finishing a batch) is on."""
-    out_dir = Path(out_dir)
+    if overwrite and skip_existing:
+        raise ImageError("--overwrite replaces the outputs that exist and --skip-existing keeps them; give one of the two")
+    out_dir = output_path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ImageError(f"{out_dir}: exists and is not a folder; choose another --out")
     jobs, seen = [], {}
@@ -210,7 +212,7 @@ def denoise_files(model: torch.nn.Module, jobs: list[Job], rt: Runtime, tile: in
             written.append(write_image(image, out, job.target))
         except OSError as err:
             raise ImageError(f"{job.target}: cannot be written ({err.strerror or err}); {len(written)} image(s) were "
-                             f"written before it. Free some space or choose another --out, then rerun with "
+                             f"written before it: {write_failure(err)} or choose another --out, then rerun with "
                              f"--skip-existing") from None
         if progress:
             tqdm.write(f"{job.source} ({image.describe()}) -> {job.target}")

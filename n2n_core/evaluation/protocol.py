@@ -23,7 +23,7 @@ from ..data.images import center_crop
 from ..data.sets import DataSources, find_data, load_image
 from ..paper.metrics import psnr, ssim
 from ..paper.noise import NOISE_TYPES, NoiseConfig, NoiseModel, seeded_generator, test_noise
-from ..paths import atomic_write_text
+from ..paths import atomic_write_text, write_cache
 from ..training.runtime import Runtime, infer
 
 
@@ -122,7 +122,7 @@ def evaluate(model, files, noise: NoiseModel, seed: int = 0, rt: Runtime | None 
         print(f"(cached evaluation {path.name})")
         return cached
     result = _evaluate(model, files, noise, seed, rt, crop, progress, repeats)
-    atomic_write_text(path, json.dumps(asdict(result)))
+    write_cache(path, lambda tmp: tmp.write_text(json.dumps(asdict(result))))
     return result
 
 

@@ -107,7 +107,7 @@ def update_results(profile: Profile, change) -> Path:
     from ..provenance import provenance
 
     path = report_path(profile.name, "results.json")
-    data = json.loads(path.read_text()) if path.is_file() else {}
+    data = _results_file(path)
     data.setdefault("profile", profile.name)
     change(data)
     data["provenance"] = provenance()
@@ -115,8 +115,23 @@ def update_results(profile: Profile, change) -> Path:
 
 
 def read_results(profile: Profile) -> dict:
-    path = report_path(profile.name, "results.json")
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return _results_file(report_path(profile.name, "results.json"))
+
+
+def _results_file(path: Path) -> dict:
+    """The contents of a results.json ({} where there is none yet); a ValueError naming the file when it
+    is damaged or not one of ours, so that it is neither misread nor replaced (it may hold hours of runs)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not readable as JSON ({err}); restore it from a copy, or move it away and run the "
+                         f"notebooks again to rewrite it") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs", {}), dict):
+        raise ValueError(f"{path}: not a results file of n2n_core (a JSON object with \"runs\" expected, found "
+                         f"{type(data).__name__}); move it away and run the notebooks again to rewrite it")
+    return data
 
 
 def recorded_psnr(profile: Profile, test_set: str) -> dict[str, float]:

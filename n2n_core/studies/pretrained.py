@@ -333,6 +333,27 @@ pretrained:gaussian`, notebook 06). Training data: BSDS300 and T91, whose images
 """
 
 
+CARD_SETS = ("kodak", "bsd300", "set14")  # the test sets the shipped card is measured on, each whole
+
+
+def check_card_data(data_dir: str | Path | None, folder: Path | None = None, limit: int | None = None) -> None:
+    """The committed model card is only rewritten from the paper's whole test sets: a PretrainedError
+    otherwise (a partial data folder once replaced it with rows of a few images each, beside the
+    paper's figures). Cards written elsewhere (``folder``) may use any data."""
+    from ..paths import pretrained_dir
+
+    if folder is not None and Path(folder).resolve() != pretrained_dir().resolve():
+        return
+    folder, sources = pretrained_dir(), _sources(data_dir)
+    missing = [name for name in CARD_SETS if name not in sources.test_sets]
+    if missing or not sources.comparable or limit is not None:
+        found = ", ".join(f"{k} ({len(v)} images)" for k, v in sources.test_sets.items()) or "no test sets"
+        raise PretrainedError(f"{folder / 'README.md'}: the shipped model card is measured on the paper's whole test "
+                              f"sets ({', '.join(CARD_SETS)}), and the data found are not those ({found}"
+                              f"{'; ' + ', '.join(missing) + ' missing' if missing else ''}); point N2N_DATA_DIR at "
+                              f"them, or leave the card as it is (--no-card)")
+
+
 def write_card(folder: Path | None = None, data_dir: str | Path | None = None, repeats: int = 1, bm3d: bool = False,
                rt: Runtime | None = None, limit: int | None = None) -> Path:
     """Measure every shipped model in ``folder`` in the runtime ``rt`` (None: this machine's) and
@@ -341,6 +362,7 @@ def write_card(folder: Path | None = None, data_dir: str | Path | None = None, r
     from ..paths import atomic_write_text
 
     folder = Path(folder) if folder else pretrained_path("gaussian").parent
+    check_card_data(data_dir, folder, limit)
     sections = []
     for noise in NOISES:
         if pretrained_path(noise, folder).is_file():

@@ -120,14 +120,18 @@ def initial_weights(source: str | Path, model_args: dict) -> dict:
     if state["model_args"] != model_args:
         raise ValueError(f"{source}: holds a {state['model_args']} model, but a {model_args} model is being "
                          f"trained; start from weights of the same architecture (--model)")
-    weights = check_finite(state.get("ema") or state["model"], source)
+    weights = check_finite(state.get("ema") or state.get("model"), source)
     return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
 
 
 def check_finite(weights: dict, source: str | Path) -> dict:
     """``weights`` (a state dict) if every floating-point value in it is finite; otherwise a
     ValueError naming ``source`` and the first tensor that is not: the weights of a run that
-    diverged, which would denoise every image to black."""
+    diverged, which would denoise every image to black. Not a state dict at all (a checkpoint whose
+    weights entry is missing or None) is a ValueError too."""
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError(f"{source}: holds no weights (its model entry is {type(weights).__name__}); pass a checkpoint "
+                         f"written by n2n_core, or train it again")
     bad = [name for name, value in weights.items()
            if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()]
     if bad:
@@ -170,7 +174,7 @@ def model_from_state(state: dict, path: str | Path, device: str | torch.device =
         raise ValueError(f"{path}: model_args {args} describe no model of this version ({err}); pass a checkpoint "
                          f"written by n2n_core") from None
     try:
-        model.load_state_dict(check_finite(state.get("ema") or state["model"], path))  # the average where kept
+        model.load_state_dict(check_finite(state.get("ema") or state.get("model"), path))  # the average where kept
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise ValueError(f"{path}: weights do not fit a {args} model ({first})") from None

@@ -275,3 +275,66 @@ def all_agree(flag: bool, device: torch.device) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)  # on the GPU for nccl
     torch.distributed.broadcast(value, src=0)
     return bool(value.item())
+
+
+class CompilerMissing(ValueError):
+    """torch.compile asked for on a machine without the C++ compiler its code generator needs."""
+
+
+def check_compiler() -> None:
+    """torch.compile's code generator (inductor) builds C++ for a CPU and its launchers for a GPU: with
+    no compiler found, a CompilerMissing that says what to install, before any work, instead of a long
+    traceback at the first step."""
+    import os
+    import shutil
+
+    if not any(name and shutil.which(name) for name in (os.environ.get("CXX"), "c++", "g++", "clang++")):
+        raise CompilerMissing("--compile needs a C++ compiler (c++, g++ or clang++ on PATH, or named by CXX), and none "
+                              "was found: install one (Debian/Ubuntu: apt install g++) or leave out --compile")
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a new allocation can still get on ``device`` (free GPU memory; on a CPU the system's
+    MemAvailable), or None where it cannot be told."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+@torch.no_grad()
+def activation_bytes_per_pixel(model: torch.nn.Module, side: int = 32) -> float:
+    """What training keeps per input pixel of one crop: the outputs of the model's layers, which the
+    backward pass needs, in float32; counted by running the model (on the CPU, one thread: a few
+    milliseconds) on one small crop."""
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    total, before = [0], torch.get_num_threads()
+    hooks = [m.register_forward_hook(lambda _m, _i, out: total.__setitem__(0, total[0] + out.numel()))
+             for m in model.modules() if not list(m.children())]
+    try:
+        torch.set_num_threads(1)
+        model(torch.zeros(1, convs[0].in_channels if convs else 3, side, side, device=next(model.parameters()).device))
+    finally:
+        torch.set_num_threads(before)
+        for hook in hooks:
+            hook.remove()
+    return total[0] * 4 / (side * side)
+
+
+def check_training_memory(model: torch.nn.Module, batch: int, crop: int, device: torch.device) -> None:
+    """A ValueError, before training, when ``batch`` crops of ``crop`` pixels need more memory than
+    ``device`` has free (rather than the process being killed without a word). The count is a lower
+    bound (autograd keeps more than the layers' outputs), so no batch that fits is refused."""
+    free = available_memory(device)
+    if free is None:
+        return
+    per_crop = activation_bytes_per_pixel(model) * crop * crop
+    if batch * per_crop > free:
+        fits = int(free // per_crop)
+        raise ValueError(f"batch size {batch} of {crop} px crops needs at least {batch * per_crop / 2 ** 30:.1f} GiB "
+                         f"for training (the layers' outputs alone), more than the {free / 2 ** 30:.1f} GiB free on "
+                         f"{device.type}: " + (f"use a batch size well below {fits}" if fits > 1 else "use a smaller crop"))

@@ -21,12 +21,13 @@ def default_checkpoint(model: str, source: str) -> Path:
     return paths.checkpoint_dir() / f"own_{model}_{source}.pth"
 
 
-def existing_run(out: Path, overwrite: bool) -> dict | None:
+def existing_run(out: Path, overwrite: bool, inputs=()) -> dict | None:
     """The checkpoint already at ``out``, read once (None: none there, or ``overwrite``): an unfinished run
     with the same configuration is resumed by ``fit``; a finished or foreign file is refused without
-    ``overwrite``. With ``overwrite`` the old file stays until the new run writes its first checkpoint."""
-    try:
-        paths.ensure_writable_file(out)  # before reading any data: nothing is trained for a file that cannot be written
+    ``overwrite``. With ``overwrite`` the old file stays until the new run writes its first checkpoint.
+    ``out`` is checked first by the rule for every output (``paths.check_output``; ``inputs``: the run's)."""
+    try:  # before reading any data: nothing is trained for a file that cannot be written
+        out = paths.check_output(out, inputs=inputs, overwrite=None)
     except ValueError as err:
         raise DataError(str(err)) from None
     if not out.exists() or overwrite:
@@ -54,7 +55,8 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
     ``state``: the checkpoint at ``out`` as ``existing_run`` read it (by default read here)."""
     out = Path(out) if out is not None else default_checkpoint(model.name, source)
     if isinstance(state, str):
-        state = existing_run(out, overwrite)
+        inputs = list(location) if isinstance(location, (list, tuple)) else [location]
+        state = existing_run(out, overwrite, inputs + ([val_pickle] if val_pickle else []))
     train_cfg = _checked_target(source, train_cfg)
     noise = (noise or NoiseConfig()) if source == "clean" else None
     spec = RunSpec(out.stem, model, own_source(source, location, noise, data_cfg, val_pickle), lambda _: train_cfg,
@@ -72,7 +74,7 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
     except InitError as err:
         raise DataError(f"--init {err}") from None
     except ConfigMismatch as err:
-        raise DataError(f"{err}, or pass --overwrite") from None
+        raise DataError(_mismatch(out, err)) from None
 
 
 def _checked_target(source: str, train_cfg: TrainConfig) -> TrainConfig:
@@ -100,3 +102,21 @@ def own_source(source: str, location, noise: NoiseConfig | None = None, data_cfg
     if source == "single":
         return SingleCaptures(Path(location))
     raise ValueError(f"unknown source {source!r}; choose clean, pairs, pickle or single")
+
+
+# the options of `n2n train` that set each recorded setting, to name them when a resume is refused
+OPTIONS = {"train.lr": "--lr", "train.batch_size": "--batch-size", "train.crop": "--crop", "train.max_steps": "--steps",
+           "train.max_seconds": "--seconds", "train.loss": "--loss", "train.target": "--target", "train.seed": "--seed",
+           "train.val_every": "--val-every", "train.nb2nb_gamma": "--nb2nb-gamma", "train.precision": "--precision",
+           "model_args.name": "--model", "init": "--init", "noise.kind": "--noise"}
+
+
+def _mismatch(out: Path, err: ConfigMismatch) -> str:
+    """A refused resume in the command's own terms: which options differ from the run at ``out``."""
+    if not err.differences:
+        return f"{err}, or pass --overwrite"
+    said = [f"{OPTIONS.get(key, key)} {new} (it was {old})" if key in OPTIONS else f"{key} ({old} then, {new} now)"
+            for key, old, new in err.differences[:4]]
+    return (f"{out} holds an unfinished run with other settings; this call asks for {', '.join(said)}"
+            f"{', ...' if len(err.differences) > 4 else ''}. Give the run's own settings to resume it, --overwrite "
+            f"to start anew, or another --out")

@@ -8,6 +8,7 @@ the model and hands them to ``train.fit``. The notebooks' runs, `n2n train`, `ma
 `make blindcheck` are thin callers that build a spec; each gets a ``TrainedRun`` back."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import torch
 
 from ..paper import models
 from .checkpoint import initial_weights
+from .devices import check_training_memory, world
+from ..paths import holding
 from ..config import ModelConfig, TrainConfig
 from ..data.sources import Source
 from .runtime import Runtime
@@ -71,6 +74,12 @@ def train_run(spec: RunSpec, rt: Runtime, *, progress: bool = True, chunk_second
     the checkpoint as the caller already read it (by default read here, once). ``announce`` is
     called with the source's description and the settings before training (the CLI's one line)."""
     path = Path(spec.checkpoint)
+    with holding(path) if world()[0] == 0 else contextlib.nullcontext():  # one run at a time writes a checkpoint
+        return _train_held(spec, rt, path, progress, chunk_seconds, state, announce)
+
+
+def _train_held(spec: RunSpec, rt: Runtime, path: Path, progress: bool, chunk_seconds: float | None, state,
+                announce) -> TrainedRun:
     if isinstance(state, str):
         state = read_state(path, spec.fresh)
     if spec.keep_precision:
@@ -78,6 +87,7 @@ def train_run(spec: RunSpec, rt: Runtime, *, progress: bool = True, chunk_second
     prepared = spec.source.prepare(spec.settings(rt.precision))
     cfg = prepared.cfg
     net = models.build(spec.model, seed=cfg.seed)
+    check_training_memory(net, cfg.batch_size, cfg.crop, rt.device)
     if spec.init is not None:
         try:
             net.load_state_dict(initial_weights(spec.init, models.model_args(spec.model)))

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .devices import (autocast, describe_device, describe_path, inference_layout, memory_format, precision_dtype,
-                      resolve_device, resolve_precision, threads)
+from .devices import (autocast, check_compiler, describe_device, describe_path, inference_layout, memory_format,
+                      precision_dtype, resolve_device, resolve_precision, threads)
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class Runtime:
         here, see ``devices.fast_bf16``); ``threads_`` fixes the CPU thread count (None: the
         adaptive default, or N2N_THREADS)."""
         resolved = resolve_device(device)
+        if compile:
+            check_compiler()
         if threads_ is not None:
             threads(threads_)
         return cls(resolved, resolve_precision(precision, resolved), chosen=precision != "auto", compile=compile)

@@ -24,7 +24,7 @@ from ..paper.metrics import psnr
 from ..data.neighbor import nb2nb_loss
 from ..paper.noise import noise_identity
 from ..data.patches import BatchSource
-from ..paths import ensure_writable_file
+from ..paths import ensure_writable_file, write_failure
 from .runtime import Runtime, infer
 
 
@@ -56,8 +56,29 @@ class TrainingDiverged(ValueError):
     (an earlier one stays), and the run is not marked finished."""
 
 
+class CheckpointNotWritten(ValueError):
+    """A checkpoint that could not be written (a full disk); the message says what to do."""
+
+
 class ConfigMismatch(ValueError):
-    """A checkpoint at the run's path was trained with another configuration."""
+    """A checkpoint at the run's path was trained with another configuration; ``differences`` lists
+    (dotted key, recorded value, asked value)."""
+
+    def __init__(self, message: str, differences: list[tuple[str, object, object]] = ()):
+        super().__init__(message)
+        self.differences = list(differences)
+
+
+def differences(stored: dict, wanted: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """The leaves in which two recorded configurations differ, as (dotted key, stored, wanted)."""
+    found = []
+    for key in sorted(set(stored) | set(wanted), key=str):
+        old, new = stored.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            found.append((f"{prefix}{key}", old, new))
+    return found
 
 
 # what a resumed run may change without being another run: when checkpoints are written
@@ -282,9 +303,11 @@ class Trainer:
         job = self.job
         stored, wanted = _identity(state["config"]), _identity(job.config)
         if stored != wanted or state["model_args"] != job.model_args:
-            diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-            raise ConfigMismatch(f"{self.path} was trained with another configuration (differs in: "
-                                 f"{', '.join(diff) or 'model_args'}); delete it to retrain, or choose another path")
+            diff = differences({**stored, "model_args": state["model_args"]}, {**wanted, "model_args": job.model_args})
+            said = "; ".join(f"{key} was {old!r}, now {new!r}" for key, old, new in diff[:4])
+            raise ConfigMismatch(f"{self.path} was trained with another configuration ({said}"
+                                 f"{'; ...' if len(diff) > 4 else ''}); delete it to retrain, or choose another path",
+                                 diff)
         job.model.load_state_dict(state["model"])
         if self.average is not None:
             self.average.load_state_dict(state.get("ema") or state["model"])
@@ -400,10 +423,16 @@ class Trainer:
         self._check_finite()  # a diverged run's weights are never checkpointed, let alone marked finished
         job = self.job
         self.chunk.update(end_step=self.step, seconds=round(time.monotonic() - self.start, 1))
-        save_checkpoint(self.path, model=job.model, model_args=job.model_args, config=job.config, step=self.step,
-                        elapsed=self._elapsed(), history=self.history.to_dict(), seed=self.cfg.seed,
-                        optimizer=self.optimizer, generator_state=job.sampler.get_state(), finished=finished,
-                        ema=self.average)
+        try:
+            save_checkpoint(self.path, model=job.model, model_args=job.model_args, config=job.config, step=self.step,
+                            elapsed=self._elapsed(), history=self.history.to_dict(), seed=self.cfg.seed,
+                            optimizer=self.optimizer, generator_state=job.sampler.get_state(), finished=finished,
+                            ema=self.average)
+        except OSError as err:  # a full disk: the file at the path is as it was (atomic_save)
+            before = "the previous checkpoint there is intact" if self.path.exists() else "nothing was written"
+            raise CheckpointNotWritten(f"{self.path}: the checkpoint at step {self.step} could not be written "
+                                       f"({err.strerror or err}; {before}): {write_failure(err)}, then run the same "
+                                       f"command again") from None
 
     def _hand_back_average(self) -> None:
         if self.average is not None:
