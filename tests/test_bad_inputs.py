@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from n2n_core.__main__ import main
+from n2n_core.data.images import png_bit_depth
 
 SEED = 20181213
 
@@ -61,11 +62,52 @@ def _cases() -> list[tuple[str, str, bytes]]:
         cases.append((f"mode {mode}{suffix}", f"mode_{mode.replace(';', '')}{suffix}", _encoded(mode, suffix)))
     for size in ((1, 1), (2, 3), (5, 700)):
         cases.append((f"tiny {size}", f"tiny_{size[0]}x{size[1]}.png", _encoded("RGB", ".png", size)))
+    cases += _deep_cases(rng)
     cases.append(("huge claimed", "huge.png", _png_claiming(40000, 40000)))
     cases.append(("empty file", "empty.png", b""))
     cases.append(("text as png", "notes.png", b"these are my notes, not an image\n"))
     return cases
 
+
+def _deep_cases(rng: random.Random) -> list[tuple[str, str, bytes]]:
+    """Files Pillow would cut to 8 bits or strip of their metadata: 16-bit colour TIFF (one Pillow can open
+    but refused: LZW; one whose strip is shorter than its tags say) and PPM, 16-bit PNGs turned by their
+    EXIF orientation and with an ICC profile, tRNS colour keys (8-bit RGB, 16-bit grey); each 16-bit kind
+    also truncated at a random offset."""
+    from imagefiles import icc_profile, png16_bytes, ppm16_bytes, tiff16_bytes
+
+    rgb16 = _photo().astype(np.uint16) * 257 + np.arange(40 * 48 * 3, dtype=np.uint16).reshape(40, 48, 3) % 257
+    grey16 = rgb16[..., :1].copy()
+    keyed = _photo()
+    keyed[5:15, 10:20] = 0
+    buffer = io.BytesIO()
+    Image.fromarray(keyed).save(buffer, format="PNG", transparency=(0, 0, 0))
+    grey16[5:15, 10:20] = 4321
+    deep = [("16-bit tiff", "rgb16.tif", tiff16_bytes(rgb16, icc=icc_profile(), orientation=6)),
+            ("16-bit tiff deflate big-endian", "rgb16z.tif", tiff16_bytes(rgb16, 8, ">", predictor=2)),
+            ("16-bit tiff rgba", "rgba16.tif", tiff16_bytes(np.dstack([rgb16, grey16]), icc=icc_profile())),
+            ("16-bit tiff lzw", "rgb16lzw.tif", tiff16_bytes(rgb16, compression=5)),
+            ("16-bit tiff short strip", "short16.tif", tiff16_bytes(rgb16, claimed_height=41)),
+            ("16-bit ppm", "rgb16.ppm", ppm16_bytes(rgb16)),
+            ("12-bit ppm", "rgb12.ppm", ppm16_bytes(rgb16 >> 4, 4095)),
+            ("16-bit png rgb exif icc", "rgb16.png", png16_bytes(rgb16, icc=icc_profile(), orientation=8)),
+            ("16-bit png grey exif icc", "grey16.png", png16_bytes(grey16, icc=icc_profile(), orientation=6)),
+            ("16-bit png rgba exif icc", "rgba16.png", png16_bytes(np.dstack([rgb16, grey16]), icc_profile(), 3)),
+            ("8-bit png rgb trns", "key.png", buffer.getvalue()),
+            ("16-bit png grey trns", "key16.png", png16_bytes(grey16, icc=icc_profile(), transparent=4321))]
+    for case, name, data in deep[:8]:
+        cut = rng.randrange(1, len(data) - 1)
+        deep.append((f"truncated {case}@{cut}", f"cut_{name}", data[:cut]))
+    return deep
+
+
+# the form each successful deep case must come back in, stated here rather than read by the module under test:
+# depth (PNG bit depth, TIFF bits per sample, PPM maxval), upright size, an ICC profile, an alpha channel
+DEEP_FORMS = {"rgb16.tif": (16, (40, 48), True, False), "rgb16z.tif": (16, (48, 40), False, False),
+              "rgba16.tif": (16, (48, 40), True, True), "rgb16.ppm": (65535, (48, 40), False, False),
+              "rgb12.ppm": (4095, (48, 40), False, False), "rgb16.png": (16, (40, 48), True, False),
+              "grey16.png": (16, (40, 48), True, False), "rgba16.png": (16, (48, 40), True, True),
+              "key.png": (8, (48, 40), False, True), "key16.png": (16, (48, 40), True, True)}
 
 CASES = _cases()
 
@@ -109,9 +151,52 @@ def test_denoise_on_an_odd_or_bad_file(tmp_path, capsys, case, name, data):
     written = _check_outcome(code, err, out, [name])
     assert _snapshot(inputs) == before
     if code == 0:
-        with Image.open(inputs / name) as original, Image.open(out / name) as result:
-            assert result.size == original.size
+        _check_form_kept(inputs / name, out / name)
     assert written == ([name] if code == 0 else [])
+
+
+def _check_form_kept(source: Path, output: Path):
+    """The output of a denoised file keeps its bit depth, its upright size (the orientation applied and
+    reset), its ICC profile and its transparency (an alpha channel copied untouched), as read back."""
+    from n2n_core.data.images import read_image
+
+    original, result = read_image(source), read_image(output)
+    assert (result.bits, result.size, result.format) == (original.bits, original.size, original.format)
+    assert result.info.get("icc_profile") == original.info.get("icc_profile")
+    assert (result.alpha is None) == (original.alpha is None)
+    if original.alpha is not None:
+        assert np.array_equal(result.alpha, original.alpha)
+    with Image.open(output) as written:
+        assert written.size == original.size and written.getexif().get(0x0112, 1) == 1
+        if output.name in DEEP_FORMS:
+            depth, size, icc, alpha = DEEP_FORMS[output.name]
+            assert _file_depth(output, written) == depth and written.size == size
+            assert bool(written.info.get("icc_profile")) == icc and written.mode.endswith("A") == alpha
+
+
+def _file_depth(path: Path, image: Image.Image) -> int:
+    """PNG bit depth, TIFF bits per sample, PPM maxval, from the file itself."""
+    if image.format == "PNG":
+        return png_bit_depth(path)
+    if image.format == "TIFF":
+        return image.tag_v2[258][0]
+    return int(path.read_bytes().split(maxsplit=4)[3])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_denoise_refuses_a_special_file_in_one_line(tmp_path, capsys, kind):
+    """A pipe or a device given as input is named as such (not "no such file"), without ever being
+    opened: reading a FIFO would wait for a writer for ever."""
+    path = tmp_path / "pipe.png" if kind == "fifo" else Path("/dev/zero")
+    if kind == "fifo":
+        os.mkfifo(path)
+    out = tmp_path / "out"
+    code = main(["denoise", str(path), "--out", str(out), "--checkpoint", "pretrained:gaussian", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    what = "a pipe" if kind == "fifo" else "a device"
+    assert f"{path}: not a regular file ({what}" in err and "pass image files" in err, err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("where", ["link_to_input", "unwritable", "out_is_a_file"])

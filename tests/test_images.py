@@ -236,3 +236,157 @@ def test_several_frames_are_refused_not_cut_to_the_first(tmp_path, suffix):
     for read in (check_image, read_image):
         with pytest.raises(ImageError, match=r"stack\.(gif|tif): holds 3 frames .* save the frames as separate files"):
             read(source)
+
+
+# --------------------------------------------------- forms Pillow reads at 8 bits, or without their metadata
+def _read_pixels(path) -> np.ndarray:
+    """H x W x planes uint16 samples of a 16-bit PNG, through pypng."""
+    width, height, rows, meta = png.Reader(filename=str(path)).asDirect()
+    return np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, meta["planes"])
+
+
+def _samples16(image) -> np.ndarray:
+    return np.round(image.rgb.permute(1, 2, 0).numpy() * 65535).astype(np.uint16)
+
+
+@pytest.mark.parametrize("order,compression,predictor,planes", [("<", 1, 1, 3), (">", 1, 1, 3), ("<", 8, 2, 3),
+                                                                ("<", 8, 1, 4)])
+def test_16_bit_colour_tiff_stays_16_bit_and_exact(tmp_path, order, compression, predictor, planes):
+    from imagefiles import icc_profile, tiff16_bytes
+
+    values = _rng(12).integers(0, 65536, (5, 7, planes), dtype=np.uint16)
+    source = tmp_path / "scan.tif"
+    source.write_bytes(tiff16_bytes(values, compression, order, icc=icc_profile(), predictor=predictor))
+    image, out, again = _round_trip(tmp_path, source)
+    assert not image.grey and image.bits == 16 and image.describe().endswith(" 16-bit TIFF")
+    assert np.array_equal(_samples16(image), values[..., :3])  # precision below the 8-bit levels is kept
+    with Image.open(out) as written:
+        assert written.format == "TIFF" and written.tag_v2[258] == (16,) * planes and written.size == (7, 5)
+        assert written.info["icc_profile"] == icc_profile()
+    assert again.bits == 16 and np.array_equal(_samples16(again), values[..., :3])
+    assert (again.alpha is None) == (planes == 3)
+    if planes == 4:
+        assert np.array_equal(again.alpha, values[..., 3])
+
+
+def test_a_16_bit_colour_tiff_is_turned_upright(tmp_path):
+    from imagefiles import tiff16_bytes
+
+    values = _rng(13).integers(0, 65536, (4, 6, 3), dtype=np.uint16)
+    (tmp_path / "turned.tif").write_bytes(tiff16_bytes(values, orientation=6))
+    image, out, again = _round_trip(tmp_path, tmp_path / "turned.tif")
+    assert np.array_equal(_samples16(image), np.rot90(values, -1))  # 6: turned 90 degrees clockwise to display
+    with Image.open(out) as written:
+        assert written.size == (4, 6) and written.tag_v2.get(274, 1) == 1
+    assert np.array_equal(_samples16(again), np.rot90(values, -1))
+
+
+def test_a_16_bit_colour_tiff_that_cannot_be_read_at_16_bits_is_refused(tmp_path):
+    from imagefiles import tiff16_bytes
+
+    from n2n_core.data.images import check_image
+
+    source = tmp_path / "lzw.tif"
+    source.write_bytes(tiff16_bytes(_rng(14).integers(0, 65536, (4, 4, 3), dtype=np.uint16), compression=5))
+    for read in (check_image, read_image):
+        with pytest.raises(ImageError, match=r"lzw\.tif: .*16-bit .*save it as a 16-bit PNG"):
+            read(source)
+
+
+@pytest.mark.parametrize("maxval", [65535, 4095])
+def test_16_bit_ppm_stays_16_bit_and_exact(tmp_path, maxval):
+    from imagefiles import ppm16_bytes
+
+    values = _rng(15).integers(0, maxval + 1, (6, 5, 3), dtype=np.uint16)
+    (tmp_path / "frame.ppm").write_bytes(ppm16_bytes(values, maxval))
+    image, out, again = _round_trip(tmp_path, tmp_path / "frame.ppm")
+    assert image.bits == 16 and image.describe() == "5x6 RGB 16-bit PPM"
+    data = out.read_bytes()
+    header = f"P6\n5 6\n{maxval}\n".encode()
+    assert data.startswith(header)
+    written = np.frombuffer(data[len(header):], ">u2").reshape(6, 5, 3)
+    assert np.array_equal(written, values)
+
+
+@pytest.mark.parametrize("planes", [1, 3, 4])
+def test_16_bit_png_is_turned_upright_and_keeps_its_icc_profile_and_exif(tmp_path, planes):
+    from imagefiles import icc_profile, png16_bytes, png_chunks
+
+    values = _rng(16).integers(0, 65536, (4, 6, planes), dtype=np.uint16)
+    (tmp_path / "photo.png").write_bytes(png16_bytes(values, icc=icc_profile(), orientation=6))
+    image, out, again = _round_trip(tmp_path, tmp_path / "photo.png")
+    assert image.bits == 16 and image.size == (4, 6)  # 6: turned 90 degrees clockwise to display
+    assert png_bit_depth(out) == 16
+    assert np.array_equal(_read_pixels(out), np.rot90(values, -1))
+    with Image.open(out) as written:
+        assert written.size == (4, 6) and written.info["icc_profile"] == icc_profile()
+        tags = written.getexif()
+        assert tags.get(0x0112, 1) == 1 and tags.get(0x010F) == "TestCam"
+    assert b"iCCP" in png_chunks(out.read_bytes()) and again.size == (4, 6)
+
+
+def test_a_colour_key_of_an_8_bit_rgb_png_becomes_its_alpha(tmp_path):
+    values = _rng(17).integers(1, 256, (6, 8, 3), dtype=np.uint8)
+    values[2:4, 3:6] = 0  # the colour key: transparent
+    Image.fromarray(values).save(tmp_path / "key.png", transparency=(0, 0, 0))
+    image = read_image(tmp_path / "key.png")
+    expected = np.where((values == 0).all(axis=-1), 0, 255)
+    assert image.alpha is not None and np.array_equal(image.alpha, expected)
+    out = write_image(image, torch.full_like(image.rgb, 0.5), tmp_path / "out.png")  # pixels change, alpha not
+    with Image.open(out) as written:
+        assert written.mode == "RGBA" and np.array_equal(np.asarray(written)[..., 3], expected)
+
+
+def test_a_colour_key_of_a_16_bit_grey_png_becomes_its_alpha(tmp_path):
+    from imagefiles import png16_bytes
+
+    values = _rng(18).integers(1, 65536, (5, 7, 1), dtype=np.uint16)
+    values[1:3, 2:4] = 777
+    (tmp_path / "key16.png").write_bytes(png16_bytes(values, transparent=777))
+    image, out, again = _round_trip(tmp_path, tmp_path / "key16.png")
+    expected = np.where(values[..., 0] == 777, 0, 65535)
+    assert image.grey and image.bits == 16 and np.array_equal(image.alpha, expected)
+    written = _read_pixels(out)
+    assert png_bit_depth(out) == 16 and written.shape == (5, 7, 2)
+    assert np.array_equal(written[..., 0], values[..., 0]) and np.array_equal(written[..., 1], expected)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_special_file_is_refused_by_its_kind(tmp_path, kind):
+    import os
+    from pathlib import Path
+
+    from n2n_core.data.images import check_image
+
+    path = tmp_path / "pipe.png" if kind == "fifo" else Path("/dev/zero")
+    if kind == "fifo":
+        os.mkfifo(path)
+    what = "a pipe" if kind == "fifo" else "a device"
+    for read in (check_image, read_image):  # a FIFO is never opened: this would block
+        with pytest.raises(ImageError, match=rf"{path}: not a regular file \({what}.*pass image files"):
+            read(path)
+
+
+def test_a_float_tiff_with_nan_samples_says_how_many(tmp_path):
+    values = np.full((4, 5), 0.5, np.float32)
+    values[0, :3] = np.nan
+    values[1, 1] = np.inf
+    Image.fromarray(values, "F").save(tmp_path / "nan.tif")
+    with pytest.raises(ImageError, match=r"nan\.tif: holds 3 NaN and 1 infinite samples .*replace them"):
+        read_image(tmp_path / "nan.tif")
+
+
+def test_a_tiff_whose_second_directory_is_damaged_is_named(tmp_path):
+    import io
+    import struct
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(buffer, "TIFF")
+    data = bytearray(buffer.getvalue())
+    first = struct.unpack("<I", data[4:8])[0]
+    link = first + 2 + 12 * struct.unpack("<H", data[first:first + 2])[0]
+    data[link:link + 4] = struct.pack("<I", len(data))  # a second directory without a size: Pillow's TypeError
+    data += struct.pack("<HHHII", 1, 259, 3, 1, 1) + bytes(4)
+    (tmp_path / "two.tif").write_bytes(bytes(data))
+    with pytest.raises(ImageError, match=r"two\.tif: damaged or truncated image"):
+        read_image(tmp_path / "two.tif")

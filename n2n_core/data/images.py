@@ -7,12 +7,25 @@ same form: grey stays grey (the mean of the three output channels), the alpha ch
 untouched, 16-bit stays 16-bit, the EXIF data are kept (with the orientation reset, since the
 pixels are now upright). Writes are atomic: a crash never leaves half a file.
 
-Pillow reads 16-bit colour (and grey + alpha) PNGs as 8 bit, so those go through pypng (pure
-Python, slower).
+Pillow reads some 16-bit files as 8 bit, so those are read and written here: 16-bit colour (and
+grey + alpha) PNGs through pypng (pure Python, slower), with their iCCP and eXIf chunks; 16-bit
+colour TIFFs (uncompressed or deflate, in strips; other compressions are refused rather than cut
+to 8 bits), written back as uncompressed baseline TIFFs with their ICC profile, resolution and
+descriptive tags (an EXIF block is not carried over: the output's note says so); 16-bit binary
+PPMs (P6 with a maxval above 255), written back with their maxval. A tRNS colour key becomes an
+alpha channel (``_opened_mode``, ``_read_png16``).
 Palette images are written as RGB(A): a denoised image has more colours than any palette.
+Only regular files are read: a pipe or a device is refused by its kind, and a FIFO is never opened.
 """
 from __future__ import annotations
 
+import io
+import re
+import stat
+import struct
+import warnings
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,18 +79,12 @@ def _png_header(path: Path) -> tuple[int, int] | None:
 def read_image(path: str | Path) -> ImageFile:
     """Read ``path`` (see the module docstring); ImageError names the file and the fix."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    header = _png_header(path)
-    if header is not None and header[0] == 16 and header[1] in (2, 4, 6):  # 16-bit RGB, grey+alpha, RGBA
-        return _read_png16(path)
+    own_reader = _checked(path)
+    if own_reader is not None:  # a 16-bit file that Pillow would cut to 8 bits
+        return own_reader(path)
     img, fmt = _open_upright(path)
     info = _kept_info(path, img, fmt)
-    mode = img.mode
-    if mode in ("P", "PA"):
-        has_alpha = mode == "PA" or "transparency" in img.info
-        img = img.convert("RGBA" if has_alpha else "RGB")
-        mode = img.mode
+    img, mode = _opened_mode(img)
     if mode in ("1", "L", "LA"):
         grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
         alpha = np.asarray(img.getchannel("A")) if mode == "LA" else None
@@ -100,23 +107,57 @@ def read_image(path: str | Path) -> ImageFile:
         return ImageFile(path, torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), False, 8, alpha, fmt, mode, info,
                          notes)
     if mode == "F":  # 32-bit float grey (TIFF): written back as float, on the file's own scale
-        values = np.asarray(img, dtype=np.float32)
-        low, high = float(values.min()), float(values.max())
-        if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 255:
-            raise ImageError(f"{path}: float samples from {low:g} to {high:g}; n2n denoise takes float images on a "
-                             f"0..1 (or 0..255) scale: rescale it first")
-        scale, notes = 1.0, []
-        if high > 1:  # never clipped silently: a 0..255 float image is read on its own scale and said so
-            scale = 255.0
-            notes.append(f"float samples up to {high:g}, read as 0..255 (divided by 255), written back on that scale")
-        return ImageFile(path, _grey_to_rgb(values / scale), True, 32, None, fmt, "F", info, notes, scale)
+        return _float_image(path, np.asarray(img, dtype=np.float32), fmt, info)
     raise ImageError(f"{path}: unsupported image mode {mode!r}; use {SUPPORTED_HINT}")
+
+
+def _opened_mode(img: Image.Image) -> tuple[Image.Image, str]:
+    """The image and its mode, a palette expanded to RGB(A) and a tRNS colour key (an 8-bit grey or RGB
+    PNG's) made an alpha channel: the key could not stay a key, since denoising moves the transparent
+    pixels off its exact colour and they would come out opaque; the alpha channel is written back
+    untouched, as any other."""
+    mode = img.mode
+    keyed = "transparency" in img.info and mode in ("1", "L", "RGB")
+    if mode in ("P", "PA") or keyed:
+        has_alpha = mode == "PA" or "transparency" in img.info
+        img = img.convert(("LA" if mode in ("1", "L") else "RGBA") if has_alpha else "RGB")
+    return img, img.mode
+
+
+def _float_image(path: Path, values: np.ndarray, fmt: str, info: dict) -> ImageFile:
+    """A float (32-bit) grey image on a 0..1 or 0..255 scale, kept on that scale; NaN, infinite or
+    out-of-range samples are refused."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        nan = int(np.isnan(values).sum())
+        count = " and ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (values.size - int(finite.sum()) - nan,
+                                                                            "infinite")) if n)
+        raise ImageError(f"{path}: holds {count} samples (of {values.size}); n2n denoise needs finite samples: "
+                         f"replace them (with 0 or a neighbour's value) first")
+    low, high = float(values.min()), float(values.max())
+    if low < 0 or high > 255:
+        raise ImageError(f"{path}: float samples from {low:g} to {high:g}; n2n denoise takes float images on a "
+                         f"0..1 (or 0..255) scale: rescale it first")
+    scale, notes = 1.0, []
+    if high > 1:  # never clipped silently: a 0..255 float image is read on its own scale and said so
+        scale = 255.0
+        notes.append(f"float samples up to {high:g}, read as 0..255 (divided by 255), written back on that scale")
+    return ImageFile(path, _grey_to_rgb(values / scale), True, 32, None, fmt, "F", info, notes, scale)
+
+
+@contextmanager
+def _quiet_pillow():
+    """Pillow's own UserWarnings (corrupt EXIF data in a damaged TIFF) kept off stderr: the file is then
+    refused in one line, or read; its DecompressionBombWarning is no UserWarning and still shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        yield
 
 
 def _open_upright(path: Path) -> tuple[Image.Image, str]:
     """The decoded image, EXIF orientation applied, and its format; one frame only."""
     try:
-        with Image.open(path) as img:
+        with _quiet_pillow(), Image.open(path) as img:
             fmt = img.format or path.suffix.lstrip(".").upper()
             _refuse_frames(path, getattr(img, "n_frames", 1))
             img = ImageOps.exif_transpose(img)
@@ -147,26 +188,49 @@ def _open_error(path: Path, err: Exception) -> ImageError:
                           f"that large must be split into smaller files first")
     if isinstance(err, (UnidentifiedImageError, SyntaxError)):
         return ImageError(f"{path}: not an image file ({_reason(err)}); remove it or pass image files only")
-    if isinstance(err, (OSError, ValueError, EOFError)):
+    if isinstance(err, (OSError, ValueError, EOFError, TypeError)):  # TypeError: a TIFF directory without a size
         return ImageError(f"{path}: damaged or truncated image ({_reason(err)}); re-export or remove it")
     raise err
 
 
 def check_image(path: str | Path) -> None:
     """Open ``path``'s header without decoding its pixels: an ImageError for a file that is no image
-    (empty, another format, a size beyond Pillow's limit). Damage further in shows only when the
-    pixels are read."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+    (not a regular file, empty, another format, a size beyond Pillow's limit, a 16-bit TIFF that
+    cannot be read at 16 bits). Damage further in shows only when the pixels are read."""
+    _checked(Path(path))
+
+
+def _checked(path: Path):
+    """``check_image``; returns the reader of a 16-bit file that Pillow would cut to 8 bits, or None."""
+    check_regular_file(path)
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: an empty file (0 bytes); remove it or pass image files only")
     try:
-        with Image.open(path) as img:
+        with _quiet_pillow(), Image.open(path) as img:
             frames = getattr(img, "n_frames", 1)
     except Exception as err:
         raise _open_error(path, err) from None
     _refuse_frames(path, frames)
+    return _own_reader(path)
+
+
+def check_regular_file(path: str | Path) -> None:
+    """An ImageError unless ``path`` is a regular file (or a link to one): a missing path, a folder, a
+    pipe, a device or a socket is named as such, from its status alone. A FIFO is never opened: reading
+    one blocks until something writes into it."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except OSError as err:
+        raise ImageError(f"{path}: cannot be read ({err.strerror or err}); check its permissions") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a pipe (FIFO)" if stat.S_ISFIFO(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "a special file")
+    raise ImageError(f"{path}: not a regular file ({kind}); pass image files only")
 
 
 def _refuse_frames(path: Path, frames: int) -> None:
@@ -198,22 +262,213 @@ def _grey_to_rgb(grey: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(grey)).unsqueeze(0).expand(3, -1, -1).contiguous()
 
 
+# ------------------------------------------------------------------ 16-bit files Pillow cuts to 8 bits
+PPM_HEADER = re.compile(rb"P6" + rb"(?:\s|#[^\r\n]*)+(\d+)" * 3 + rb"\s")
+TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8, 17: 8, 18: 8}
+# copied into a written 16-bit TIFF as they were: description, make, model, resolution, software, date, artist,
+# extra samples (alpha), XMP, copyright, IPTC, ICC profile
+TIFF_KEPT_TAGS = (270, 271, 272, 282, 283, 296, 305, 306, 315, 338, 700, 33432, 33723, 34675)
+
+
+def _own_reader(path: Path):
+    """The reader of a file that Pillow would cut to 8 bits (16-bit colour, grey + alpha or colour-keyed
+    grey PNG; 16-bit colour TIFF; 16-bit PPM), or None. Refuses a 16-bit colour TIFF that cannot be read
+    at 16 bits, from its tags alone."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+        header = _png_header(path)
+        if header is not None:
+            depth, colour = header
+            if depth == 16 and (colour in (2, 4, 6) or (colour == 0 and _png_has_chunk(f, b"tRNS"))):
+                return _read_png16
+            return None
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            tiff = _tiff16_layout(path, f)
+            return None if tiff is None else lambda p: _read_tiff16(p, *tiff)
+    match = PPM_HEADER.match(head)
+    return _read_ppm16 if match and 255 < int(match.group(3)) < 65536 else None
+
+
+def _png_has_chunk(f, kind: bytes) -> bool:
+    """Whether a PNG file (open in ``f``) holds a chunk of ``kind`` before its image data."""
+    offset = 8
+    while True:
+        f.seek(offset)
+        head = f.read(8)
+        if len(head) < 8 or head[4:] in (b"IDAT", b"IEND"):
+            return False
+        if head[4:] == kind:
+            return True
+        offset += 12 + int.from_bytes(head[:4], "big")
+
+
 def _read_png16(path: Path) -> ImageFile:
-    """16-bit PNGs that Pillow would cut to 8 bit: RGB, RGBA and grey + alpha, through pypng."""
+    """16-bit PNGs that Pillow would cut to 8 bit (RGB, RGBA, grey + alpha, grey with a tRNS colour key),
+    through pypng: its tRNS becomes an alpha channel (see ``_opened_mode``), the EXIF orientation is
+    applied, and the ICC profile and EXIF data are kept for ``_write_png16``."""
     png = _pypng()
+    data = path.read_bytes()
     try:
-        width, height, rows, meta = png.Reader(filename=str(path)).asDirect()
-        data = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+        chunks = {kind: body for kind, body in png.Reader(bytes=data).chunks() if kind in (b"iCCP", b"eXIf")}
+        width, height, rows, meta = png.Reader(bytes=data).asDirect()
+        samples = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+        info = {}
+        if b"iCCP" in chunks:
+            body = chunks[b"iCCP"]
+            info["icc_profile"] = zlib.decompress(body[body.index(b"\x00") + 2:])
     except Exception as err:  # pypng raises its own FormatError and zlib/EOF errors for damaged files
         raise ImageError(f"{path}: damaged or truncated 16-bit PNG ({_reason(err)}); re-export or remove it") from None
-    planes = meta["planes"]
-    data = data.reshape(height, width, planes)
-    grey = meta["greyscale"]
-    alpha = data[..., -1].copy() if meta["alpha"] else None
-    colour = data[..., :1 if grey else 3].astype(np.float32) / 65535.0
-    rgb = _grey_to_rgb(colour[..., 0]) if grey else torch.from_numpy(colour).permute(2, 0, 1).contiguous()
-    mode = ("LA" if grey else "RGBA") if alpha is not None else ("L" if grey else "RGB")
-    return ImageFile(path, rgb, grey, 16, alpha, "PNG", mode, {})
+    orientation = 1
+    if b"eXIf" in chunks:
+        info["exif"], orientation = _exif_upright(b"Exif\x00\x00" + chunks[b"eXIf"])
+    samples = _upright(samples.reshape(height, width, meta["planes"]), orientation)
+    return _image16(path, samples, meta["greyscale"], meta["alpha"], "PNG", info)
+
+
+def _exif_upright(exif_bytes: bytes) -> tuple[bytes, int]:
+    """EXIF data with the orientation removed (the pixels are turned upright), and that orientation."""
+    exif = Image.Exif()
+    try:
+        exif.load(exif_bytes)
+        orientation = int(exif.get(0x0112, 1))
+    except Exception:  # EXIF that Pillow cannot parse: kept as it was, the pixels as stored
+        return exif_bytes, 1
+    if 0x0112 not in exif:
+        return exif_bytes, 1
+    del exif[0x0112]
+    return exif.tobytes(), orientation
+
+
+def _upright(samples: np.ndarray, orientation: int) -> np.ndarray:
+    """``samples`` (H x W x planes) turned upright as an EXIF or TIFF ``orientation`` says (as
+    ImageOps.exif_transpose turns a Pillow image)."""
+    turns = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+             6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, -1)[::-1], 8: lambda a: np.rot90(a, 1)}
+    return np.ascontiguousarray(turns.get(orientation, lambda a: a)(samples))
+
+
+def _image16(path: Path, samples: np.ndarray, grey: bool, alpha: bool, fmt: str, info: dict,
+             notes: list[str] | None = None, top: int = 65535) -> ImageFile:
+    """The ImageFile of 16-bit ``samples`` (H x W x planes, the last plane alpha if ``alpha``)."""
+    colour = samples[..., :1 if grey else 3].astype(np.float32) / np.float32(top)
+    rgb = _grey_to_rgb(colour[..., 0]) if grey else torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)
+    mode = ("LA" if grey else "RGBA") if alpha else ("L" if grey else "RGB")
+    return ImageFile(path, rgb.contiguous(), grey, 16, samples[..., -1].copy() if alpha else None, fmt, mode, info,
+                     notes or [])
+
+
+def _tiff_tags(f) -> tuple[str, dict[int, tuple[int, int, bytes]]]:
+    """The byte order ('<' or '>') of a classic TIFF file (open in ``f``) and its first directory's
+    entries: tag -> (type, count, value bytes in the file's byte order)."""
+    f.seek(0)
+    head = f.read(8)
+    order = "<" if head[:2] == b"II" else ">"
+    size = f.seek(0, io.SEEK_END)
+    f.seek(struct.unpack(order + "I", head[4:8])[0])
+    (count,) = struct.unpack(order + "H", f.read(2))
+    entries = f.read(12 * count)
+    tags = {}
+    for i in range(count):
+        tag, kind, n, field = struct.unpack_from(order + "HHI4s", entries, 12 * i)
+        length = TIFF_TYPE_SIZES.get(kind, 1) * n
+        if length > 4:
+            offset = struct.unpack(order + "I", field)[0]
+            if offset + length > size:
+                raise ValueError(f"tag {tag} runs past the end of the file")
+            f.seek(offset)
+            field = f.read(length)
+        tags[tag] = (kind, n, field[:length])
+    return order, tags
+
+
+def _tiff_values(order: str, tags: dict, tag: int, default: tuple = ()) -> tuple:
+    """The numbers of an integer TIFF tag (BYTE, SHORT or LONG), or ``default``."""
+    if tag not in tags:
+        return default
+    kind, n, payload = tags[tag]
+    if kind not in (1, 3, 4):
+        raise ValueError(f"tag {tag} holds type {kind}, not integers")
+    return struct.unpack(f"{order}{n}{ {1: 'B', 3: 'H', 4: 'I'}[kind] }", payload)
+
+
+def _tiff16_layout(path: Path, f) -> tuple[str, dict, dict] | None:
+    """For a TIFF (open in ``f``) of 16-bit unsigned RGB(A) samples, which Pillow reads as 8 bits: its
+    byte order, its entries and the numbers of the tags that lay out its samples; None for any other
+    TIFF. A layout this module cannot read at 16 bits is refused (``_refuse_unreadable_tiff16``)."""
+    try:
+        order, tags = _tiff_tags(f)
+        numbers = {tag: _tiff_values(order, tags, tag, default) for tag, default in (
+            (256, (0,)), (257, (0,)), (258, (1,)), (259, (1,)), (262, (0,)), (273, ()), (274, (1,)), (277, (1,)),
+            (279, ()), (284, (1,)), (317, (1,)), (339, (1,)))}
+        layout = {tag: values if tag in (258, 273, 279, 339) else values[0] for tag, values in numbers.items()}
+    except (struct.error, ValueError, OSError, IndexError) as err:
+        raise ImageError(f"{path}: damaged TIFF ({_reason(err)}); re-export or remove it") from None
+    bits = layout[258]
+    if len(bits) < 3 or set(bits) != {16} or layout[262] != 2 or set(layout[339]) != {1}:
+        return None
+    _refuse_unreadable_tiff16(path, layout, 322 in tags)
+    return order, tags, layout
+
+
+def _refuse_unreadable_tiff16(path: Path, numbers: dict, tiled: bool) -> None:
+    """A 16-bit colour TIFF is read here uncompressed or deflate-compressed, in strips, interleaved, RGB
+    or RGBA; any other is refused rather than cut to 8 bits."""
+    compression, planes, predictor = numbers[259], numbers[277], numbers[317]
+    strips = len(numbers[273]) == len(numbers[279]) > 0
+    problems = [f"compression {compression}" if compression not in (1, 8, 32946) else "", "tiles" if tiled else "",
+                "separate colour planes" if numbers[284] != 1 else "",
+                f"{planes} samples a pixel" if planes not in (3, 4) else "",
+                f"predictor {predictor}" if predictor not in (1, 2) else "", "" if strips or tiled else "no strips"]
+    if any(problems):
+        raise ImageError(f"{path}: a 16-bit colour TIFF with {', '.join(p for p in problems if p)}, which n2n "
+                         f"cannot read at 16 bits (only uncompressed or deflate, in strips); save it as a 16-bit PNG")
+
+
+def _read_tiff16(path: Path, order: str, tags: dict, numbers: dict) -> ImageFile:
+    """A 16-bit colour TIFF (``_tiff16_layout``): its strips decoded with numpy (and zlib), its
+    orientation applied; the tags of TIFF_KEPT_TAGS kept for ``_write_tiff16``."""
+    width, height, planes = numbers[256], numbers[257], numbers[277]
+    need = width * height * planes * 2
+    strips = []
+    with open(path, "rb") as f:
+        size = f.seek(0, io.SEEK_END)
+        for offset, count in zip(numbers[273], numbers[279]):
+            f.seek(offset)
+            strips.append(f.read(max(0, min(count, size - offset))))  # a count past the end reads what is there
+    try:
+        if numbers[259] != 1:
+            strips = [zlib.decompressobj().decompress(strip, need) for strip in strips]
+    except zlib.error as err:
+        raise ImageError(f"{path}: damaged 16-bit TIFF ({_reason(err)}); re-export or remove it") from None
+    data = b"".join(strips)
+    if len(data) < need:
+        raise ImageError(f"{path}: truncated 16-bit TIFF ({len(data)} of {need} bytes of samples); re-export or "
+                         f"remove it")
+    samples = np.frombuffer(data, order + "u2", width * height * planes).reshape(height, width, planes)
+    if numbers[317] == 2:  # horizontal differencing
+        samples = np.cumsum(samples, axis=1, dtype=np.uint16)
+    info = {"byteorder": order, "tiff_tags": {tag: tags[tag] for tag in TIFF_KEPT_TAGS if tag in tags}}
+    if 34675 in tags:
+        info["icc_profile"] = tags[34675][2]
+    notes = []
+    if 34665 in tags or 34853 in tags:
+        notes.append("its EXIF (or GPS) block is not written back: n2n writes 16-bit colour TIFFs itself, with the "
+                     "ICC profile, resolution and descriptive tags")
+    samples = _upright(samples.astype(np.uint16), numbers[274])
+    return _image16(path, samples, False, planes == 4, "TIFF", info, notes)
+
+
+def _read_ppm16(path: Path) -> ImageFile:
+    """A binary colour PPM with a maxval above 255 (two big-endian bytes a sample), on its maxval's scale."""
+    data = path.read_bytes()
+    match = PPM_HEADER.match(data)
+    width, height, maxval = (int(g) for g in match.groups())
+    count = width * height * 3
+    if len(data) - match.end() < 2 * count:
+        raise ImageError(f"{path}: truncated 16-bit PPM ({len(data) - match.end()} of {2 * count} bytes of samples); "
+                         f"re-export or remove it")
+    samples = np.frombuffer(data, ">u2", count, match.end()).reshape(height, width, 3)
+    return _image16(path, np.minimum(samples, maxval), False, False, "PPM", {"maxval": maxval}, top=maxval)
 
 
 def _pypng():
@@ -224,11 +479,11 @@ def _pypng():
     return png
 
 
-def _quantize(channel: np.ndarray, bits: int) -> np.ndarray:
-    if bits == 32:  # float: not quantised, only kept in [0, 1]
+def _quantize(channel: np.ndarray, image: ImageFile) -> np.ndarray:
+    if image.bits == 32:  # float: not quantised, only kept in [0, 1]
         return np.clip(channel, 0.0, 1.0).astype(np.float32)
-    top = 65535 if bits == 16 else 255
-    return np.round(np.clip(channel, 0.0, 1.0) * top).astype(np.uint16 if bits == 16 else np.uint8)
+    top = image.info.get("maxval") or (65535 if image.bits == 16 else 255)
+    return np.round(np.clip(channel, 0.0, 1.0) * top).astype(np.uint16 if image.bits == 16 else np.uint8)
 
 
 def write_image(image: ImageFile, rgb: torch.Tensor, path: str | Path) -> Path:
@@ -237,12 +492,13 @@ def write_image(image: ImageFile, rgb: torch.Tensor, path: str | Path) -> Path:
     if tuple(rgb.shape[-2:]) != tuple(image.rgb.shape[-2:]):
         raise ValueError(f"denoised pixels are {tuple(rgb.shape[-2:])}, the image {tuple(image.rgb.shape[-2:])}")
     pixels = rgb.detach().float().cpu().clamp(0, 1).numpy()
-    samples = _quantize(pixels.mean(axis=0) if image.grey else pixels.transpose(1, 2, 0), image.bits)
+    samples = _quantize(pixels.mean(axis=0) if image.grey else pixels.transpose(1, 2, 0), image)
     if image.alpha is not None:
         samples = np.dstack([samples, image.alpha])
     with atomic_output(path) as tmp:
-        if image.bits == 16 and (not image.grey or image.alpha is not None):
-            _write_png16(samples, tmp, grey=image.grey)
+        if image.bits == 16 and (not image.grey or image.alpha is not None):  # what Pillow cannot write
+            writer = {"TIFF": _write_tiff16, "PPM": _write_ppm16}.get(image.format, _write_png16)
+            writer(samples if samples.ndim == 3 else samples[..., None], tmp, image)
         else:
             fmt = Image.registered_extensions().get(path.suffix.lower()) or image.format
             options = dict(image.info)
@@ -264,13 +520,65 @@ def _pil_image(image: ImageFile, samples: np.ndarray) -> Image.Image:
     return Image.fromarray(samples, "RGBA" if image.alpha is not None else "RGB")
 
 
-def _write_png16(samples: np.ndarray, path: Path, grey: bool) -> None:
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _write_png16(samples: np.ndarray, path: Path, image: ImageFile) -> None:
+    """A 16-bit PNG through pypng, with the image's ICC profile (iCCP) and EXIF data (eXIf) inserted
+    after the header chunk, where PNG wants them: before the image data."""
     png = _pypng()
-    samples = samples if samples.ndim == 3 else samples[..., None]
     height, width, planes = samples.shape
-    writer = png.Writer(width, height, greyscale=grey, alpha=planes in (2, 4), bitdepth=16)
-    with open(path, "wb") as f:
-        writer.write_array(f, samples.astype(np.uint16).reshape(-1))
+    buffer = io.BytesIO()
+    writer = png.Writer(width, height, greyscale=image.grey, alpha=planes in (2, 4), bitdepth=16)
+    writer.write_array(buffer, samples.astype(np.uint16).reshape(-1))
+    data = buffer.getvalue()
+    extra = b""
+    if image.info.get("icc_profile"):
+        extra += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(image.info["icc_profile"]))
+    if image.info.get("exif"):
+        exif = image.info["exif"]
+        extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
+    header_end = len(PNG_SIGNATURE) + 25  # IHDR: length, type, 13 bytes, CRC
+    path.write_bytes(data[:header_end] + extra + data[header_end:])
+
+
+def _write_tiff16(samples: np.ndarray, path: Path, image: ImageFile) -> None:
+    """An uncompressed baseline 16-bit RGB(A) TIFF, one strip, in the byte order of the file read, with
+    its kept tags (TIFF_KEPT_TAGS) copied as they were."""
+    order = image.info.get("byteorder", "<")
+    height, width, planes = samples.shape
+    data = samples.astype(order + "u2").tobytes()
+
+    def numbers(kind: int, *values: int) -> tuple[int, int, bytes]:
+        return kind, len(values), struct.pack(f"{order}{len(values)}{'H' if kind == 3 else 'I'}", *values)
+
+    tags = {**image.info.get("tiff_tags", {}), 256: numbers(4, width), 257: numbers(4, height),
+            258: numbers(3, *[16] * planes), 259: numbers(3, 1), 262: numbers(3, 2), 273: numbers(4, 8),
+            277: numbers(3, planes), 278: numbers(4, height), 279: numbers(4, len(data)), 284: numbers(3, 1)}
+    if planes == 4 and 338 not in tags:
+        tags[338] = numbers(3, 2)  # unassociated alpha
+    blob = bytearray(b"II*\x00" if order == "<" else b"MM\x00*") + bytes(4) + data
+    entries = []
+    for tag in sorted(tags):
+        kind, count, payload = tags[tag]
+        field = payload.ljust(4, b"\x00")
+        if len(payload) > 4:  # stored after the samples, on a word boundary
+            blob += bytes(len(blob) % 2)
+            field = struct.pack(order + "I", len(blob))
+            blob += payload
+        entries.append(struct.pack(order + "HHI", tag, kind, count) + field)
+    blob += bytes(len(blob) % 2)
+    blob[4:8] = struct.pack(order + "I", len(blob))
+    blob += struct.pack(order + "H", len(entries)) + b"".join(entries) + bytes(4)
+    path.write_bytes(bytes(blob))
+
+
+def _write_ppm16(samples: np.ndarray, path: Path, image: ImageFile) -> None:
+    """A binary colour PPM (P6) with the maxval of the file read, two big-endian bytes a sample."""
+    height, width, _ = samples.shape
+    header = f"P6\n{width} {height}\n{image.info.get('maxval', 65535)}\n".encode()
+    path.write_bytes(header + samples.astype(">u2").tobytes())
 
 
 def png_bit_depth(path: str | Path) -> int | None:
@@ -279,7 +587,7 @@ def png_bit_depth(path: str | Path) -> int | None:
     return None if header is None else header[0]
 
 
-__all__ = ["ImageError", "ImageFile", "read_image", "write_image", "png_bit_depth"]
+__all__ = ["ImageError", "ImageFile", "read_image", "write_image", "check_image", "check_regular_file", "png_bit_depth"]
 
 
 def center_crop(image: torch.Tensor, size: int | None) -> torch.Tensor:

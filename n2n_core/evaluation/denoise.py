@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.augment import SelfEnsemble
 from ..data.sets import IMAGE_SUFFIXES
-from ..data.images import ImageError, check_image, read_image, write_image
+from ..data.images import ImageError, check_image, check_regular_file, read_image, write_image
 from ..paths import ensure_writable_dir, output_path, write_failure
 from ..training.runtime import Runtime, infer
 
@@ -119,6 +119,8 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             files += found
         elif path.is_file():
             files.append(path)
+        elif path.exists():  # a pipe, a device: refused by its kind, never opened
+            check_regular_file(path)
         elif any(ch in item for ch in "*?["):
             matched = sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
             if not matched:
