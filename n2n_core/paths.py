@@ -91,7 +91,7 @@ def output_path(value: str | Path, flag: str = "--out") -> Path:
     if not text.strip():
         raise OutputError(f"{flag} is empty; give it a path")
     path = Path(os.path.expanduser(text))
-    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+    existing = next(p for p in (path.absolute(), *path.absolute().parents) if _exists(p))
     name_max = _pathconf(existing, "PC_NAME_MAX", 255) - _TEMPORARY_EXTRA
     for part in path.parts:
         if len(os.fsencode(part)) > name_max:
@@ -100,6 +100,13 @@ def output_path(value: str | Path, flag: str = "--out") -> Path:
     if len(os.fsencode(str(path.absolute()))) + _TEMPORARY_EXTRA >= _pathconf(existing, "PC_PATH_MAX", 4096):
         raise OutputError(f"{path}: the path is longer than this file system allows; choose a shorter {flag}")
     return path
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long to look up: not there
+        return False
 
 
 def _pathconf(path: Path, name: str, default: int) -> int:

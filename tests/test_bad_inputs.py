@@ -1,8 +1,11 @@
-"""A property test of the command line against a new user's odd and bad inputs (issue 13): for every
+"""A property test of the command line against a new user's odd and bad inputs: for every
 generated case `n2n denoise` and `n2n train` either succeed with a correct output (exit 0), refuse in
 one line naming the problem (exit 2, no traceback), or, for a batch in which a file is found damaged
 only when its pixels are read, report it and finish the rest (exit 1 with a summary). In every case
-no input byte changes and no partial output is left behind."""
+no input byte changes and no partial output is left behind. The cases: damaged and odd image files
+(modes, bit depths, orientation, profiles, transparency, special files), odd pairs, every writer
+(denoise, train, eval --json) on every odd output (an input, inside the data, a link, a folder, a
+long name, a file already there, a file another process holds), and runs that cannot converge."""
 from __future__ import annotations
 
 import io
@@ -249,3 +252,105 @@ def test_train_on_odd_pairs(tmp_path, capsys, case):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert _snapshot(root) == before and not (tmp_path / "m.pth").exists()
+
+
+# ------------------------------------------------------------------ every writer, every odd output
+# One rule for every file the tool writes (``paths.check_output``, ``paths.holding``), generated over
+# the writers and the odd outputs a user gives them: each either writes where it was asked (exit 0) or
+# refuses in one line (exit 2); no input and no file already there changes in any case.
+WRITERS = ("denoise", "train", "eval")
+ODD_OUTPUTS = ("empty", "an input", "inside the data", "a link", "a folder", "a long name", "a file there", "held",
+               "home")
+
+
+def _writer_args(writer: str, out: str, root: Path) -> list[str]:
+    if writer == "denoise":
+        return ["denoise", str(root / "pairs" / "a" / "s0.png"), "--out", out, "--device", "cpu", "--tile", "64"]
+    if writer == "train":
+        return ["train", "--pairs", str(root / "pairs"), "--profile", "smoke", "--steps", "1", "--crop", "32",
+                "--batch-size", "2", "--device", "cpu", "--out", out]
+    return ["eval", str(root / "model.pth"), "--images", str(root / "pairs" / "a"), "--limit", "1", "--device", "cpu",
+            "--json", out]
+
+
+def _odd_output(writer: str, kind: str, root: Path) -> tuple[str, Path | None]:
+    """(the --out/--json value, where a success must write), the files it needs made."""
+    name = {"denoise": "out", "train": "m.pth", "eval": "r.json"}[writer]
+    if kind == "empty":
+        return "", None
+    if kind == "an input":
+        return str(root / ("model.pth" if writer == "eval" else "pairs/a/s0.png")), None
+    if kind == "inside the data":
+        return str(root / "pairs" / "a" / ("" if writer == "denoise" else name)), None
+    if kind == "a link":
+        (root / "elsewhere.txt").write_text("keep me")
+        os.symlink(root / "elsewhere.txt", root / name)
+        return str(root / name), None
+    if kind == "a folder":
+        (root / name).mkdir()
+        return str(root / name), (root / name / "s0.png" if writer == "denoise" else None)
+    if kind == "a long name":
+        return str(root / ("n" * 300)), None
+    if kind == "a file there":
+        (root / name).write_text("keep me")
+        return str(root / name), None
+    if kind == "held":
+        return str(root / name), None
+    return f"~/{name}", root / "home" / name / ("s0.png" if writer == "denoise" else "")
+
+
+@pytest.mark.parametrize("writer,kind", [(w, k) for w in WRITERS for k in ODD_OUTPUTS],
+                         ids=[f"{w}: {k}" for w in WRITERS for k in ODD_OUTPUTS])
+def test_every_writer_on_an_odd_output(tmp_path, capsys, monkeypatch, writer, kind):
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import write_noisy_pairs
+    from n2n_core.training.checkpoint import pretrained_path
+
+    write_noisy_pairs(tmp_path / "pairs", [(40, 44)] * 3)
+    shutil.copyfile(pretrained_path("gaussian"), tmp_path / "model.pth")
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    out, expected = _odd_output(writer, kind, tmp_path)
+    before = _snapshot(tmp_path)
+    holder = None
+    if kind == "held":  # another process holds the output, as a run writing it does
+        code = f"import sys; from n2n_core import paths\nwith paths.holding({out!r}):\n    print('held', flush=True); sys.stdin.read()"
+        holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+        assert holder.stdout.readline().strip() == "held"
+    try:
+        code = main(_writer_args(writer, out, tmp_path))
+    finally:
+        if holder is not None:
+            holder.communicate("")
+    err = capsys.readouterr().err
+    said = [line for line in err.split("\n") if line and "\r" not in line and "%|" not in line]
+    assert "Traceback" not in err, err
+    after = _snapshot(tmp_path)
+    assert all(after.get(k) == v for k, v in before.items() if not k.startswith("n2n_output")), kind  # nothing lost
+    if code == 0:
+        assert expected is not None and expected.is_file(), (kind, err)
+    else:
+        assert code == 2 and len(said) == 1 and said[0].startswith("error: "), err
+        new = {k for k in set(after) - set(before) if not k.startswith("n2n_output")}
+        assert not new, new  # nothing written
+
+
+@pytest.mark.parametrize("lr", ["1e30", "inf", "nan", "-1"])
+def test_a_run_that_cannot_converge_leaves_no_checkpoint(tmp_path, capsys, lr):
+    """Divergence is a failure: a learning rate that sends the weights to infinity, or one that is no
+    learning rate, ends in one line, and no checkpoint holds such weights."""
+    from conftest import write_noisy_pairs
+
+    root = write_noisy_pairs(tmp_path / "pairs", [(40, 44)] * 3)
+    before = _snapshot(root)
+    code = main(["train", "--pairs", str(root), "--profile", "smoke", "--steps", "20", "--crop", "32",
+                 "--batch-size", "2", "--device", "cpu", f"--lr={lr}", "--out", str(tmp_path / "m.pth")])
+    err = capsys.readouterr().err
+    said = [line for line in err.split("\n") if line and "\r" not in line and "%|" not in line]
+    assert code == 2 and len(said) == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "m.pth").exists() and _snapshot(root) == before
