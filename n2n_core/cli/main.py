@@ -39,6 +39,8 @@ def _eval(args) -> int:
     from .parser import levels
     from ..data.sets import from_image_folders
 
+    if args.captures is not None or args.reference is not None:  # real noise: a third kind of evaluation
+        return _eval_captures(args)
     if (args.checkpoint is None) == (args.baseline is None):
         raise UsageError("give a checkpoint or --baseline input|bm3d (one of the two)")
     if args.limit is not None and args.limit < 1:
@@ -74,6 +76,47 @@ def _eval(args) -> int:
     if args.json:
         protocol.write_json(args.json, label, noise_cfg, args.seed, rt.precision if model is not None else None,
                               evaluations)
+    return 0
+
+
+def _eval_captures(args) -> int:
+    """`n2n eval --captures DIR --reference DIR [CHECKPOINT]`: real noise (``evaluation.captures``)."""
+    from .. import paths
+    from ..data.augment import SelfEnsemble
+    from ..data.sources import load_scenes
+    from ..evaluation import baselines, captures
+    from ..training.checkpoint import choose_checkpoint, load_model
+    from .parser import levels
+
+    if args.captures is None or args.reference is None:
+        raise UsageError("--captures and --reference go together: the noisy scenes and the reference of each")
+    given = [flag for flag, value in (("--baseline", args.baseline), ("--images", args.images),
+                                      ("--data-dir", args.data_dir), ("--sets", args.sets), ("--noise", args.noise),
+                                      ("--repeats", args.repeats != 1)) if value]
+    given += [f"--{name.replace('_', '-')}" for name, value in levels(args).items() if value is not None]
+    if given:
+        raise UsageError(f"{given[0]} does not apply to --captures, which measures real noise against --reference")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    if args.ensemble and args.checkpoint is None:
+        raise UsageError("--ensemble averages a network's outputs: give a checkpoint")
+    rt = _runtime(args)
+    model = None
+    if args.checkpoint:
+        model = load_model(choose_checkpoint(args.checkpoint), device=rt.device)
+        model = SelfEnsemble(model) if args.ensemble else model
+    if args.json:
+        paths.ensure_writable_file(args.json, "--json")  # before the evaluation, not after it
+    scenes = load_scenes(args.captures, limit=args.limit)
+    references = [captures.read_reference(args.reference, scene) for scene in scenes]  # all checked before any work
+    if not baselines.available():
+        print(f"BM3D+GAT left out: the optional bm3d package is not installed ({baselines.INSTALL_HINT})")
+    rows = captures.evaluate_captures(scenes, references, model, rt, bm3d=baselines.available())
+    print(f"{args.checkpoint or 'no network'} | real noise: {args.captures} against {args.reference}")
+    print(captures.table(rows), end="")
+    if args.json:
+        captures.write_json(args.json, args.checkpoint, rows, args.captures, args.reference,
+                            rt.precision if model is not None else None)
     return 0
 
 
@@ -153,7 +196,8 @@ def _train_in_group(args, rt) -> int:
     if args.checkpoint_every is not None and not args.checkpoint_every > 0:
         raise UsageError(f"--checkpoint-every must be > 0 seconds, got {args.checkpoint_every}")
     source, location = next((name, value) for name, value in (("pairs", args.pairs), ("pickle", args.pickle),
-                                                             ("single", args.single), ("clean", args.clean)) if value)
+                                                             ("single", args.single), ("clean", args.clean),
+                                                             ("captures", args.captures)) if value)
     out = Path(args.out) if args.out else default_checkpoint(args.model, source)
     state = existing_run(out, args.overwrite)  # read once: the resume state and the run's own number format
     rt = resumed_runtime(rt, state, out)
