@@ -42,6 +42,8 @@ def _eval(args) -> int:
     from .parser import levels
     from ..data.sets import from_image_folders
 
+    if args.captures is not None or args.reference is not None:  # real noise: a third kind of evaluation
+        return _eval_captures(args)
     if (args.checkpoint is None) == (args.baseline is None):
         raise UsageError("give a checkpoint or --baseline input|bm3d (one of the two)")
     if args.limit is not None and args.limit < 1:
@@ -64,7 +66,7 @@ def _eval(args) -> int:
         model = baselines.BM3DBaseline(noise_cfg, paths.bm3d_cache_dir())
     if args.images and (args.data_dir or args.sets):
         raise UsageError("--images replaces --data-dir and --sets; give one or the other")
-    json_out = _json_output(args, path if args.checkpoint else None)  # before the evaluation, not after it
+    json_out = _json_output(args, path if args.checkpoint else None, [*(args.images or []), args.data_dir])
     sources = from_image_folders(args.images) if args.images else protocol.data_sources(args.data_dir)
     label = args.checkpoint or args.baseline
     sets, repeats = protocol.plan_sets(sources, args.sets, args.repeats)
@@ -80,17 +82,58 @@ def _eval(args) -> int:
     return 0
 
 
-def _json_output(args, checkpoint):
+def _json_output(args, checkpoint, inputs: list):
     """``eval --json``'s file checked by the one rule for outputs (``paths.check_output``): not the
-    evaluated checkpoint nor inside a folder of images being evaluated, not replaced without --overwrite."""
+    evaluated checkpoint nor inside the data being evaluated (``inputs``), not replaced without --overwrite."""
     from .. import paths
     from ..training.checkpoint import resolve_checkpoint
 
     if args.json is None:
         return None
-    inputs = ([resolve_checkpoint(checkpoint)] if checkpoint else []) + list(args.images or [])
-    return paths.check_output(args.json, inputs=inputs + ([args.data_dir] if args.data_dir else []),
-                              overwrite=args.overwrite, flag="--json")
+    inputs = ([resolve_checkpoint(checkpoint)] if checkpoint else []) + [i for i in inputs if i]
+    return paths.check_output(args.json, inputs=inputs, overwrite=args.overwrite, flag="--json")
+
+
+def _eval_captures(args) -> int:
+    """`n2n eval --captures DIR --reference DIR [CHECKPOINT]`: real noise (``evaluation.captures``)."""
+    from .. import paths
+    from ..data.augment import SelfEnsemble
+    from ..data.sources import load_scenes
+    from ..evaluation import baselines, captures
+    from ..training.checkpoint import choose_checkpoint, load_model
+    from .parser import levels
+
+    if args.captures is None or args.reference is None:
+        raise UsageError("--captures and --reference go together: the noisy scenes and the reference of each")
+    given = [flag for flag, value in (("--baseline", args.baseline), ("--images", args.images),
+                                      ("--data-dir", args.data_dir), ("--sets", args.sets), ("--noise", args.noise),
+                                      ("--repeats", args.repeats != 1)) if value]
+    given += [f"--{name.replace('_', '-')}" for name, value in levels(args).items() if value is not None]
+    if given:
+        raise UsageError(f"{given[0]} does not apply to --captures, which measures real noise against --reference")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    if args.ensemble and args.checkpoint is None:
+        raise UsageError("--ensemble averages a network's outputs: give a checkpoint")
+    rt = _runtime(args)
+    model = None
+    if args.checkpoint:
+        model = load_model(choose_checkpoint(args.checkpoint), device=rt.device)
+        model = SelfEnsemble(model) if args.ensemble else model
+    json_out = _json_output(args, args.checkpoint and choose_checkpoint(args.checkpoint),
+                            [args.captures, args.reference])  # before the evaluation, not after it
+    scenes = load_scenes(args.captures, limit=args.limit)
+    references = [captures.read_reference(args.reference, scene) for scene in scenes]  # all checked before any work
+    if not baselines.available():
+        print(f"BM3D+GAT left out: the optional bm3d package is not installed ({baselines.INSTALL_HINT})")
+    with paths.holding(json_out, "--json") if json_out else contextlib.nullcontext():
+        rows = captures.evaluate_captures(scenes, references, model, rt, bm3d=baselines.available())
+        print(f"{args.checkpoint or 'no network'} | real noise: {args.captures} against {args.reference}")
+        print(captures.table(rows), end="")
+        if json_out:
+            captures.write_json(json_out, args.checkpoint, rows, args.captures, args.reference,
+                                rt.precision if model is not None else None)
+    return 0
 
 
 def _denoise(args) -> int:
@@ -169,7 +212,8 @@ def _train_in_group(args, rt) -> int:
     if args.checkpoint_every is not None and not args.checkpoint_every > 0:
         raise UsageError(f"--checkpoint-every must be > 0 seconds, got {args.checkpoint_every}")
     source, location = next((name, value) for name, value in (("pairs", args.pairs), ("pickle", args.pickle),
-                                                             ("single", args.single), ("clean", args.clean)) if value)
+                                                             ("single", args.single), ("clean", args.clean),
+                                                             ("captures", args.captures)) if value)
     if source == "single" and args.target == "noisy":
         raise UsageError("--single trains Neighbor2Neighbor (--target nb2nb, its default); Noise2Noise (--target "
                          "noisy) needs two captures of each scene: --pairs")

@@ -99,7 +99,24 @@ def parser() -> argparse.ArgumentParser:
     _speed_options(ev)
     ev.add_argument("--json", help="also write the numbers to this JSON file")
     ev.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
+    _captures_eval_options(ev)
     return parser
+
+
+def _captures_eval_options(ev) -> None:
+    """`n2n eval --captures DIR --reference DIR`: real noise, measured against a reference of each scene."""
+    from ..evaluation.captures import REFERENCE_LAYOUT
+
+    ev.add_argument("--captures", type=Path, metavar="DIR",
+                    help="real noise instead of the test sets: scenes of aligned noisy captures, one sub-folder per "
+                         "scene as for `n2n train --captures`. For each scene, the checkpoint's denoised first capture "
+                         "(if a checkpoint is given) beside baselines that learn nothing: the first capture, the mean "
+                         "of the first 2, 4 and 8 captures, and BM3D after the generalized Anscombe transform, its "
+                         "noise (variance a x + b) estimated from the scene's captures. PSNR and SSIM under the 8-bit "
+                         "protocol: values divided by the file's maximum (255 for 8-bit data), peak 1.0")
+    ev.add_argument("--reference", type=Path, metavar="DIR",
+                    help=f"with --captures: the reference of each scene, {REFERENCE_LAYOUT}, the scene folders "
+                         f"named as in --captures")
 
 
 def _speed_options(p) -> None:
@@ -159,6 +176,15 @@ def _denoise_parser(sub) -> None:
     _speed_options(p)
 
 
+def _captures_train_option(source) -> None:
+    """`n2n train --captures DIR`: scenes of several aligned captures (real noise)."""
+    source.add_argument("--captures", type=Path, metavar="DIR",
+                        help="a folder with one sub-folder per scene, each holding two or more aligned noisy captures "
+                             "of it (any format denoise reads; grey and 16-bit kept): every step pairs two different "
+                             "captures of each scene, input and target; the last scene (and every 10th) is held out "
+                             "for validation, its first capture against the mean of the others")
+
+
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a denoiser on your own data (no clean images needed)",
                        description="Train a denoiser as the notebooks do, on a folder of noisy pairs, a folder "
@@ -172,6 +198,7 @@ def _train_parser(sub) -> None:
     source.add_argument("--clean", type=Path, metavar="DIR", help="a folder of clean images; noise is synthetic")
     source.add_argument("--single", type=Path, metavar="DIR",
                         help="a folder of noisy images, one capture of each scene: Neighbor2Neighbor training")
+    _captures_train_option(source)
     p.add_argument("--val-pickle", type=Path, metavar="VAL_PKL",
                    help="val_data.pkl: noisy and clean tensors for validation (with --pickle)")
     p.add_argument("--model", default="unet", choices=MODEL_NAMES)

@@ -10,7 +10,10 @@ Four sources, one training loop (``train.fit``, as in the notebooks):
 - the pickle format of the Kaggle "noisy-images" data set: ``train_data.pkl`` holding two uint8
   tensors N x 3 x H x W of noisy pairs (``torch.save`` of a tuple), and ``val_data.pkl`` holding
   noisy and clean tensors of the same layout for validation;
-- a folder of single noisy captures, one of each scene: Neighbor2Neighbor (``neighbor``).
+- a folder of single noisy captures, one of each scene: Neighbor2Neighbor (``neighbor``);
+- a folder of scene folders, each holding two or more aligned captures of one scene (``captures``):
+  every step draws, per scene in the batch, two different captures as input and target, so every
+  ordered pair of a scene's captures is training data (Noise2Noise on all of them, not fixed pairs).
 
 Without clean images, validation measures the PSNR of the denoised first capture against the second
 capture of held-out pairs: lower than the PSNR against a clean image would be, but it rises and
@@ -19,6 +22,7 @@ falls with it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +32,10 @@ import torch
 from . import augment
 from .capture import CaptureCase, CaptureSampler
 from ..config import DataConfig, NoiseConfig, TrainConfig
-from .sets import DataSources, list_images, to_uint8
+from .sets import IMAGE_SUFFIXES, DataSources, list_images, to_uint8
 from .neighbor import SingleCrops, draw_cells, sampler_class, subsample
 from .patches import Batch, BatchSource, build_patch_sets, validation_pairs
-from .images import ImageError, read_image
+from .images import ImageError, ImageFile, read_image
 from .images import center_crop
 from ..paper.noise import test_noise, training_noise
 
@@ -54,19 +58,28 @@ class PairedCrops(BatchSource):
                             f"{len(second)}")
         self.first, self.second, self.crop, self.batch_size = first, second, crop, batch_size
         self.generator = generator
-        self.weights = torch.tensor([float(a.shape[-1] * a.shape[-2]) for a in first])
+        self.weights = _area_weights(first)
 
     def sample(self) -> Batch:
         which = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
         inputs, targets = [], []
         for k in which.tolist():
-            pair = torch.stack([self.first[k], self.second[k]])
-            pair = augment.random_dihedral(augment.random_crop(pair, self.crop, self.generator), self.generator)
+            pair = _same_crop(torch.stack([self.first[k], self.second[k]]), self.crop, self.generator)
             swap = int(torch.randint(0, 2, (1,), generator=self.generator))
             inputs.append(pair[swap])
             targets.append(pair[1 - swap])
         target = self.to_float(torch.stack(targets))
         return Batch(self.to_float(torch.stack(inputs)), target, target, None)
+
+
+def _area_weights(images: list[torch.Tensor]) -> torch.Tensor:
+    """Each image's (scene's) chance of being drawn: proportional to its area."""
+    return torch.tensor([float(a.shape[-1] * a.shape[-2]) for a in images])
+
+
+def _same_crop(stack: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
+    """One random crop and one random flip/rotation, the same for every capture of ``stack`` (K x C x H x W)."""
+    return augment.random_dihedral(augment.random_crop(stack, crop, generator), generator)
 
 
 def _pair_dirs(dirs: list[str | Path]) -> tuple[Path, Path]:
@@ -143,6 +156,111 @@ def load_pairs(dirs: list[str | Path], crop: int) -> tuple[tuple[Path, Path], li
         first.append(img_a)
         second.append(img_b)
     return (a, b), names, first, second
+
+
+# ------------------------------------------------------------------------------ scenes of several captures
+@dataclass
+class Scene:
+    """The aligned captures of one scene as read: ``captures`` is K x C x H x W, C = 1 for grey and 3
+    for colour, uint8 for 8-bit files, else float in [0, 1] (16-bit and float files keep their
+    precision); ``digest`` hashes the name and the pixels (the data's identity in a checkpoint)."""
+    name: str
+    files: list[Path]
+    captures: torch.Tensor
+    grey: bool
+    digest: str
+
+    def floats(self) -> torch.Tensor:
+        """K x 3 x H x W float in [0, 1]: grey replicated to the network's three channels."""
+        return unit_rgb(self.captures)
+
+
+def unit_rgb(pixels: torch.Tensor) -> torch.Tensor:
+    """Captures as stored (... x C x H x W, uint8 or float in [0, 1]) as float in [0, 1] with three channels."""
+    x = pixels.float() / 255.0 if pixels.dtype == torch.uint8 else pixels.float()
+    return x.expand(*x.shape[:-3], 3, *x.shape[-2:]) if x.shape[-3] == 1 else x
+
+
+def _native(image: ImageFile) -> torch.Tensor:
+    pixels = image.rgb[:1] if image.grey else image.rgb
+    return to_uint8(pixels) if image.bits == 8 else pixels.clone()
+
+
+def _kind(image: ImageFile) -> str:
+    return f"{'grey' if image.grey else 'colour'} {image.bits}-bit"
+
+
+def _read_scene(folder: Path, crop: int | None) -> Scene:
+    """One scene folder's captures, checked: two or more, of one size and one kind, no two alike."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(files) < 2:
+        raise DataError(f"{folder}: holds {len(files)} capture(s); every scene folder needs at least 2 aligned "
+                        f"captures of its scene (Noise2Noise pairs them)")
+    images, seen = [], {}
+    for path in files:
+        try:
+            image = read_image(path)
+        except ImageError as err:
+            raise DataError(str(err)) from None
+        first = images[0][0] if images else image
+        if image.size != first.size:
+            raise DataError(f"{path} is {image.size[0]}x{image.size[1]} but {files[0]} is {first.size[0]}x"
+                            f"{first.size[1]}: the captures of a scene must have the same size (aligned shots)")
+        if _kind(image) != _kind(first):
+            raise DataError(f"{path} is {_kind(image)} but {files[0]} is {_kind(first)}: the captures of a scene "
+                            f"must be of one mode (all grey or all colour, one bit depth)")
+        pixels = _native(image)
+        digest = hashlib.sha256(pixels.numpy().tobytes()).hexdigest()
+        if digest in seen:
+            raise DataError(f"{path} and {seen[digest]} hold the same pixels: the captures of a scene must be "
+                            f"independent noisy shots, not copies of one")
+        seen[digest] = path
+        images.append((image, pixels))
+    if crop is not None and min(first.size) < crop:
+        raise DataError(f"{files[0]} is {first.size[0]}x{first.size[1]}, smaller than the {crop}x{crop} training "
+                        f"crop; pass a smaller --crop or remove the scene")
+    digest = hashlib.sha256(f"{folder.name}:{':'.join(seen)}".encode()).hexdigest()
+    return Scene(folder.name, files, torch.stack([p for _, p in images]), first.grey, digest)
+
+
+def load_scenes(root: str | Path, crop: int | None = None, limit: int | None = None) -> list[Scene]:
+    """The scenes of ``root`` (the first ``limit`` only, if given): one sub-folder per scene, each with two
+    or more aligned captures (any format ``read_image`` reads), sorted by name; a DataError names the
+    folder or file and the fix."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise DataError(f"{root}: holds no scene folders; --captures takes a folder with one sub-folder per scene, "
+                        f"each holding two or more aligned captures of that scene")
+    return [_read_scene(folder, crop) for folder in folders[:limit]]
+
+
+class CaptureCrops(BatchSource):
+    """Batches of (input, target) crops from scenes of two or more aligned captures (K x C x H x W,
+    as ``Scene.captures``): per batch item a scene, drawn in proportion to its area, one of its
+    captures as the input and, uniformly, one of the others as the target, the same crop and flip
+    of both; every ordered pair of different captures is drawn. All randomness comes from ``generator``."""
+
+    def __init__(self, scenes: list[torch.Tensor], crop: int, batch_size: int, generator: torch.Generator):
+        if not scenes or min(len(s) for s in scenes) < 2:
+            raise DataError("need at least one scene of at least 2 captures")
+        self.scenes, self.crop, self.batch_size, self.generator = scenes, crop, batch_size, generator
+        self.weights = _area_weights(scenes)
+
+    def sample(self) -> Batch:
+        which = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
+        inputs, targets = [], []
+        for k in which.tolist():
+            count = len(self.scenes[k])
+            first = int(torch.randint(0, count, (1,), generator=self.generator))
+            second = (first + int(torch.randint(1, count, (1,), generator=self.generator))) % count
+            pair = unit_rgb(_same_crop(self.scenes[k][[first, second]], self.crop, self.generator))
+            inputs.append(pair[0])
+            targets.append(pair[1])
+        target = torch.stack(targets).to(self.device, non_blocking=True)
+        return Batch(torch.stack(inputs).to(self.device, non_blocking=True), target, target, None)
 
 
 # ------------------------------------------------------------------------------ Kaggle pickle
@@ -298,6 +416,32 @@ class PairFolders(Source):
                      "validation": f"second capture of {len(held)} held-out pairs "
                                    f"({', '.join(names[i] for i in held[:5])})"
                                    + (" (also trained on)" if train_idx == held else "")}
+        return Prepared(sampler, val, described, cfg)
+
+
+@register
+@dataclass
+class CaptureFolders(Source):
+    """Scenes of two or more aligned captures, one folder per scene (``load_scenes``), trained on
+    every pair (``CaptureCrops``). Validation: the first capture of held-out scenes against the mean
+    of their other captures (less noisy than one capture, so nearer the PSNR against a clean image)."""
+    folder: Path
+    kind = "captures"
+
+    def prepare(self, cfg: TrainConfig) -> Prepared:
+        scenes = load_scenes(self.folder, cfg.crop)
+        held = _held_out(len(scenes))
+        train_idx = [i for i in range(len(scenes)) if i not in held] or held
+        sampler = CaptureCrops([scenes[i].captures for i in train_idx], cfg.crop, cfg.batch_size, _seeded(cfg))
+        side = min(VAL_CROP, *(min(scenes[i].captures.shape[-2:]) for i in held))
+        crops = [center_crop(scenes[i].floats(), side) for i in held]
+        val = (torch.stack([c[0] for c in crops]), torch.stack([c[1:].mean(0) for c in crops]))
+        described = {"kind": "captures", "path": str(Path(self.folder).resolve()), "scenes": len(scenes),
+                     "captures": sum(len(s.files) for s in scenes),
+                     "digest": hashlib.sha256(" ".join(s.digest for s in scenes).encode()).hexdigest()[:32],
+                     "validation": f"first capture of {len(held)} held-out scenes "
+                                   f"({', '.join(scenes[i].name for i in held[:5])}) against the mean of their "
+                                   f"other captures" + (" (also trained on)" if train_idx == held else "")}
         return Prepared(sampler, val, described, cfg)
 
 

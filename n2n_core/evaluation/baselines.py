@@ -3,7 +3,11 @@
 - Gaussian noise: BM3D for colour images (``bm3d.bm3d_rgb``) with the true sigma;
 - Poisson noise: the Anscombe transform, BM3D at unit variance, then the closed-form approximation
   of the exact unbiased inverse (Makitalo & Foi, IEEE TIP 2011), divided back by lambda;
-- Bernoulli noise: none here (the paper compares with Deep Image Prior, which this repo does not run).
+- Bernoulli noise: none here (the paper compares with Deep Image Prior, which this repo does not run);
+- real captures (Poisson-Gaussian noise, variance a x + b of the signal x): the generalized Anscombe
+  transform with a and b estimated from a scene's own captures (``estimate_poisson_gaussian``),
+  BM3D at unit variance, then the same closed-form inverse with the Gaussian part taken off
+  (Makitalo & Foi, IEEE TIP 2013).
 
 The ``bm3d`` package is an optional extra (``pip install bm3d``, or ``make all`` with ``BM3D=1``).
 Its licence allows non-commercial use only, so nothing here imports it unless asked; without it,
@@ -48,10 +52,81 @@ def inverse_anscombe(d: np.ndarray) -> np.ndarray:
     """Closed-form approximation of the exact unbiased inverse of the Anscombe transform
     (Makitalo & Foi 2011): E[counts] as a function of E[anscombe(counts)], accurate for counts
     of a few photons and up; the algebraic inverse (d/2)^2 - 3/8 would be biased at low counts."""
+    return np.maximum(_unbiased_inverse(d), 0.0)
+
+
+def _unbiased_inverse(d: np.ndarray) -> np.ndarray:
+    """Makitalo & Foi's closed-form approximation of the exact unbiased inverse, before clipping."""
     d = np.maximum(d, 1e-6)
     s = math.sqrt(1.5)
-    inv = 0.25 * d ** 2 + 0.25 * s / d - 1.375 / d ** 2 + 0.625 * s / d ** 3 - 0.125
-    return np.maximum(inv, 0.0)
+    return 0.25 * d ** 2 + 0.25 * s / d - 1.375 / d ** 2 + 0.625 * s / d ** 3 - 0.125
+
+
+# ------------------------------------------------------------------------------ Poisson-Gaussian (real captures)
+MIN_GAIN = 1e-6  # a fitted gain at or below zero (Gaussian noise alone) is taken as this
+
+
+def _binned(select: torch.Tensor, rest: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixels sorted into ``bins`` bins of equal count by ``select`` (P); per bin, the mean of ``rest``'s
+    per-pixel means and unbiased variances (R x P, R >= 2): bins with more than 1% of their samples
+    clipped (at 0 or 1) left out, unless fewer than 4 would remain."""
+    mean, var = rest.mean(0), rest.var(0, unbiased=True)
+    clipped = ((rest <= 0) | (rest >= 1)).double().mean(0)
+    groups = [g for g in select.argsort().tensor_split(bins) if len(g)]
+    m, v, c = (torch.stack([t[g].mean() for g in groups]) for t in (mean, var, clipped))
+    keep = c <= 0.01
+    return (m[keep], v[keep]) if int(keep.sum()) >= 4 else (m, v)
+
+
+def estimate_poisson_gaussian(captures: torch.Tensor, bins: int = 64) -> tuple[float, float]:
+    """(a, b) of the noise model var = a * x + b, estimated from K >= 2 aligned captures of one scene
+    (K x C x H x W, float in [0, 1]). Pixels are binned by their mean over some captures and each
+    bin's mean and variance taken over the others (``_binned``): binned by the same captures, a bin
+    would hold the pixels whose noise pushed them there and the fitted slope would come out low. With
+    K >= 4 the two halves (even and odd captures) take turns; with K = 3 each capture in turn; with
+    K = 2 (no variance from one capture) both at once, a small bias. Then a robust line through the
+    bins: the median of the slopes between every two bins (Theil-Sen), the median intercept."""
+    if captures.dim() != 4 or len(captures) < 2:
+        raise ValueError(f"estimating the noise needs K >= 2 captures as K x C x H x W, got {tuple(captures.shape)}")
+    x = captures.double().flatten(1)
+    count = len(x)
+    if count == 2:
+        folds = [(x.mean(0), x)]
+    else:
+        selecting = [list(range(i, count, 2)) for i in range(2)] if count >= 4 else [[i] for i in range(count)]
+        folds = [(x[s].mean(0), x[[j for j in range(count) if j not in s]]) for s in selecting]
+    points = [_binned(select, rest, bins) for select, rest in folds]
+    m, v = torch.cat([p[0] for p in points]), torch.cat([p[1] for p in points])
+    dm, dv = m[None] - m[:, None], v[None] - v[:, None]
+    upper = torch.triu(torch.ones_like(dm, dtype=torch.bool), diagonal=1) & (dm.abs() > 1e-9)
+    a = float(torch.median(dv[upper] / dm[upper])) if bool(upper.any()) else 0.0
+    return a, float(torch.median(v - a * m))
+
+
+def generalized_anscombe(z: np.ndarray, a: float, b: float) -> np.ndarray:
+    """The generalized Anscombe transform for var = a x + b: variance ~ 1 (in units of a)."""
+    a = max(a, MIN_GAIN)
+    return 2.0 * np.sqrt(np.maximum(z / a + 0.375 + b / a ** 2, 0.0))
+
+
+def inverse_generalized_anscombe(d: np.ndarray, a: float, b: float) -> np.ndarray:
+    """The closed-form approximation of the exact unbiased inverse of ``generalized_anscombe``."""
+    a = max(a, MIN_GAIN)
+    return a * np.maximum(_unbiased_inverse(d) - b / a ** 2, 0.0)
+
+
+def bm3d_vst(noisy: torch.Tensor, a: float, b: float, profile: str = "np") -> torch.Tensor:
+    """BM3D after the generalized Anscombe transform: a C x H x W float image (C = 1 or 3) in [0, 1]
+    with Poisson-Gaussian noise of parameters (a, b) in, its estimate (C x H x W, float) out."""
+    import bm3d
+
+    image = noisy.double().cpu().numpy()
+    stabilised = generalized_anscombe(image, a, b)
+    if len(image) == 3:
+        estimate = bm3d.bm3d_rgb(stabilised.transpose(1, 2, 0), 1.0, profile=profile).transpose(2, 0, 1)
+    else:
+        estimate = np.asarray(bm3d.bm3d(stabilised[0], 1.0, profile=profile))[None]
+    return torch.from_numpy(np.ascontiguousarray(inverse_generalized_anscombe(estimate, a, b))).float()
 
 
 class BM3DBaseline:

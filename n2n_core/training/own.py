@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import paths
 from ..config import METHODS, DataConfig, ModelConfig, NoiseConfig, TrainConfig
-from ..data.sources import CleanFolder, DataError, PairFolders, PickleFile, SingleCaptures, Source
+from ..data.sources import CaptureFolders, CleanFolder, DataError, PairFolders, PickleFile, SingleCaptures, Source
 from .checkpoint import load_checkpoint
 from .devices import world
 from .run import InitError, RunSpec, TrainedRun, train_run
@@ -47,8 +47,8 @@ def train_own(source: str, location, model: ModelConfig, train_cfg: TrainConfig,
               noise: NoiseConfig | None = None, data_cfg: DataConfig | None = None, val_pickle=None,
               overwrite: bool = False, rt: Runtime | None = None, progress: bool = True,
               init: str | Path | None = None, state: dict | None | str = READ) -> TrainedRun:
-    """Train ``model`` on ``source`` ('clean', 'pairs', 'pickle' or 'single') at ``location`` (a
-    folder, a list of one or two folders, or a pickle file) in the runtime ``rt`` (default: this
+    """Train ``model`` on ``source`` ('clean', 'pairs', 'captures', 'pickle' or 'single') at ``location``
+    (a folder, a list of one or two folders, or a pickle file) in the runtime ``rt`` (default: this
     machine's) and return the run; the checkpoint goes to ``out``. Single captures train with
     Neighbor2Neighbor (``neighbor``). ``init`` starts from the weights of a checkpoint or of the
     shipped ones (``pretrained:gaussian``) instead of a random initialisation: fine-tuning.
@@ -92,7 +92,7 @@ def _checked_target(source: str, train_cfg: TrainConfig) -> TrainConfig:
 
 def own_source(source: str, location, noise: NoiseConfig | None = None, data_cfg: DataConfig | None = None,
                val_pickle=None) -> Source:
-    """The registry's source for `n2n train`'s --clean, --pairs, --pickle or --single at ``location``."""
+    """The registry's source for `n2n train`'s --clean, --pairs, --captures, --pickle or --single at ``location``."""
     if source == "clean":
         return CleanFolder(Path(location), noise or NoiseConfig(), data_cfg or DataConfig())
     if source == "pairs":
@@ -101,7 +101,9 @@ def own_source(source: str, location, noise: NoiseConfig | None = None, data_cfg
         return PickleFile(Path(location), val_pickle)
     if source == "single":
         return SingleCaptures(Path(location))
-    raise ValueError(f"unknown source {source!r}; choose clean, pairs, pickle or single")
+    if source == "captures":
+        return CaptureFolders(Path(location))
+    raise ValueError(f"unknown source {source!r}; choose clean, pairs, captures, pickle or single")
 
 
 # the options of `n2n train` that set each recorded setting, to name them when a resume is refused
@@ -115,8 +117,9 @@ def _mismatch(out: Path, err: ConfigMismatch) -> str:
     """A refused resume in the command's own terms: which options differ from the run at ``out``."""
     if not err.differences:
         return f"{err}, or pass --overwrite"
-    said = [f"{OPTIONS.get(key, key)} {new} (it was {old})" if key in OPTIONS else f"{key} ({old} then, {new} now)"
-            for key, old, new in err.differences[:4]]
+    said = [f"{OPTIONS[key]} {new} (it was {old})" if key in OPTIONS else
+            f"other data ({key} differs: the files changed since)" if key.split(".")[0] in ("source", "data") else
+            f"{key} {new} (it was {old})" for key, old, new in err.differences[:4]]
     return (f"{out} holds an unfinished run with other settings; this call asks for {', '.join(said)}"
             f"{', ...' if len(err.differences) > 4 else ''}. Give the run's own settings to resume it, --overwrite "
             f"to start anew, or another --out")

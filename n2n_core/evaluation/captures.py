@@ -1,0 +1,149 @@
+"""Real noise (`n2n eval --captures DIR --reference DIR`): scenes of several aligned noisy captures
+(one folder per scene, ``data.sources.load_scenes``) against a reference image of each scene (say,
+the average of many more captures), with no synthetic noise anywhere.
+
+For each scene: PSNR and SSIM (``paper.metrics``: the 8-bit protocol, values divided by the file's
+maximum, 255 for 8-bit data, peak 1.0) of a network's denoised FIRST capture, beside baselines that
+learn nothing: the first capture itself; the mean of the first 2, 4 and 8 captures (where the scene
+has that many); and BM3D after the generalized Anscombe transform, its noise parameters estimated
+from the scene's own captures (``baselines.estimate_poisson_gaussian``, ``baselines.bm3d_vst``).
+Grey captures run through the three-channel network replicated, and its output is their mean.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import baselines
+from ..data.images import ImageError, read_image
+from ..data.sets import IMAGE_SUFFIXES
+from ..data.sources import DataError, Scene
+from ..paper.metrics import psnr, ssim
+from ..paths import atomic_write_text
+from ..training.runtime import Runtime, infer
+
+MEANS = (2, 4, 8)  # the mean of the first k captures, a baseline where a scene has k
+LABELS = {"model": "network", "capture": "1 capture", **{f"mean{k}": f"mean of {k}" for k in MEANS},
+          "bm3d_vst": "BM3D+GAT"}
+REFERENCE_LAYOUT = "REF/<scene>/ holding one image, the scene's reference (as FMD's gt/<fov>/avg50.png)"
+
+
+@dataclass
+class SceneNumbers:
+    """One scene's PSNR and SSIM per method (keys of ``LABELS``), and its estimated noise var = a x + b."""
+    name: str
+    psnr: dict[str, float] = field(default_factory=dict)
+    ssim: dict[str, float] = field(default_factory=dict)
+    noise: dict[str, float] = field(default_factory=dict)
+
+
+def read_reference(root: str | Path, scene: Scene) -> torch.Tensor:
+    """The reference of ``scene`` (3 x H x W float in [0, 1]): the one image in ``root/<scene>/``."""
+    folder = Path(root) / scene.name
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; --reference takes {REFERENCE_LAYOUT}, one per scene of --captures")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(files) != 1:
+        raise DataError(f"{folder}: holds {len(files)} images; --reference takes {REFERENCE_LAYOUT}")
+    try:
+        image = read_image(files[0])
+    except ImageError as err:
+        raise DataError(str(err)) from None
+    height, width = scene.captures.shape[-2:]
+    if image.size != (width, height):
+        raise DataError(f"{files[0]} is {image.size[0]}x{image.size[1]} but the captures of {scene.name} are "
+                        f"{width}x{height}: a reference must be aligned with its scene's captures")
+    return image.rgb
+
+
+def _denoise(model, capture: torch.Tensor, grey: bool, rt: Runtime) -> torch.Tensor:
+    out = infer(model, capture[None], rt)[0]
+    return out.mean(0, keepdim=True).expand(3, -1, -1) if grey else out
+
+
+@torch.inference_mode()
+def evaluate_scene(scene: Scene, reference: torch.Tensor, model=None, rt: Runtime | None = None,
+                   bm3d: bool = True) -> SceneNumbers:
+    """``SceneNumbers`` of one scene: the network (if ``model``), one capture, the means, BM3D+GAT
+    (if ``bm3d``)."""
+    captures = scene.floats()
+    outputs = {"capture": captures[0]}
+    if model is not None:
+        outputs["model"] = _denoise(model, captures[0], scene.grey, rt)
+    outputs.update({f"mean{k}": captures[:k].mean(0) for k in MEANS if len(captures) >= k})
+    channels = captures[:, :1] if scene.grey else captures
+    a, b = baselines.estimate_poisson_gaussian(channels)
+    numbers = SceneNumbers(scene.name, noise={"a": a, "b": b})
+    if bm3d:
+        outputs["bm3d_vst"] = baselines.bm3d_vst(channels[0], a, b).expand(3, -1, -1)
+    for method in LABELS:
+        if method in outputs:
+            numbers.psnr[method] = float(psnr(outputs[method], reference))
+            numbers.ssim[method] = float(ssim(outputs[method], reference))
+    return numbers
+
+
+def evaluate_captures(scenes: list[Scene], references: list[torch.Tensor], model=None, rt: Runtime | None = None,
+                      bm3d: bool = True, progress: bool = True) -> list[SceneNumbers]:
+    """``evaluate_scene`` on every scene; a network (``model``) runs in the runtime ``rt``."""
+    if model is not None:
+        if rt is None:
+            raise ValueError("a network is evaluated in a Runtime: pass rt")
+        model = model.to(rt.device).eval()
+    return [evaluate_scene(scene, reference, model, rt, bm3d)
+            for scene, reference in tqdm(list(zip(scenes, references)), desc="scenes", disable=not progress,
+                                         leave=False)]
+
+
+def methods(rows: list[SceneNumbers]) -> list[str]:
+    """The methods measured on at least one scene, in the order of ``LABELS``."""
+    return [m for m in LABELS if any(m in row.psnr for row in rows)]
+
+
+def means(rows: list[SceneNumbers]) -> dict[str, dict]:
+    """Per method: the mean PSNR and SSIM over the scenes that have it, and their number."""
+    out = {}
+    for method in methods(rows):
+        have = [row for row in rows if method in row.psnr]
+        out[method] = {"psnr": round(sum(r.psnr[method] for r in have) / len(have), 4),
+                       "ssim": round(sum(r.ssim[method] for r in have) / len(have), 5), "images": len(have)}
+    return out
+
+
+def table(rows: list[SceneNumbers]) -> str:
+    """The printed table: a row per scene and their mean, a column per method (PSNR dB / SSIM)."""
+    columns = methods(rows)
+    width = max(12, *(len(row.name) for row in rows))
+    lines = [f"{'scene':<{width}}" + "".join(f"{LABELS[m]:>18}" for m in columns),
+             f"{'':<{width}}" + "".join(f"{'PSNR / SSIM':>18}" for _ in columns)]
+    for row in rows:
+        cells = [f"{row.psnr[m]:.2f} / {row.ssim[m]:.4f}" if m in row.psnr else "-" for m in columns]
+        lines.append(f"{row.name:<{width}}" + "".join(f"{c:>18}" for c in cells))
+    summary = means(rows)
+    cells = [f"{summary[m]['psnr']:.2f} / {summary[m]['ssim']:.4f}" for m in columns]
+    lines.append(f"{'mean':<{width}}" + "".join(f"{c:>18}" for c in cells))
+    return "\n".join(lines) + "\n"
+
+
+def write_json(path: str | Path, label: str | None, rows: list[SceneNumbers], captures: str | Path,
+               reference: str | Path, precision: str | None) -> Path:
+    """`n2n eval --captures --json`: the shape of ``protocol.write_json`` (model, noise, seed, precision,
+    sets), one set named after the captures folder: ``psnr``/``ssim`` the network's (None without one),
+    ``psnr_input`` one capture's, ``methods`` every method's means, and per scene every number and the
+    estimated noise."""
+    summary = means(rows)
+    model = summary.get("model", {})
+    per_image = [{"image": row.name, "psnr": row.psnr.get("model"), "psnr_input": row.psnr["capture"],
+                  "ssim": row.ssim.get("model"), "noise_a": row.noise["a"], "noise_b": row.noise["b"],
+                  "methods": {m: {"psnr": round(row.psnr[m], 4), "ssim": round(row.ssim[m], 5)} for m in row.psnr}}
+                 for row in rows]
+    sets = {Path(captures).name: {"psnr": model.get("psnr"), "psnr_input": summary["capture"]["psnr"],
+                                  "ssim": model.get("ssim"), "images": len(rows), "methods": summary,
+                                  "labels": {m: LABELS[m] for m in summary}, "per_image": per_image}}
+    noise = {"kind": "real", "captures": str(Path(captures).resolve()), "reference": str(Path(reference).resolve())}
+    return atomic_write_text(path, json.dumps({"model": label, "noise": noise, "seed": None, "precision": precision,
+                                               "sets": sets}, indent=2) + "\n")
