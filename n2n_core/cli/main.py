@@ -80,6 +80,7 @@ def _eval(args) -> int:
 def _denoise(args) -> int:
     from ..training.checkpoint import choose_checkpoint, load_model
     from ..evaluation.denoise import check_tiling, default_batch, denoise_files, output_folder, plan
+    from ..evaluation.grey import grey_route
     from ..training.devices import compile_module
 
     rt = _runtime(args)
@@ -90,13 +91,17 @@ def _denoise(args) -> int:
     model = load_model(checkpoint, device=rt.device, expect=args.model)
     print(f"Weights: {checkpoint}" + (" (the shipped blind Gaussian U-Net; --checkpoint chooses others)"
                                        if args.checkpoint is None and str(checkpoint).startswith("pretrained:") else ""))
+    grey = grey_route(checkpoint, default=args.checkpoint is None, device=rt.device)
+    if grey.model is not None:
+        print(f"Grey images: {grey.name} (the shipped grey weights)")
     model = compile_module(model) if rt.compile else model
     jobs = plan(args.inputs, args.out, overwrite=args.overwrite, skip_existing=args.skip_existing)
     failures = []
     with output_folder(args.out):
         print(f"Denoising on {rt.describe()}" + (", x8 self-ensemble" if args.ensemble else ""))
         written = denoise_files(model, jobs, rt, tile=args.tile, overlap=args.overlap,
-                                batch=args.batch or default_batch(rt.device), ensemble=args.ensemble, failures=failures)
+                                batch=args.batch or default_batch(rt.device), ensemble=args.ensemble, failures=failures,
+                                grey=grey)
     print(f"Denoised {len(written)} image(s) into {args.out} with {checkpoint}")
     for _, reason in failures:
         print(f"failed: {reason}", file=sys.stderr)
