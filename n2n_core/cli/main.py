@@ -121,7 +121,7 @@ def _pretrained(args) -> int:
     if args.repeats < 1:
         raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
     if not args.card_only:
-        pretrained.train(args.noise, max_minutes=args.max_minutes, data_dir=args.data_dir, rt=rt)
+        pretrained.train(args.noise, max_minutes=args.max_minutes, data_dir=args.data_dir, rt=rt, grey=args.grey)
     if not args.no_card:  # in float32 unless asked otherwise, so that its figures compare across machines
         pretrained.write_card(data_dir=args.data_dir, repeats=args.repeats, bm3d=args.bm3d,
                               rt=rt if rt.chosen else rt.with_precision("fp32"))
