@@ -30,10 +30,13 @@ class ModelConfig:
     name: str = "unet"
     depth: int = 10  # resnet only
     width: int = 48  # resnet only
+    channels: int = 3  # of the input and the output: 3 for colour (RGB), 1 for grey
 
     def __post_init__(self):
         if self.name not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.name!r}; choose one of {', '.join(MODEL_NAMES)}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"a model has 1 (grey) or 3 (RGB) channels, got {self.channels}")
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,49 @@ def test_model_card_is_written_from_the_checkpoint(little, data_folder, tmp_path
     assert rows[0].endswith("| – | – | – |")  # no BM3D measured, no paper figure at sigma 15
 
 
+def test_pretrained_grey_starts_from_the_colour_weights_trains_in_chunks_and_joins_the_card(
+        little, data_folder, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "ship"
+    with pytest.raises(pretrained.PretrainedError, match="the grey weights start from the colour ones"):
+        pretrained.train("gaussian", grey=True, data_dir=data_folder, folder=folder, profile_override=little)
+    with pytest.raises(pretrained.PretrainedError, match="no grey weights for 'poisson' noise"):
+        pretrained.train("poisson", grey=True, data_dir=data_folder, folder=folder, profile_override=little)
+    pretrained.train("gaussian", data_dir=data_folder, folder=folder, profile_override=little, progress=False, rt=CPU)
+    pretrained.train("gaussian", grey=True, max_minutes=1e-6, data_dir=data_folder, folder=folder,
+                     profile_override=little, progress=False, rt=CPU)
+    assert load_checkpoint(pretrained.state_path("gaussian-grey", folder))["step"] == 1
+    history = pretrained.train("gaussian", grey=True, data_dir=data_folder, folder=folder, profile_override=little,
+                               progress=False, rt=CPU)
+    assert history.step[-1] == 6 and [(c["start_step"], c["end_step"]) for c in history.chunks] == [(0, 1), (1, 6)]
+    weights = pretrained_path("gaussian-grey", folder)
+    assert weights.name == "unet_gaussian_grey_blind.pth" and not pretrained.state_path("gaussian-grey", folder).exists()
+    shipped = load_checkpoint(weights)
+    assert shipped["finished"] and shipped["model_args"] == {"name": "unet", "channels": 1}
+    assert shipped["model"]["enc_conv0.weight"].shape[1] == 1 and shipped["config"]["init"] == "pretrained:gaussian"
+    assert shipped["pretrained"]["command"] == "make pretrained NOISE=gaussian GREY=1" and shipped["pretrained"]["grey"]
+    card = pretrained.write_card(folder, data_dir=data_folder, rt=Runtime.resolve("cpu", "fp32")).read_text()
+    assert "## `unet_gaussian_blind.pth`" in card
+    grey_section = card.split("## `unet_gaussian_grey_blind.pth`: blind Gaussian U-Net, grey (1 channel)")[1]
+    assert "grey versions of the test sets" in grey_section
+    assert [r.split(" | ")[1] for r in grey_section.splitlines() if r.startswith("| kodak |")] == ["15", "25", "50"]
+    # without --checkpoint, n2n denoise takes grey images through the grey weights where they exist
+    monkeypatch.setattr("n2n_core.paths.pretrained_dir", lambda: folder)
+    from PIL import Image
+    Image.open(PHOTO).convert("L").crop((0, 0, 48, 40)).save(tmp_path / "grey.png")
+    assert main(["denoise", str(tmp_path / "grey.png"), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "Grey images: pretrained:gaussian-grey" in out and "[grey weights (pretrained:gaussian-grey)]" in out
+    assert Image.open(tmp_path / "out" / "grey.png").mode == "L"
+
+
+def test_pretrained_grey_is_a_flag_of_the_command_and_of_make():
+    from n2n_core.cli.parser import parser
+
+    assert parser().parse_args(["pretrained", "--grey"]).grey
+    makefile = (Path(__file__).parent.parent / "Makefile").read_text()
+    assert "$(if $(GREY),--grey,)" in makefile
+
+
 # ------------------------------------------------------------------------------------------ make
 def test_make_clean_keeps_the_shipped_weights(tmp_path):
     shutil.copy(Path(__file__).parent.parent / "Makefile", tmp_path / "Makefile")

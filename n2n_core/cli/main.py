@@ -139,6 +139,7 @@ def _eval_captures(args) -> int:
 def _denoise(args) -> int:
     from ..training.checkpoint import choose_checkpoint, load_model
     from ..evaluation.denoise import check_tiling, default_batch, denoise_files, output_folder, plan
+    from ..evaluation.grey import grey_route
     from ..training.devices import compile_module
     from ..paths import holding, output_path
 
@@ -150,13 +151,17 @@ def _denoise(args) -> int:
     model = load_model(checkpoint, device=rt.device, expect=args.model)
     print(f"Weights: {checkpoint}" + (" (the shipped blind Gaussian U-Net; --checkpoint chooses others)"
                                        if args.checkpoint is None and str(checkpoint).startswith("pretrained:") else ""))
+    grey = grey_route(checkpoint, default=args.checkpoint is None, device=rt.device)
+    if grey.model is not None:
+        print(f"Grey images: {grey.name} (the shipped grey weights)")
     model = compile_module(model) if rt.compile else model
     jobs = plan(args.inputs, args.out, overwrite=args.overwrite, skip_existing=args.skip_existing)
     failures, out = [], output_path(args.out)
     with output_folder(out), holding(out):  # a second run into the same folder is refused while this one writes
         print(f"Denoising on {rt.describe()}" + (", x8 self-ensemble" if args.ensemble else ""))
         written = denoise_files(model, jobs, rt, tile=args.tile, overlap=args.overlap,
-                                batch=args.batch or default_batch(rt.device), ensemble=args.ensemble, failures=failures)
+                                batch=args.batch or default_batch(rt.device), ensemble=args.ensemble, failures=failures,
+                                grey=grey)
     print(f"Denoised {len(written)} image(s) into {out} with {checkpoint}")
     for _, reason in failures:
         print(f"failed: {reason}", file=sys.stderr)
@@ -178,7 +183,7 @@ def _pretrained(args) -> int:
     if not args.no_card:  # before any training: the card it would end with must be writable from these data
         pretrained.check_card_data(args.data_dir)
     if not args.card_only:
-        pretrained.train(args.noise, max_minutes=args.max_minutes, data_dir=args.data_dir, rt=rt)
+        pretrained.train(args.noise, max_minutes=args.max_minutes, data_dir=args.data_dir, rt=rt, grey=args.grey)
     if not args.no_card:  # in float32 unless asked otherwise, so that its figures compare across machines
         pretrained.write_card(data_dir=args.data_dir, repeats=args.repeats, bm3d=args.bm3d,
                               rt=rt if rt.chosen else rt.with_precision("fp32"))

@@ -135,6 +135,8 @@ def _pretrained_parser(sub) -> None:
                                    "BSDS300 download). Each call trains at most --max-minutes, resumes where the "
                                    "last stopped, and re-exports the weights.")
     p.add_argument("--noise", default="gaussian", choices=("gaussian", "poisson"))
+    p.add_argument("--grey", action="store_true",
+                   help="the grey (1-channel) weights, started from the colour ones (gaussian only)")
     p.add_argument("--max-minutes", type=float, help="stop this chunk after so many minutes (default: train to the end)")
     p.add_argument("--data-dir", help="folder with train_pool/ (default: N2N_DATA_DIR, else the official download)")
     p.add_argument("--card-only", action="store_true", help="do not train: only measure and write the model card")

@@ -1,6 +1,7 @@
 """Classical baselines, run on the very noisy images the networks see (same seeds, same protocol):
 
-- Gaussian noise: BM3D for colour images (``bm3d.bm3d_rgb``) with the true sigma;
+- Gaussian noise: BM3D for colour images (``bm3d.bm3d_rgb``) with the true sigma, for grey ones
+  (a 1-channel batch) ``bm3d.bm3d``;
 - Poisson noise: the Anscombe transform, BM3D at unit variance, then the closed-form approximation
   of the exact unbiased inverse (Makitalo & Foi, IEEE TIP 2011), divided back by lambda;
 - Bernoulli noise: none here (the paper compares with Deep Image Prior, which this repo does not run);
@@ -130,7 +131,8 @@ def bm3d_vst(noisy: torch.Tensor, a: float, b: float, profile: str = "np") -> to
 
 
 class BM3DBaseline:
-    """A callable for ``evaluation.evaluate``: 1 x 3 x H x W noisy batch in, BM3D estimate out.
+    """A callable for ``evaluation.evaluate``: 1 x 3 x H x W (or grey, 1 x 1 x H x W) noisy batch in,
+    BM3D estimate out.
 
     ``cache_dir=None`` disables the cache.
     """
@@ -153,30 +155,37 @@ class BM3DBaseline:
         return h.hexdigest()[:40]
 
     def denoise(self, noisy: np.ndarray) -> np.ndarray:
-        """H x W x 3 float noisy image -> H x W x 3 float estimate (not clipped)."""
+        """H x W x 3 (or H x W x 1, grey) float noisy image -> the same shape of float estimate (not clipped)."""
         import bm3d
 
+        def run(image, sigma):
+            if image.shape[-1] == 1:
+                return np.asarray(bm3d.bm3d(image[..., 0], sigma, profile=self.profile)).reshape(image.shape)
+            return bm3d.bm3d_rgb(image, sigma, profile=self.profile)
+
         if self.noise.kind == "gaussian":
-            return bm3d.bm3d_rgb(noisy, self.noise.sigma / 255.0, profile=self.profile)
+            return run(noisy, self.noise.sigma / 255.0)
         lam = self.noise.lam
         stabilised = anscombe(noisy * lam)  # counts -> variance ~1
-        estimate = bm3d.bm3d_rgb(stabilised, 1.0, profile=self.profile)
-        return inverse_anscombe(estimate) / lam
+        return inverse_anscombe(run(stabilised, 1.0)) / lam
 
     def __call__(self, noisy: torch.Tensor) -> torch.Tensor:
-        if noisy.dim() != 4 or noisy.shape[0] != 1 or noisy.shape[1] != 3:
-            raise ValueError(f"BM3D takes one RGB image as a 1 x 3 x H x W batch, got {tuple(noisy.shape)}")
+        if noisy.dim() != 4 or noisy.shape[0] != 1 or noisy.shape[1] not in (1, 3):
+            raise ValueError(f"BM3D takes one RGB or grey image as a 1 x 3 (or 1) x H x W batch, got "
+                             f"{tuple(noisy.shape)}")
         image = noisy[0].permute(1, 2, 0).double().cpu().numpy()
         path = None
         if self.cache_dir is not None:
             path = self.cache_dir / f"{self._key(image)}.png"
             if path.is_file():
                 self.hits += 1
-                cached = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+                mode = "L" if image.shape[-1] == 1 else "RGB"
+                cached = np.asarray(Image.open(path).convert(mode), dtype=np.float32).reshape(image.shape) / 255.0
                 return torch.from_numpy(cached).permute(2, 0, 1)[None]
         self.misses += 1
         as_uint8 = np.round(np.clip(self.denoise(image), 0.0, 1.0) * 255.0).astype(np.uint8)
         if path is not None:
-            write_cache(path, lambda tmp: Image.fromarray(as_uint8).save(tmp))
+            write_cache(path, lambda tmp: Image.fromarray(as_uint8[..., 0] if as_uint8.shape[-1] == 1 else as_uint8)
+                        .save(tmp))
         # the same 8-bit image whether computed or cached, so a rerun gives the same numbers
         return torch.from_numpy(as_uint8.astype(np.float32) / 255.0).permute(2, 0, 1)[None]

@@ -5,7 +5,8 @@
 faces a neighbouring tile being context that is thrown away. With enough context a tile's core is
 what the whole image would give (the test measures it), so there are no seams, and memory depends
 on the tile, not on the image. ``denoise_files`` reads, denoises and writes files (``images``
-keeps their mode and bit depth), never overwriting a file unless asked to.
+keeps their mode and bit depth), never overwriting a file unless asked to. A grey image goes
+through grey weights where there are some, else through the colour weights by ``grey.NoiseMatching``.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ..data.augment import SelfEnsemble
 from ..data.sets import IMAGE_SUFFIXES
 from ..data.images import ImageError, check_image, check_regular_file, read_image, write_image
 from ..paths import ensure_writable_dir, output_path, write_failure
+from .grey import GreyRoute, NoiseMatching, model_channels
 from ..training.runtime import Runtime, infer
 
 DEFAULT_TILE = 512
@@ -65,7 +67,8 @@ def check_tiling(tile: int, overlap: int) -> None:
 @torch.inference_mode()
 def denoise_tensor(model: torch.nn.Module, image: torch.Tensor, rt: Runtime, tile: int = DEFAULT_TILE,
                    overlap: int = DEFAULT_OVERLAP, batch: int = 1, progress: bool = False) -> torch.Tensor:
-    """Denoise a 3 x H x W image in [0, 1]; ``tile`` 0 runs it whole. Returns 3 x H x W on the CPU.
+    """Denoise a C x H x W image in [0, 1] (C: the model's channels); ``tile`` 0 runs it whole.
+    Returns C x H x W on the CPU.
     The model runs on ``rt``'s device, in its number format."""
     check_tiling(tile, overlap)
     h, w = image.shape[-2:]
@@ -191,25 +194,54 @@ def output_folder(out_dir: str | Path):
             out_dir.rmdir()
 
 
+def denoise_image(model: torch.nn.Module, image, rt: Runtime, grey: GreyRoute | None = None,
+                  **tiling) -> tuple[torch.Tensor, str]:
+    """One read image (``images.ImageFile``) denoised: (3 x H x W, what was done to a grey image, or
+    ''). A grey image takes the route ``grey`` (default: noise matching for colour weights); a
+    colour image needs colour weights. ``tiling``: ``denoise_tensor``'s tile, overlap, batch, progress."""
+    grey = grey or GreyRoute()
+    channels = model_channels(model)
+    if not image.grey:
+        if channels != 3:
+            raise ImageError(f"{image.path}: a colour image, but the weights are grey ({channels} channel); "
+                             f"denoise colour images with colour weights (--checkpoint pretrained:gaussian)")
+        return denoise_tensor(model, image.rgb, rt, **tiling), ""
+    if grey.model is not None or channels == 1:
+        out = denoise_tensor(grey.model or model, image.rgb[:1], rt, **tiling)
+        return out.expand(3, -1, -1), f"grey weights{f' ({grey.name})' if grey.model is not None else ''}"
+    if not grey.match:
+        return (denoise_tensor(model, image.rgb, rt, **tiling),
+                "grey replicated to RGB (noise matching is for weights trained on Gaussian noise)")
+    rgb, sigma = NoiseMatching().prepare(image.rgb[:1])  # drawn once for the whole image, then tiled
+    out = NoiseMatching.finish(denoise_tensor(model, rgb, rt, **tiling))
+    return out.expand(3, -1, -1), f"grey: noise matched to the colour weights, sigma {sigma:.1f} estimated"
+
+
 def denoise_files(model: torch.nn.Module, jobs: list[Job], rt: Runtime, tile: int = DEFAULT_TILE,
                   overlap: int = DEFAULT_OVERLAP, batch: int = 1, progress: bool = True,
-                  failures: list[tuple[Path, str]] | None = None, ensemble: bool = False) -> list[Path]:
+                  failures: list[tuple[Path, str]] | None = None, ensemble: bool = False,
+                  grey: GreyRoute | None = None) -> list[Path]:
     """Denoise every job's file into its target (with ``ensemble``, the model's outputs averaged
-    over the 8 flips/rotations, ``augment.SelfEnsemble``); each file is read completely before
-    anything of it is written, and each write is atomic. With a ``failures`` list, a file that
-    cannot be read is added to it as (path, message) and the batch goes on; without, the error is
+    over the 8 flips/rotations, ``augment.SelfEnsemble``); grey files as ``grey`` says
+    (``denoise_image``). Each file is read completely before anything of it is written, and each
+    write is atomic. With a ``failures`` list, a file that cannot be read (or a colour file for
+    grey weights) is added to it as (path, message) and the batch goes on; without, the error is
     raised. A write that fails (a full disk) stops the batch with an ImageError: the next ones
     would fail too."""
     model, written = SelfEnsemble(model) if ensemble else model, []
+    grey = grey or GreyRoute()
+    if ensemble and grey.model is not None:
+        grey = GreyRoute(SelfEnsemble(grey.model), grey.match, grey.name)
     for job in tqdm(jobs, desc="denoise", unit="image", disable=not progress or len(jobs) < 2):
         try:
             image = read_image(job.source)
+            out, how = denoise_image(model, image, rt, grey, tile=tile, overlap=overlap, batch=batch,
+                                     progress=progress)
         except ImageError as err:
             if failures is None:
                 raise
             failures.append((job.source, str(err)))
             continue
-        out = denoise_tensor(model, image.rgb, rt, tile=tile, overlap=overlap, batch=batch, progress=progress)
         try:
             written.append(write_image(image, out, job.target))
         except OSError as err:
@@ -217,7 +249,7 @@ def denoise_files(model: torch.nn.Module, jobs: list[Job], rt: Runtime, tile: in
                              f"written before it: {write_failure(err)} or choose another --out, then rerun with "
                              f"--skip-existing") from None
         if progress:
-            tqdm.write(f"{job.source} ({image.describe()}) -> {job.target}")
+            tqdm.write(f"{job.source} ({image.describe()}) -> {job.target}" + (f" [{how}]" if how else ""))
         for note in image.notes:
             tqdm.write(f"{job.source}: {note}")
     return written

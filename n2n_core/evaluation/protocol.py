@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from .. import paths
 from ..data.augment import SelfEnsemble
 from ..config import PAPER_REPEATS, Profile
+from ..data.grey import grey_image
 from ..data.images import center_crop
 from ..data.sets import DataSources, find_data, load_image
 from ..paper.metrics import psnr, ssim
@@ -78,7 +79,8 @@ def model_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _cache_key(model: torch.nn.Module, files, noise, seed: int, rt: Runtime, crop, repeats: int) -> str:
+def _cache_key(model: torch.nn.Module, files, noise, seed: int, rt: Runtime, crop, repeats: int,
+               grey: bool = False) -> str:
     """What decides an evaluation: the weights, each file (path, size, mtime), the noise, the seed,
     the crop, the repeats, the device type (a GPU's numbers differ from a CPU's in the last bits)
     and the number format."""
@@ -88,7 +90,7 @@ def _cache_key(model: torch.nn.Module, files, noise, seed: int, rt: Runtime, cro
         described.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
     key = {"version": EVAL_CACHE_VERSION, "model": model_digest(model), "files": described, "noise": repr(noise),
            "seed": seed, "crop": crop, "repeats": repeats, "device": rt.device.type,
-           "precision": rt.precision}
+           "precision": rt.precision, **({"grey": True} if grey else {})}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -106,33 +108,35 @@ def _read_cached(path: Path) -> Evaluation | None:
 
 
 def evaluate(model, files, noise: NoiseModel, seed: int = 0, rt: Runtime | None = None, crop: int | None = None,
-             progress: bool = True, repeats: int = 1, cache_dir: str | Path | None = None) -> Evaluation:
+             progress: bool = True, repeats: int = 1, cache_dir: str | Path | None = None,
+             grey: bool = False) -> Evaluation:
     """PSNR/SSIM of ``model`` on the images ``files`` under ``noise`` (see ``_evaluate``); a torch
     module runs in the runtime ``rt`` (required for one), whose number format the result records.
 
     With ``cache_dir``, a torch module's evaluation is stored there, keyed by its weights and every
     input of the measurement, and a later call with the same key returns it without running the
-    model (notebook 05 reuses the Gaussian U-Nets' numbers of notebooks 03 and 04 this way)."""
+    model (notebook 05 reuses the Gaussian U-Nets' numbers of notebooks 03 and 04 this way).
+    With ``grey``, every image is measured in grey (``data.grey``: Pillow's 'L'), 1 x H x W."""
     _check_runtime(model, rt)
     if cache_dir is None or not isinstance(model, torch.nn.Module):
-        return _evaluate(model, files, noise, seed, rt, crop, progress, repeats)
-    path = Path(cache_dir) / f"{_cache_key(model, files, noise, seed, rt, crop, repeats)}.json"
+        return _evaluate(model, files, noise, seed, rt, crop, progress, repeats, grey)
+    path = Path(cache_dir) / f"{_cache_key(model, files, noise, seed, rt, crop, repeats, grey)}.json"
     cached = _read_cached(path)
     if cached is not None:
         print(f"(cached evaluation {path.name})")
         return cached
-    result = _evaluate(model, files, noise, seed, rt, crop, progress, repeats)
+    result = _evaluate(model, files, noise, seed, rt, crop, progress, repeats, grey)
     write_cache(path, lambda tmp: tmp.write_text(json.dumps(asdict(result))))
     return result
 
 
 @torch.inference_mode()
 def _evaluate(model, files, noise: NoiseModel, seed: int = 0, rt: Runtime | None = None, crop: int | None = None,
-              progress: bool = True, repeats: int = 1) -> Evaluation:
+              progress: bool = True, repeats: int = 1, grey: bool = False) -> Evaluation:
     """PSNR/SSIM of ``model`` on the images ``files`` under ``noise`` (see the module docstring).
 
     ``model`` is a torch module, any other callable from a 1 x 3 x H x W noisy batch (on the CPU)
-    to its denoised batch (a classical baseline such as BM3D), or None to measure the noisy input.
+    to its denoised batch (a classical baseline such as BM3D; 1 x 1 x H x W with ``grey``), or None to measure the noisy input.
     With ``repeats`` > 1 every image is measured under that many independent noise draws (the
     authors' follow-up code repeats Kodak 10x, BSD300 3x, Set14 20x) and its numbers are the means.
     """
@@ -142,6 +146,7 @@ def _evaluate(model, files, noise: NoiseModel, seed: int = 0, rt: Runtime | None
     is_module = isinstance(model, torch.nn.Module)
     for index, path in enumerate(tqdm(files, desc="evaluate", disable=not progress, leave=False)):
         clean = center_crop(load_image(path), crop)
+        clean = grey_image(clean) if grey else clean
         if min(clean.shape[-2:]) < 11:
             raise ValueError(f"{path}: {clean.shape[-1]}x{clean.shape[-2]} px, smaller than the 11x11 window of SSIM; "
                              f"evaluate on images of at least 11x11 px")
@@ -210,11 +215,12 @@ def evaluate_run(model, profile: Profile, seed: int = 0, sigma: float | None = N
 def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: NoiseConfig, seed: int = 0,
                   rt: Runtime | None = None, repeats: dict[str, int] | None = None,
                   limits: dict[str, int | None] | None = None, crop: int | None = None,
-                  label: str = "", ensemble: bool = False) -> dict[str, Evaluation]:
+                  label: str = "", ensemble: bool = False, grey: bool = False) -> dict[str, Evaluation]:
     """The paper's protocol on the test sets ``names`` of ``sources``: the first ``limits[name]``
     images of each (all without one), ``repeats[name]`` noise draws per image (default 1), cached by
     weights and protocol. A module runs in the runtime ``rt`` (required for one), with ``ensemble`` as
-    an ``augment.SelfEnsemble`` (not the paper's protocol). Prints one line per set, after ``label``."""
+    an ``augment.SelfEnsemble`` (not the paper's protocol); ``grey``: the images in grey (``evaluate``).
+    Prints one line per set, after ``label``."""
     repeats, limits = repeats or {}, limits or {}
     _check_runtime(model, rt)
     if ensemble and not isinstance(model, torch.nn.Module):
@@ -226,7 +232,7 @@ def evaluate_sets(model, sources: DataSources, names: list[str], noise_cfg: Nois
         all_files = sources.test_sets[name]
         files = all_files[:limits[name]] if limits.get(name) else all_files
         ev = evaluate(model, files, test_noise(noise_cfg), seed=seed, rt=rt, crop=crop,
-                      repeats=repeats.get(name, 1), cache_dir=paths.eval_cache_dir())
+                      repeats=repeats.get(name, 1), cache_dir=paths.eval_cache_dir(), grey=grey)
         ev.extra.update(comparable_with_paper=sources.comparable, data=sources.origin, available=len(all_files))
         if isinstance(model, SelfEnsemble):
             ev.extra["self_ensemble"] = 8

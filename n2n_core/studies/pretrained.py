@@ -14,6 +14,11 @@ deletes it. Each chunk re-exports the weights, so the shipped file is always the
 The data are the clean training pool (``N2N_DATA_DIR`` with train_pool/, or the official BSDS300
 download); a resumed run must see the same pool (its file names and sizes are part of the run's
 configuration).
+
+The grey weights (``--grey``, ``unet_gaussian_grey_blind.pth``, ``pretrained:gaussian-grey``) are the
+same run for a 1-channel U-Net on grey versions of the pool's patches (``data.grey``), started from
+the colour weights folded to one channel (``models.grey_from_colour``): at step 0 they compute what the
+colour weights compute on a grey image replicated to RGB, and training teaches them grey noise.
 """
 from __future__ import annotations
 
@@ -25,8 +30,10 @@ from pathlib import Path
 
 import torch
 
-from ..training.checkpoint import FORMAT, atomic_save, library_versions, load_checkpoint, pretrained_path
-from ..config import PRECISION_NAMES, PROFILES, Profile
+from ..training.checkpoint import (FORMAT, GREY_SUFFIX, atomic_save, library_versions, load_checkpoint,
+                                   pretrained_path)
+from ..config import PRECISION_NAMES, PROFILES, ModelConfig, Profile
+from ..data.grey import grey_uint8
 from ..paper.noise import NOISE_TYPES, NoiseConfig
 from ..data.patches import build_patch_sets
 from ..data.sources import PatchSource
@@ -35,6 +42,7 @@ from ..training.runtime import Runtime
 from ..training.train import History
 
 NOISES = ("gaussian", "poisson")
+GREY_NOISES = ("gaussian",)  # the noises with grey weights (``shipped_name(noise, grey=True)``)
 # the levels the model card measures, per noise type (the paper's Table 1 level in the middle)
 CARD_LEVELS = {"gaussian": (15.0, 25.0, 50.0), "poisson": (30.0, 10.0)}
 
@@ -52,6 +60,18 @@ def noise_config(noise: str) -> NoiseConfig:
     if noise not in NOISES:
         raise PretrainedError(f"no shipped weights for {noise!r} noise; choose one of {', '.join(NOISES)}")
     return profile().noise_config(noise).blind_only()
+
+
+def shipped_name(noise: str, grey: bool = False) -> str:
+    """The name of shipped weights (``pretrained:<name>``): the noise, or ``<noise>-grey``."""
+    if grey and noise not in GREY_NOISES:
+        raise PretrainedError(f"no grey weights for {noise!r} noise; grey weights exist for {', '.join(GREY_NOISES)}")
+    return f"{noise}{GREY_SUFFIX}" if grey else noise
+
+
+def split_name(name: str) -> tuple[str, bool]:
+    """(noise, grey) of a shipped name."""
+    return (name[:-len(GREY_SUFFIX)], True) if name.endswith(GREY_SUFFIX) else (name, False)
 
 
 def state_path(noise: str, folder: Path | None = None) -> Path:
@@ -86,11 +106,15 @@ def _sources(data_dir: str | Path | None):
 
 
 def make_run_config(noise: str, prof: Profile, data: dict, noise_cfg: NoiseConfig | None = None) -> dict:
-    """The configuration a run of the shipped ``noise`` weights records and its state must match to resume
-    (``data``: ``pool_data``; ``noise_cfg``: another noise than the shipped one, for `make blindcheck`)."""
-    return json.loads(json.dumps({"profile": prof.name, "pretrained": noise, "model": dataclasses.asdict(prof.unet),
-                                  "noise": dataclasses.asdict(noise_cfg or noise_config(noise)),
-                                  "train": dataclasses.asdict(prof.train), "data": data}))
+    """The configuration a run of the shipped ``noise`` weights (a ``shipped_name``) records and its state
+    must match to resume (``data``: ``pool_data``; ``noise_cfg``: another noise than the shipped one, for
+    `make blindcheck`). Grey weights record the 1-channel U-Net and the colour weights they start from."""
+    kind, grey = split_name(noise)
+    model = dataclasses.replace(prof.unet, channels=1) if grey else prof.unet
+    extra = {"init": f"pretrained:{kind}", "grey": "Pillow's 'L' of the pool's patches"} if grey else {}
+    return json.loads(json.dumps({"profile": prof.name, "pretrained": noise, "model": dataclasses.asdict(model),
+                                  "noise": dataclasses.asdict(noise_cfg or noise_config(kind)),
+                                  "train": dataclasses.asdict(prof.train), "data": data, **extra}))
 
 
 def noisy_pairs_spec(prof: Profile, noise_cfg: NoiseConfig, train_patches, val_patches, path: Path,
@@ -98,19 +122,24 @@ def noisy_pairs_spec(prof: Profile, noise_cfg: NoiseConfig, train_patches, val_p
     """The run of the profile's U-Net on noisy pairs of ``noise_cfg`` drawn from the patch sets, with
     the profile's settings, checkpoint at ``path``, recording ``run_config`` (``make_run_config``)."""
     record = {key: value for key, value in run_config.items() if key != "train"}
-    return RunSpec(path.stem, prof.unet, PatchSource(train_patches, val_patches, noise_cfg), lambda _: prof.train, path,
+    model = ModelConfig(**run_config["model"])  # grey weights: 1 channel
+    return RunSpec(path.stem, model, PatchSource(train_patches, val_patches, noise_cfg), lambda _: prof.train, path,
                    record, keep_precision=keep_precision)
 
 
 def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: str | Path | None = None,
           rt: Runtime | None = None, folder: Path | None = None, progress: bool = True,
-          profile_override: Profile | None = None) -> History:
-    """Train (or go on training) the shipped ``noise`` weights for at most ``max_minutes`` of this
-    call, then export them. A finished run only re-exports. Each chunk trains in the runtime ``rt``
-    (None: this machine's, resolved in this call), its number format recorded per chunk in the history."""
+          profile_override: Profile | None = None, grey: bool = False) -> History:
+    """Train (or go on training) the shipped ``noise`` weights (``grey``: the grey ones, which start
+    from the colour weights in ``folder``) for at most ``max_minutes`` of this call, then export them.
+    A finished run only re-exports. Each chunk trains in the runtime ``rt`` (None: this machine's,
+    resolved in this call), its number format recorded per chunk in the history."""
     prof = profile_override or profile()
-    noise_cfg = noise_config(noise)
-    weights, state = pretrained_path(noise, folder), state_path(noise, folder)
+    noise_cfg, name = noise_config(noise), shipped_name(noise, grey)
+    weights, state = pretrained_path(name, folder), state_path(name, folder)
+    if grey and not state.exists() and not pretrained_path(noise, folder).is_file():
+        raise PretrainedError(f"the grey weights start from the colour ones, and {pretrained_path(noise, folder)} "
+                              f"is missing: `make pretrained NOISE={noise}` trains them")
     shipped = load_checkpoint(weights) if not state.exists() and weights.exists() else {}
     if shipped.get("finished"):
         print(f"{weights}: finished ({shipped['step']} steps); nothing to train")
@@ -122,12 +151,16 @@ def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: s
     sets = build_patch_sets(sources, prof.data, prof.train.seed)
     print(f"Cut {len(sets.train)} training and {len(sets.val)} validation patches of {prof.data.patch_size} px "
           f"in {time.monotonic() - started:.0f} s")
-    run_config = make_run_config(noise, prof, pool_data(sources, sets))
-    spec = noisy_pairs_spec(prof, noise_cfg, sets.train, sets.val, state, run_config, keep_precision=False)
+    run_config = make_run_config(name, prof, pool_data(sources, sets))
+    patches = (grey_uint8(sets.train), grey_uint8(sets.val)) if grey else (sets.train, sets.val)
+    spec = noisy_pairs_spec(prof, noise_cfg, *patches, state, run_config, keep_precision=False)
+    if grey:
+        spec = dataclasses.replace(spec, init=pretrained_path(noise, folder))
     history = train_run(spec, rt or Runtime.resolve(), progress=progress,
                         chunk_seconds=None if max_minutes is None else 60.0 * max_minutes).history
-    export(noise, folder, data_description=f"{sources.origin}: {len(sources.train)} clean pool images, "
-                                         f"{sets.meta['val_images']} of them held out for validation")
+    export(name, folder, data_description=f"{sources.origin}: {len(sources.train)} clean pool images"
+                                        f"{' in grey' if grey else ''}, {sets.meta['val_images']} of them held out "
+                                        f"for validation")
     if state.exists():  # (export deletes it when the run is finished)
         compact_state(state)
     return history
@@ -158,8 +191,9 @@ def compact_state(path: Path) -> Path:
 
 def export(noise: str, folder: Path | None = None, data_description: str | None = None) -> Path:
     """Write the shipped weights from the training state: the moving average in float16, the run's
-    configuration and history, no optimizer. A finished run's state file is deleted after."""
-    state_file, weights = state_path(noise, folder), pretrained_path(noise, folder)
+    configuration and history, no optimizer. A finished run's state file is deleted after. ``noise``:
+    a ``shipped_name``."""
+    (kind, grey), state_file, weights = split_name(noise), state_path(noise, folder), pretrained_path(noise, folder)
     state = load_checkpoint(state_file)
     average = state.get("ema") or state["model"]
     cfg = state["config"]["train"]
@@ -170,8 +204,8 @@ def export(noise: str, folder: Path | None = None, data_description: str | None 
         "config": state["config"], "step": state["step"], "elapsed_seconds": state["elapsed_seconds"],
         "finished": state["finished"], "history": state["history"], "seed": state["seed"],
         "versions": library_versions(),
-        "pretrained": {"noise": noise, "pixels_seen": state["step"] * cfg["batch_size"] * cfg["crop"] ** 2,
-                       "command": f"make pretrained NOISE={noise}", "data": data_description,
+        "pretrained": {"noise": kind, "grey": grey, "pixels_seen": state["step"] * cfg["batch_size"] * cfg["crop"] ** 2,
+                       "command": f"make pretrained NOISE={kind}" + (" GREY=1" if grey else ""), "data": data_description,
                        "weights": "moving average of the weights (decay {}), float16".format(cfg.get("ema"))},
     }
     atomic_save(shipped, weights)
@@ -205,7 +239,8 @@ def card_figures(noise: str, rt: Runtime, folder: Path | None = None, data_dir: 
     """The card's numbers for the shipped ``noise`` weights: every available test set at every level
     of ``CARD_LEVELS``, the paper's protocol with ``repeats`` noise draws per image (``limit``: the
     first images only), beside the noisy input, BM3D with the level known (read from ``card.json``
-    beside the weights; measured where missing when ``bm3d``) and the paper; the network in the runtime ``rt``."""
+    beside the weights; measured where missing when ``bm3d``) and the paper; the network in the runtime ``rt``.
+    Grey weights (``noise`` a grey ``shipped_name``): the grey versions of the test sets, grey BM3D."""
     from ..evaluation import baselines
     from ..training.checkpoint import load_model
     from ..evaluation.protocol import evaluate_sets
@@ -215,13 +250,13 @@ def card_figures(noise: str, rt: Runtime, folder: Path | None = None, data_dir: 
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     sources = _sources(data_dir)
     model = load_model(pretrained_path(noise, folder), device=rt.device)
-    rows = []
-    for level in CARD_LEVELS[noise]:
-        cfg = _level_config(noise, level)
+    rows, (kind, grey) = [], split_name(noise)
+    for level in CARD_LEVELS[kind]:
+        cfg = _level_config(kind, level)
         names = list(sources.test_sets)
         reps, limits = {n: repeats for n in names}, {n: limit for n in names}
         ours = evaluate_sets(model, sources, names, cfg, rt=rt, repeats=reps, limits=limits,
-                             label=f"pretrained:{noise} | {cfg.label} | ")
+                             label=f"pretrained:{noise} | {cfg.label} | ", grey=grey)
         for name in names:
             ev = ours[name]
             key = f"{noise}/{level:g}/{name}/{len(ev.names)}x{repeats}"
@@ -229,9 +264,9 @@ def card_figures(noise: str, rt: Runtime, folder: Path | None = None, data_dir: 
                 from ..paths import bm3d_cache_dir
 
                 measured = evaluate_sets(baselines.BM3DBaseline(cfg, bm3d_cache_dir()), sources, [name], cfg,
-                                         repeats=reps, limits=limits, label=f"BM3D | {cfg.label} | ")
+                                         repeats=reps, limits=limits, label=f"BM3D | {cfg.label} | ", grey=grey)
                 cache.setdefault("bm3d", {})[key] = round(measured[name].psnr, 4)
-            paper_n2n, paper_baseline = _paper(noise, level, name)
+            paper_n2n, paper_baseline = (None, None) if grey else _paper(kind, level, name)  # the paper: RGB only
             rows.append({"set": name, "images": len(ev.names), "repeats": repeats, "level": level,
                          "input": round(ev.psnr_input, 2), "ours": round(ev.psnr, 2), "ssim": round(ev.ssim, 4),
                          "bm3d": cache.get("bm3d", {}).get(key), "paper_n2n": paper_n2n,
@@ -256,24 +291,24 @@ def card_section(noise: str, rows: list[dict], folder: Path | None = None) -> st
     info, cfg = state.get("pretrained", {}), state["config"]
     train_cfg, noise_cfg = cfg["train"], cfg["noise"]
     per_step = train_cfg["batch_size"] * train_cfg["crop"] ** 2
-    kind = NOISE_TYPES[noise]
+    kind, grey = NOISE_TYPES[split_name(noise)[0]], split_name(noise)[1]
     blind, symbol, test_level = noise_cfg[f"train_{kind.param}_range"], kind.symbol, noise_cfg[kind.param]
     curve = pretrained_curve(history, per_step, path.with_name(f"{path.stem}_curve.png"),
                              title=f"{path.name}: validation PSNR, {symbol} {test_level:g}, held-out pool crops")
     status = (f"finished, {state['step']} steps" if state["finished"] else
-              f"**unfinished**: step {state['step']} of {train_cfg['max_steps']}; `make pretrained NOISE={noise}` "
+              f"**unfinished**: step {state['step']} of {train_cfg['max_steps']}; `{info.get('command')}` "
               f"goes on from the committed training state")
     minutes = sum(c["seconds"] for c in history.chunks) / 60
     lines = [
-        f"## `{path.name}`: blind {kind.title} U-Net, noisy targets only",
+        f"## `{path.name}`: blind {kind.title} U-Net{', grey (1 channel)' if grey else ''}, noisy targets only",
         "",
         f"The paper's U-Net trained with Noise2Noise (noisy input, independent noisy target, L2 loss; no clean "
-        f"image) on {noise} noise with {symbol} drawn per image from U{tuple(blind)}: one model for every level "
-        f"in that range, no level to give. Status: {status}.",
+        f"image) on {kind.name} noise with {symbol} drawn per image from U{tuple(blind)}: one model for every level "
+        f"in that range, no level to give. " + (GREY_NOTE if grey else "") + f"Status: {status}.",
         "",
-        f"- Use: `n2n denoise photo.jpg --out denoised/` (the default weights{'' if noise == 'gaussian' else ' for Gaussian; here `--checkpoint pretrained:poisson`'}), "
-        f"`n2n_core.load_model(\"pretrained:{noise}\")` in Python, `n2n train --pairs DIR --init pretrained:{noise}` to "
-        f"fine-tune on your own pairs.",
+        f"- Use: `n2n denoise photo.jpg --out denoised/` ({_default_use(noise)}), "
+        f"`n2n_core.load_model(\"pretrained:{noise}\")` in Python" + ("." if grey else
+        f", `n2n train --pairs DIR --init pretrained:{noise}` to fine-tune on your own pairs."),
         f"- Trained by: `{info.get('command', 'make pretrained')}` (the `pretrained` profile of `n2n_core/config.py`), "
         f"with `N2N_DATA_DIR` pointing at the paper's training data.",
         f"- Data: {info.get('data') or 'the clean training pool'}; crops of "
@@ -301,11 +336,23 @@ def card_section(noise: str, rows: list[dict], folder: Path | None = None) -> st
     return "\n".join(lines) + "\n"
 
 
+GREY_NOTE = ("One channel: trained on grey versions (Pillow's 'L') of the pool, started from the colour weights "
+             "folded to one channel, so that at its first step it computed what the colour weights compute on a grey "
+             "image replicated to RGB. ")
+
+
+def _default_use(noise: str) -> str:
+    return {"gaussian": "the default weights", "gaussian-grey": "the default for grey images when this file exists"
+            }.get(noise, f"`--checkpoint pretrained:{noise}`")
+
+
 def _test_set_lines(noise: str, rows: list[dict]) -> list[str]:
     """The card's table of test-set figures (``card_figures``' rows), after a paragraph on how they were measured."""
-    kind = NOISE_TYPES[noise]
-    lines = [f"Test sets, the paper's protocol (`n2n eval pretrained:{noise} --{kind.param} L`): "
-             "RGB, noise in float from fixed seeds (seed 0), output and reference clipped and rounded to 8 bit, PSNR "
+    kind, grey = NOISE_TYPES[split_name(noise)[0]], split_name(noise)[1]
+    how = ("grey versions of the test sets (Pillow's 'L'), measured by `n2n pretrained --card-only`" if grey
+           else f"`n2n eval pretrained:{noise} --{kind.param} L`")
+    lines = [f"Test sets, the paper's protocol ({how}): "
+             + ("grey" if grey else "RGB") + ", noise in float from fixed seeds (seed 0), output and reference clipped and rounded to 8 bit, PSNR "
              "per image over all channels, then the mean. BM3D is told the noise level (measured here, with the "
              "same noisy images; `–`: not measured yet). The paper's figures exist at its Table 1 level only: "
              "its released U-Net where given (Kodak, BSD300), else Table 1. The network ran in "
@@ -364,7 +411,7 @@ def write_card(folder: Path | None = None, data_dir: str | Path | None = None, r
     folder = Path(folder) if folder else pretrained_path("gaussian").parent
     check_card_data(data_dir, folder, limit)
     sections = []
-    for noise in NOISES:
+    for noise in (*NOISES, *(shipped_name(n, grey=True) for n in GREY_NOISES)):
         if pretrained_path(noise, folder).is_file():
             rows = card_figures(noise, rt, folder, data_dir, repeats=repeats, bm3d=bm3d, limit=limit)
             sections.append(card_section(noise, rows, folder))

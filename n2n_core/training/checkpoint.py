@@ -52,14 +52,17 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_args: dic
 
 
 PRETRAINED_PREFIX = "pretrained:"
-PRETRAINED_NOISES = ("gaussian", "poisson")
+PRETRAINED_NOISES = ("gaussian", "poisson", "gaussian-grey")
+GREY_SUFFIX = "-grey"  # the grey (1-channel) weights of a noise: ``pretrained:gaussian-grey``
 
 
 def pretrained_path(noise: str, folder: str | Path | None = None) -> Path:
-    """Where the shipped weights for ``noise`` lie (``checkpoints/pretrained/unet_<noise>_blind.pth``)."""
+    """Where the shipped weights for ``noise`` lie (``checkpoints/pretrained/unet_<noise>_blind.pth``;
+    ``gaussian-grey``: ``unet_gaussian_grey_blind.pth``)."""
     from ..paths import pretrained_dir
 
-    return Path(folder or pretrained_dir()) / f"unet_{noise}_blind.pth"
+    stem = noise[:-len(GREY_SUFFIX)] + "_grey" if noise.endswith(GREY_SUFFIX) else noise
+    return Path(folder or pretrained_dir()) / f"unet_{stem}_blind.pth"
 
 
 def resolve_checkpoint(name: str | Path) -> Path:
@@ -73,8 +76,10 @@ def resolve_checkpoint(name: str | Path) -> Path:
                          f"{' or '.join(PRETRAINED_PREFIX + n for n in PRETRAINED_NOISES)}")
     path = pretrained_path(noise)
     if not path.is_file():
+        kind = noise.removesuffix(GREY_SUFFIX)
+        make = f"make pretrained NOISE={kind}" + (" GREY=1" if noise != kind else "")
         raise FileNotFoundError(f"{text}: {path} is missing; `git checkout {path}` restores the shipped file, "
-                                f"`make pretrained NOISE={noise}` trains it")
+                                f"`{make}` trains it")
     return path
 
 
@@ -115,13 +120,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def initial_weights(source: str | Path, model_args: dict) -> dict:
     """The weights a run starts from instead of a random initialisation (fine-tuning): those of a
     checkpoint or of the shipped weights (``pretrained:gaussian``), in float32; the architecture must
-    be the one being trained."""
+    be the one being trained, or a colour U-Net for a grey one (folded by ``models.grey_from_colour``:
+    at the start the grey net computes what the colour net computes on the grey image replicated)."""
+    from ..paper.models import grey_from_colour
+
     state = load_checkpoint(source)
-    if state["model_args"] != model_args:
+    folds = state["model_args"] == {"name": "unet"} and model_args == {"name": "unet", "channels": 1}
+    if state["model_args"] != model_args and not folds:
         raise ValueError(f"{source}: holds a {state['model_args']} model, but a {model_args} model is being "
                          f"trained; start from weights of the same architecture (--model)")
     weights = check_finite(state.get("ema") or state.get("model"), source)
-    return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+    return grey_from_colour(weights) if folds else weights
 
 
 def check_finite(weights: dict, source: str | Path) -> dict:

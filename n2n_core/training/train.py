@@ -96,6 +96,9 @@ def _identity(run_config: dict) -> dict:
         identity["train"] = {k: v for k, v in train.items() if k not in skip}
     if isinstance(run_config.get("noise"), dict):
         identity["noise"] = noise_identity(run_config["noise"])
+    if isinstance(run_config.get("model"), dict) and run_config["model"].get("channels", 3) == 3:
+        # colour, the only kind recorded before the number of channels was
+        identity["model"] = {k: v for k, v in run_config["model"].items() if k != "channels"}
     data = run_config.get("data")
     if isinstance(data, dict) and isinstance(data.get("data_config"), dict):
         # the evaluation settings that DataConfig held before EvalConfig (test_*, baseline_*) decide
