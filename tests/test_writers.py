@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -140,14 +141,16 @@ def test_two_trainings_into_one_file(pairs, tmp_path):
     out = tmp_path / "m.pth"
     args = ["train", "--pairs", str(pairs), "--profile", "smoke", "--crop", "32", "--batch-size", "2", "--device",
             "cpu", "--out", str(out)]
-    first = _cli(*args, "--steps", "400", "--val-every", "400")
+    first = _cli(*args, "--steps", "100000", "--val-every", "100000")
     _wait_for(tmp_path / ".m.pth.lock", first)
     second = _cli(*args, "--steps", "2", "--overwrite")
     _, err = second.communicate(timeout=120)
     assert second.returncode == 2 and "another run (process" in err and err.count("\n") == 1, err
-    out_first, err_first = first.communicate(timeout=600)
-    assert first.returncode == 0, err_first
-    assert "Wrote" in out_first and torch.load(out, weights_only=True)["step"] == 400
+    first.send_signal(signal.SIGINT)  # the first run ends with its own checkpoint, to be resumed
+    _, err_first = first.communicate(timeout=120)
+    assert first.returncode == 130 and "resume" in err_first, err_first
+    state = torch.load(out, weights_only=True)
+    assert not state["finished"] and state["config"]["train"]["max_steps"] == 100000
     assert not (tmp_path / ".m.pth.lock").exists()
 
 
