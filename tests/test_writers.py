@@ -317,3 +317,11 @@ def test_make_refuses_an_unknown_profile_at_once():
     assert done.stderr.strip().count("\n") == 0 and "papermill" not in done.stdout
     listed = next(line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("RUN_PROFILES"))
     assert set(listed.split(":=")[1].split()) == set(PROFILES) - {"pretrained"}
+
+
+def test_a_folder_in_the_way_of_an_output_is_named_as_such(pairs, tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "s0.png").mkdir(parents=True)  # where the denoised s0.png would go
+    assert main(["denoise", str(pairs / "a" / "s0.png"), "--out", str(out), "--overwrite", "--device", "cpu"]) == 2
+    err = _one_line(capsys)
+    assert "a folder is in the way" in err and "free some space" not in err
