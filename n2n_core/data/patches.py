@@ -70,10 +70,12 @@ def cut_patches(files: list[Path], count: int, size: int, generator: torch.Gener
     (uint8: a 1836 x 1836 photograph is 10 MB), whatever the size of the pool. Neither the whole pool
     nor any float copy of it is held: every crop is planned first from the files' headers (sizes), with
     the same draws in the same order as cutting them from images held in memory would take, then each
-    image is decoded once, straight to uint8 (``images.read_uint8``), its patches cut, and let go. So
-    a pool of any size fits (1256 photographs up to 1836 px would take several GB as uint8 images, four
-    times that as float32), a given pool and seed still give the same patches, and the sampler's step,
-    which crops from these patches, costs what it did."""
+    image is decoded once, straight to uint8 (``images.read_uint8``), its patches cut, and let go.
+    Why a patch cache rather than the pool itself: a pool held whole costs 3 bytes per pixel as uint8
+    (12 as float32) and grows with every folder added, while the cache's size is fixed by the run (the
+    distinct patches it crops from); decoding per draw would put a JPEG decode in every step. So a pool
+    of any size fits, a given pool and seed still give the same patches as when the pool was held
+    whole, and the sampler's step, which crops from these patches, costs what it did."""
     sizes = [upright_size(f) for f in files]
     usable = [k for k, (h, w) in enumerate(sizes) if min(h, w) >= size]
     if len(usable) < len(files):

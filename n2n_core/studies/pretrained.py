@@ -12,8 +12,9 @@ Training runs in chunks (``--max-minutes``), one per session or machine: while i
 average, Adam, the sampler's random state), one file that each chunk replaces; the finished run
 deletes it. Each chunk re-exports the weights, so the shipped file is always the latest average.
 The data are the clean training pool (``N2N_DATA_DIR`` with train_pool/, or the official BSDS300
-download); a resumed run must see the same pool (its file names and sizes are part of the run's
-configuration).
+download), or several pool folders of the data folder pooled (``--pool``, `make pretrained POOL=...`;
+``pool_sources``); a resumed run must see the same pool (its file names and sizes, and the folders
+with their image counts, are part of the run's configuration).
 
 The grey weights (``--grey``, ``unet_gaussian_grey_blind.pth``, ``pretrained:gaussian-grey``) are the
 same run for a 1-channel U-Net on grey versions of the pool's patches (``data.grey``), started from
