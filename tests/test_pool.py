@@ -179,6 +179,10 @@ def test_the_card_lists_each_pool_folder_its_images_and_its_licence(pool_folder,
     assert f"| imagenet_sample | 3 | {sets.POOL_LICENCES['imagenet_sample']} |" in card
     assert f"| train_pool | 6 | {sets.POOL_LICENCES['train_pool']} |" in card
     assert "| mine | 3 | licence not recorded |" in card
+    # finished weights are not trained again, and not on another pool either: that is said, not passed over
+    with pytest.raises(pretrained.PretrainedError, match="trained on the pool imagenet_sample mine train_pool, "
+                                                         "not train_pool; .*move the finished weights"):
+        pretrained.train("gaussian", data_dir=pool_folder, folder=folder, profile_override=little)
 
 
 def test_a_pool_folder_that_does_not_exist_is_named_with_the_folders_found(pool_folder, little, tmp_path):

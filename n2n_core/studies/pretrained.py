@@ -184,6 +184,7 @@ def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: s
                               f"is missing: `make pretrained NOISE={noise}` trains them")
     shipped = load_checkpoint(weights) if not state.exists() and weights.exists() else {}
     if shipped.get("finished"):
+        _same_pool(weights, shipped, pool)
         print(f"{weights}: finished ({shipped['step']} steps); nothing to train")
         return History.from_dict(shipped["history"])
     if max_minutes is not None and max_minutes <= 0:
@@ -207,6 +208,16 @@ def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: s
     if state.exists():  # (export deletes it when the run is finished)
         compact_state(state)
     return history
+
+
+def _same_pool(weights: Path, shipped: dict, pool) -> None:
+    """A PretrainedError when finished weights were trained on other pool folders than ``pool``: nothing
+    trains them again, so asking for another pool must not pass for done."""
+    trained = sorted(shipped["config"].get("data", {}).get("folders") or DEFAULT_POOL)
+    if trained != sorted(set(pool)):
+        raise PretrainedError(f"{weights}: finished, trained on the pool {' '.join(trained)}, not "
+                              f"{' '.join(sorted(set(pool)))}; to train weights on that pool, move the finished "
+                              f"weights out of {weights.parent} first")
 
 
 def compact_state(path: Path) -> Path:
