@@ -124,12 +124,13 @@ test: $(ENV_STAMP) $(BM3D_STAMP)
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval-lax notebooks
 
-## pretrained: train the shipped weights, resumable: NOISE=gaussian|poisson, GREY=1 (grey weights), MINUTES=N per chunk (data: N2N_DATA_DIR)
+## pretrained: train the shipped weights, resumable: NOISE=gaussian|poisson, GREY=1 (grey weights), MINUTES=N per chunk, POOL="train_pool imagenet_sample" (pool folders; data: N2N_DATA_DIR)
 NOISE ?= gaussian
 GREY ?=
 MINUTES ?=
+POOL ?= train_pool
 pretrained: $(ENV_STAMP)
-	$(PY) -m n2n_core pretrained --noise $(NOISE) $(if $(GREY),--grey,) $(if $(MINUTES),--max-minutes $(MINUTES),)
+	$(PY) -m n2n_core pretrained --noise $(NOISE) $(if $(GREY),--grey,) $(if $(MINUTES),--max-minutes $(MINUTES),) --pool $(POOL)
 
 ## blindcheck: blind against per-level U-Nets at one budget, STEPS=N each, resumable: MINUTES=N per call (data: N2N_DATA_DIR; reports/blindcheck.md)
 STEPS ?= 5000

@@ -183,7 +183,8 @@ def _pretrained(args) -> int:
     if not args.no_card:  # before any training: the card it would end with must be writable from these data
         pretrained.check_card_data(args.data_dir)
     if not args.card_only:
-        pretrained.train(args.noise, max_minutes=args.max_minutes, data_dir=args.data_dir, rt=rt, grey=args.grey)
+        pretrained.train(args.noise, max_minutes=args.max_minutes, data_dir=args.data_dir, rt=rt, grey=args.grey,
+                         pool=args.pool)
     if not args.no_card:  # in float32 unless asked otherwise, so that its figures compare across machines
         pretrained.write_card(data_dir=args.data_dir, repeats=args.repeats, bm3d=args.bm3d,
                               rt=rt if rt.chosen else rt.with_precision("fp32"))

@@ -139,6 +139,9 @@ def _pretrained_parser(sub) -> None:
                    help="the grey (1-channel) weights, started from the colour ones (gaussian only)")
     p.add_argument("--max-minutes", type=float, help="stop this chunk after so many minutes (default: train to the end)")
     p.add_argument("--data-dir", help="folder with train_pool/ (default: N2N_DATA_DIR, else the official download)")
+    p.add_argument("--pool", nargs="+", default=["train_pool"], metavar="NAME",
+                   help="the folders of clean training images, by name in the data folder, pooled (default: "
+                        "train_pool); a resumed run must name the same folders")
     p.add_argument("--card-only", action="store_true", help="do not train: only measure and write the model card")
     p.add_argument("--no-card", action="store_true", help="train, but do not measure the model card afterwards")
     p.add_argument("--repeats", type=int, default=1, help="noise draws per test image in the card (default 1)")
@@ -197,7 +200,9 @@ def _train_parser(sub) -> None:
                         help="a folder with two sub-folders of captures under matching names, or the two folders")
     source.add_argument("--pickle", type=Path, metavar="TRAIN_PKL",
                         help="train_data.pkl: a tuple of two uint8 tensors N x 3 x H x W of noisy pairs")
-    source.add_argument("--clean", type=Path, metavar="DIR", help="a folder of clean images; noise is synthetic")
+    source.add_argument("--clean", type=Path, metavar="DIR", action="append",
+                        help="a folder of clean images; noise is synthetic. Repeat it (--clean A --clean B) to pool "
+                             "several folders")
     source.add_argument("--single", type=Path, metavar="DIR",
                         help="a folder of noisy images, one capture of each scene: Neighbor2Neighbor training")
     _captures_train_option(source)

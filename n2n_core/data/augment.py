@@ -10,13 +10,19 @@ import torch
 
 def random_crop(image: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """A size x size crop of a C x H x W (or N x C x H x W, same offset for all) tensor."""
-    h, w = image.shape[-2:]
-    if h < size or w < size:
-        raise ValueError(f"image of {w}x{h} pixels is smaller than the {size}x{size} crop; "
-                         f"use a smaller crop or larger images")
-    top = int(torch.randint(0, h - size + 1, (1,), generator=generator))
-    left = int(torch.randint(0, w - size + 1, (1,), generator=generator))
+    top, left = crop_offset(*image.shape[-2:], size, generator)
     return image[..., top:top + size, left:left + size]
+
+
+def crop_offset(height: int, width: int, size: int, generator: torch.Generator) -> tuple[int, int]:
+    """(top, left) of a random size x size crop of a height x width image: what ``random_crop`` draws,
+    so that a crop can be planned before its image is decoded (``patches.cut_patches``)."""
+    if height < size or width < size:
+        raise ValueError(f"image of {width}x{height} pixels is smaller than the {size}x{size} crop; "
+                         f"use a smaller crop or larger images")
+    top = int(torch.randint(0, height - size + 1, (1,), generator=generator))
+    left = int(torch.randint(0, width - size + 1, (1,), generator=generator))
+    return top, left
 
 
 def dihedral(image: torch.Tensor, index: int) -> torch.Tensor:
@@ -57,7 +63,12 @@ class SelfEnsemble(torch.nn.Module):
 
 
 def random_dihedral(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    return dihedral(image, int(torch.randint(0, 8, (1,), generator=generator)))
+    return dihedral(image, dihedral_index(generator))
+
+
+def dihedral_index(generator: torch.Generator) -> int:
+    """A random one of the 8 flips/rotations (what ``random_dihedral`` draws)."""
+    return int(torch.randint(0, 8, (1,), generator=generator))
 
 
 def random_crops(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:

@@ -17,7 +17,8 @@ from . import augment
 from .. import paths
 from ..paths import atomic_output
 from ..config import DataConfig
-from .sets import DataSources, load_image, to_uint8
+from .images import read_uint8, upright_size
+from .sets import DataSources
 from ..paper.noise import NoiseModel, seeded_generator
 
 
@@ -62,20 +63,43 @@ def split_pool(files: list[Path], every: int) -> tuple[list[Path], list[Path]]:
 def cut_patches(files: list[Path], count: int, size: int, generator: torch.Generator,
                 augment_patches: bool = True) -> torch.Tensor:
     """``count`` random size x size patches, images drawn in proportion to their area, each
-    patch randomly flipped/rotated. Images smaller than the patch are skipped, with a message."""
-    images = [to_uint8(load_image(f)) for f in files]
-    usable = [img for img in images if min(img.shape[-2:]) >= size]
-    if len(usable) < len(images):
-        print(f"skipped {len(images) - len(usable)} of {len(images)} images smaller than {size}x{size} px")
+    patch randomly flipped/rotated. Images smaller than the patch are skipped, with a message.
+
+    Memory: the patches themselves, ``count * 3 * size**2`` bytes of uint8 (the ``pretrained``
+    profile's 12000 of 144 px: 12000 * 3 * 144 * 144 = 746 MB), plus one decoded image at a time
+    (uint8: a 1836 x 1836 photograph is 10 MB), whatever the size of the pool. Neither the whole pool
+    nor any float copy of it is held: every crop is planned first from the files' headers (sizes), with
+    the same draws in the same order as cutting them from images held in memory would take, then each
+    image is decoded once, straight to uint8 (``images.read_uint8``), its patches cut, and let go.
+    Why a patch cache rather than the pool itself: a pool held whole costs 3 bytes per pixel as uint8
+    (12 as float32) and grows with every folder added, while the cache's size is fixed by the run (the
+    distinct patches it crops from); decoding per draw would put a JPEG decode in every step. So a pool
+    of any size fits, a given pool and seed still give the same patches as when the pool was held
+    whole, and the sampler's step, which crops from these patches, costs what it did."""
+    sizes = [upright_size(f) for f in files]
+    usable = [k for k, (h, w) in enumerate(sizes) if min(h, w) >= size]
+    if len(usable) < len(files):
+        print(f"skipped {len(files) - len(usable)} of {len(files)} images smaller than {size}x{size} px")
     if not usable:
         raise ValueError(f"every image is smaller than the {size}x{size} patches that training crops are cut "
                          f"from; use smaller patches (patch_size, or a smaller --crop) or larger images")
-    weights = torch.tensor([float(img.shape[-1] * img.shape[-2]) for img in usable])
-    which = torch.multinomial(weights, count, replacement=True, generator=generator)
+    weights = torch.tensor([float(sizes[k][0] * sizes[k][1]) for k in usable])
+    which = [usable[k] for k in torch.multinomial(weights, count, replacement=True, generator=generator).tolist()]
+    plan = [(*augment.crop_offset(*sizes[k], size, generator),
+             augment.dihedral_index(generator) if augment_patches else 0) for k in which]
+    by_image: dict[int, list[int]] = {}
+    for i, k in enumerate(which):
+        by_image.setdefault(k, []).append(i)
     patches = torch.empty(count, 3, size, size, dtype=torch.uint8)
-    for i, k in enumerate(which.tolist()):
-        patch = augment.random_crop(usable[k], size, generator)
-        patches[i] = augment.random_dihedral(patch, generator) if augment_patches else patch
+    for k, indices in sorted(by_image.items()):
+        image = read_uint8(files[k])
+        if tuple(image.shape[-2:]) != sizes[k]:
+            raise ValueError(f"{files[k]}: decodes to {image.shape[-1]}x{image.shape[-2]} px but its header says "
+                             f"{sizes[k][1]}x{sizes[k][0]} (an orientation stored after the pixels?); re-save it")
+        for i in indices:
+            top, left, turn = plan[i]
+            patches[i] = augment.dihedral(image[:, top:top + size, left:left + size], turn)
+        del image  # one decoded image at a time
     return patches
 
 

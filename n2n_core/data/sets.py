@@ -72,6 +72,21 @@ EMBEDDED_TRAIN = ("rocket.jpg", "hubble_deep_field.jpg", "ihc.png", "retina.jpg"
 EMBEDDED_TEST = ("astronaut.png", "coffee.png", "chelsea.png")
 
 
+# The licences of the training pool folders this project knows, by folder name (from
+# ../shared/datasets/SOURCES.md); the model card lists each folder a run trained on with its own
+POOL_LICENCES = {
+    "train_pool": "BSDS300 train split and T91 (Yang et al.): research use",
+    "imagenet_sample": "ImageNet photographs: owned by their authors; ImageNet's terms allow non-commercial research "
+                       "and educational use",
+    "bsds500_test": "BSDS500 test split: research and educational use",
+}
+
+
+def pool_licence(folder: str) -> str:
+    """The licence of a training pool folder by its name, or that none is recorded."""
+    return POOL_LICENCES.get(folder, "licence not recorded")
+
+
 # ---------------------------------------------------------------------------------------- images
 def load_image(path: str | Path) -> torch.Tensor:
     """A 3 x H x W float32 tensor in [0, 1] (``images.read_image``): grey images become three equal

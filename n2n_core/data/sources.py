@@ -367,26 +367,30 @@ class CaptureSource(Source):
 @register
 @dataclass
 class CleanFolder(Source):
-    """A folder of clean images, cut into patch sets, with synthetic noise."""
-    folder: Path
+    """A folder of clean images (or a list of folders, pooled: ``n2n train --clean A --clean B``), cut
+    into patch sets, with synthetic noise."""
+    folder: Path | list
     noise: NoiseConfig
     data_cfg: DataConfig
     kind = "clean"
 
     def prepare(self, cfg: TrainConfig) -> Prepared:
+        folders = list(dict.fromkeys(map(Path, self.folder))) if isinstance(self.folder, list) else [Path(self.folder)]
         try:
-            files = list_images(self.folder)
+            files = [f for folder in folders for f in list_images(folder)]
         except FileNotFoundError as err:
             raise DataError(f"{err}; pass a folder of clean images") from None
         data_cfg = self.data_cfg
         if cfg.crop > data_cfg.patch_size:
             data_cfg = dataclasses.replace(data_cfg, patch_size=cfg.crop)
         try:
-            sets = build_patch_sets(DataSources(files, {}, "folder", f"folder {self.folder}"), data_cfg, cfg.seed)
+            sets = build_patch_sets(DataSources(files, {}, "folder", f"folder {' + '.join(map(str, folders))}"),
+                                    data_cfg, cfg.seed)
         except ValueError as err:
-            raise DataError(f"{self.folder}: {err}") from None
+            raise DataError(f"{' + '.join(map(str, folders))}: {err}") from None
         prepared = PatchSource(sets.train, sets.val, self.noise).prepare(cfg)
-        prepared.described = {"kind": "clean", "path": str(Path(self.folder).resolve()), "images": len(files),
+        where = [str(f.resolve()) for f in folders]
+        prepared.described = {"kind": "clean", "path": where[0] if len(where) == 1 else where, "images": len(files),
                               "noise": dataclasses.asdict(self.noise), "validation": "clean held-out patches"}
         return prepared
 

@@ -12,8 +12,9 @@ Training runs in chunks (``--max-minutes``), one per session or machine: while i
 average, Adam, the sampler's random state), one file that each chunk replaces; the finished run
 deletes it. Each chunk re-exports the weights, so the shipped file is always the latest average.
 The data are the clean training pool (``N2N_DATA_DIR`` with train_pool/, or the official BSDS300
-download); a resumed run must see the same pool (its file names and sizes are part of the run's
-configuration).
+download), or several pool folders of the data folder pooled (``--pool``, `make pretrained POOL=...`;
+``pool_sources``); a resumed run must see the same pool (its file names and sizes, and the folders
+with their image counts, are part of the run's configuration).
 
 The grey weights (``--grey``, ``unet_gaussian_grey_blind.pth``, ``pretrained:gaussian-grey``) are the
 same run for a 1-channel U-Net on grey versions of the pool's patches (``data.grey``), started from
@@ -33,7 +34,9 @@ import torch
 from ..training.checkpoint import (FORMAT, GREY_SUFFIX, atomic_save, library_versions, load_checkpoint,
                                    pretrained_path)
 from ..config import PRECISION_NAMES, PROFILES, ModelConfig, Profile
+from .. import paths
 from ..data.grey import grey_uint8
+from ..data.sets import list_images, pool_licence
 from ..paper.noise import NOISE_TYPES, NoiseConfig
 from ..data.patches import build_patch_sets
 from ..data.sources import PatchSource
@@ -42,6 +45,7 @@ from ..training.runtime import Runtime
 from ..training.train import History
 
 NOISES = ("gaussian", "poisson")
+DEFAULT_POOL = ("train_pool",)  # the pool folders `make pretrained` trains on unless POOL names others
 GREY_NOISES = ("gaussian",)  # the noises with grey weights (``shipped_name(noise, grey=True)``)
 # the levels the model card measures, per noise type (the paper's Table 1 level in the middle)
 CARD_LEVELS = {"gaussian": (15.0, 25.0, 50.0), "poisson": (30.0, 10.0)}
@@ -88,10 +92,47 @@ def _pool_identity(files: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def pool_data(sources, sets) -> dict:
-    """What a run records of its data: the pool's identity, its split and the DataConfig."""
-    return {"pool": _pool_identity(sources.train), "train_images": sets.meta["train_images"],
+def pool_data(sources, sets, folders: dict[str, int] | None = None) -> dict:
+    """What a run records of its data: the pool's identity, its split and the DataConfig; for a pool of
+    other folders than the default one (``pool_sources``), each folder's name and image count too, so
+    that a resumed run must see the same folders. The default pool records what it always did: the
+    runs begun before pools of several folders resume unchanged."""
+    data = {"pool": _pool_identity(sources.train), "train_images": sets.meta["train_images"],
             "val_images": sets.meta["val_images"], "data_config": sets.meta["data_config"]}
+    return {**data, "folders": dict(folders)} if folders else data
+
+
+def pool_sources(data_dir: str | Path | None, pool=DEFAULT_POOL):
+    """(the data, each pool folder's image count) of a run on the folders ``pool`` (names in the data
+    folder, ``N2N_DATA_DIR`` or ``data_dir``), their images in one pool; the folders are taken in sorted
+    order, so a pool is the same whatever order names it. The default pool is today's (``_sources``:
+    train_pool/ or the official download) with counts None, so that its runs record what they always did."""
+    sources, names = _sources(data_dir), sorted(set(pool))
+    if not names:
+        raise PretrainedError("--pool needs at least one folder name (default: train_pool)")
+    if tuple(names) == DEFAULT_POOL:
+        return sources, None
+    root = Path(data_dir).expanduser() if data_dir else paths.user_data_dir()
+    if sources.origin != "folder" or root is None:
+        raise PretrainedError(f"a pool of the folders {', '.join(names)} needs a data folder that holds them: set "
+                              f"N2N_DATA_DIR (or --data-dir)")
+    for name in names:
+        if not (root / name).is_dir():
+            found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            raise PretrainedError(f"pool folder {name!r}: no such folder in {root}; it holds "
+                                  f"{', '.join(found) or 'no folders'}")
+    try:
+        files = {name: list_images(root / name) for name in names}
+    except FileNotFoundError as err:
+        raise PretrainedError(f"{err}; a pool folder holds clean training images") from None
+    pooled = dataclasses.replace(sources, train=[f for name in names for f in files[name]],
+                                 description=f"{sources.description}, pool {' + '.join(names)}")
+    return pooled, {name: len(found) for name, found in files.items()}
+
+
+def pool_rows(folders: dict[str, int]) -> list[dict]:
+    """The model card's rows of a pool: each folder, its image count and its licence."""
+    return [{"folder": name, "images": count, "licence": pool_licence(name)} for name, count in folders.items()]
 
 
 def _sources(data_dir: str | Path | None):
@@ -129,11 +170,12 @@ def noisy_pairs_spec(prof: Profile, noise_cfg: NoiseConfig, train_patches, val_p
 
 def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: str | Path | None = None,
           rt: Runtime | None = None, folder: Path | None = None, progress: bool = True,
-          profile_override: Profile | None = None, grey: bool = False) -> History:
+          profile_override: Profile | None = None, grey: bool = False, pool=DEFAULT_POOL) -> History:
     """Train (or go on training) the shipped ``noise`` weights (``grey``: the grey ones, which start
-    from the colour weights in ``folder``) for at most ``max_minutes`` of this call, then export them.
-    A finished run only re-exports. Each chunk trains in the runtime ``rt`` (None: this machine's,
-    resolved in this call), its number format recorded per chunk in the history."""
+    from the colour weights in ``folder``) on the pool folders ``pool`` (``pool_sources``) for at most
+    ``max_minutes`` of this call, then export them. A finished run only re-exports. Each chunk trains
+    in the runtime ``rt`` (None: this machine's, resolved in this call), its number format recorded
+    per chunk in the history."""
     prof = profile_override or profile()
     noise_cfg, name = noise_config(noise), shipped_name(noise, grey)
     weights, state = pretrained_path(name, folder), state_path(name, folder)
@@ -142,16 +184,17 @@ def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: s
                               f"is missing: `make pretrained NOISE={noise}` trains them")
     shipped = load_checkpoint(weights) if not state.exists() and weights.exists() else {}
     if shipped.get("finished"):
+        _same_pool(weights, shipped, pool)
         print(f"{weights}: finished ({shipped['step']} steps); nothing to train")
         return History.from_dict(shipped["history"])
     if max_minutes is not None and max_minutes <= 0:
         raise PretrainedError(f"--max-minutes must be > 0, got {max_minutes}")
-    sources = _sources(data_dir)
+    sources, folders = pool_sources(data_dir, pool)
     started = time.monotonic()
     sets = build_patch_sets(sources, prof.data, prof.train.seed)
     print(f"Cut {len(sets.train)} training and {len(sets.val)} validation patches of {prof.data.patch_size} px "
           f"in {time.monotonic() - started:.0f} s")
-    run_config = make_run_config(name, prof, pool_data(sources, sets))
+    run_config = make_run_config(name, prof, pool_data(sources, sets, folders))
     patches = (grey_uint8(sets.train), grey_uint8(sets.val)) if grey else (sets.train, sets.val)
     spec = noisy_pairs_spec(prof, noise_cfg, *patches, state, run_config, keep_precision=False)
     if grey:
@@ -160,10 +203,21 @@ def train(noise: str = "gaussian", max_minutes: float | None = None, data_dir: s
                         chunk_seconds=None if max_minutes is None else 60.0 * max_minutes).history
     export(name, folder, data_description=f"{sources.origin}: {len(sources.train)} clean pool images"
                                         f"{' in grey' if grey else ''}, {sets.meta['val_images']} of them held out "
-                                        f"for validation")
+                                        f"for validation",
+           pool=folders or ({DEFAULT_POOL[0]: len(sources.train)} if sources.origin == "folder" else None))
     if state.exists():  # (export deletes it when the run is finished)
         compact_state(state)
     return history
+
+
+def _same_pool(weights: Path, shipped: dict, pool) -> None:
+    """A PretrainedError when finished weights were trained on other pool folders than ``pool``: nothing
+    trains them again, so asking for another pool must not pass for done."""
+    trained = sorted(shipped["config"].get("data", {}).get("folders") or DEFAULT_POOL)
+    if trained != sorted(set(pool)):
+        raise PretrainedError(f"{weights}: finished, trained on the pool {' '.join(trained)}, not "
+                              f"{' '.join(sorted(set(pool)))}; to train weights on that pool, move the finished "
+                              f"weights out of {weights.parent} first")
 
 
 def compact_state(path: Path) -> Path:
@@ -189,10 +243,12 @@ def compact_state(path: Path) -> Path:
     return path
 
 
-def export(noise: str, folder: Path | None = None, data_description: str | None = None) -> Path:
+def export(noise: str, folder: Path | None = None, data_description: str | None = None,
+           pool: dict[str, int] | None = None) -> Path:
     """Write the shipped weights from the training state: the moving average in float16, the run's
     configuration and history, no optimizer. A finished run's state file is deleted after. ``noise``:
-    a ``shipped_name``."""
+    a ``shipped_name``; ``pool``: the image count of each pool folder (``pool_sources``; None: the
+    default pool)."""
     (kind, grey), state_file, weights = split_name(noise), state_path(noise, folder), pretrained_path(noise, folder)
     state = load_checkpoint(state_file)
     average = state.get("ema") or state["model"]
@@ -205,7 +261,10 @@ def export(noise: str, folder: Path | None = None, data_description: str | None 
         "finished": state["finished"], "history": state["history"], "seed": state["seed"],
         "versions": library_versions(),
         "pretrained": {"noise": kind, "grey": grey, "pixels_seen": state["step"] * cfg["batch_size"] * cfg["crop"] ** 2,
-                       "command": f"make pretrained NOISE={kind}" + (" GREY=1" if grey else ""), "data": data_description,
+                       "command": f"make pretrained NOISE={kind}" + (" GREY=1" if grey else "")
+                       + (f' POOL="{" ".join(pool)}"' if pool and tuple(pool) != DEFAULT_POOL else ""),
+                       "data": data_description,
+                       "pool": pool_rows(pool) if pool else None,
                        "weights": "moving average of the weights (decay {}), float16".format(cfg.get("ema"))},
     }
     atomic_save(shipped, weights)
@@ -326,6 +385,7 @@ def card_section(noise: str, rows: list[dict], folder: Path | None = None) -> st
         steps = c["end_step"] - c["start_step"]
         lines.append(f"| {c['date']} | {c['hardware']} | {c['precision']} | {c['start_step']}-{c['end_step']} | "
                      f"{c['seconds'] / 60:.0f} | {steps / max(c['seconds'], 1e-9):.2f} |")
+    lines += ["", *_pool_lines(info, cfg)]
     lines += ["", f"![training curve]({curve.name})", "",
               "| Gpix seen | step | validation PSNR (dB) |", "|---|---|---|"]
     for step, value in zip(history.val_step, history.val_psnr):
@@ -334,6 +394,18 @@ def card_section(noise: str, rows: list[dict], folder: Path | None = None) -> st
         lines.append(f"| noisy input | | {history.val_psnr_input:.2f} |")
     lines += ["", *_test_set_lines(noise, rows)]
     return "\n".join(lines) + "\n"
+
+
+def _pool_lines(info: dict, cfg: dict) -> list[str]:
+    """The card's table of the pool folders the run trained on, with image counts and licences (weights
+    exported before pools had folders: train_pool/, when they came from a data folder)."""
+    rows = info.get("pool")
+    if rows is None and str(info.get("data", "")).startswith("folder"):
+        rows = pool_rows({DEFAULT_POOL[0]: cfg["data"]["train_images"] + cfg["data"]["val_images"]})
+    if not rows:
+        return []
+    lines = ["| pool folder | images | licence |", "|---|---|---|"]
+    return lines + [f"| {r['folder']} | {r['images']} | {r['licence']} |" for r in rows]
 
 
 GREY_NOTE = ("One channel: trained on grey versions (Pillow's 'L') of the pool, started from the colour weights "
@@ -376,7 +448,7 @@ run's configuration and training history; any `n2n` command or `n2n_core.load_mo
 Limits: trained on synthetic noise (independent per pixel) added to natural photographs. Camera noise
 is not independent Gaussian noise (it depends on the signal, is correlated after demosaicing, and is
 clipped): for your own captures, fine-tune on pairs of them (`n2n train --pairs DIR --init
-pretrained:gaussian`, notebook 06). Training data: BSDS300 and T91, whose images are for research use.
+pretrained:gaussian`, notebook 06). Training data: the pool folders each section lists, with their licences.
 """
 
 

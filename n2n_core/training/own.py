@@ -94,7 +94,8 @@ def own_source(source: str, location, noise: NoiseConfig | None = None, data_cfg
                val_pickle=None) -> Source:
     """The registry's source for `n2n train`'s --clean, --pairs, --captures, --pickle or --single at ``location``."""
     if source == "clean":
-        return CleanFolder(Path(location), noise or NoiseConfig(), data_cfg or DataConfig())
+        folders = [Path(p) for p in location] if isinstance(location, (list, tuple)) else [Path(location)]
+        return CleanFolder(folders[0] if len(folders) == 1 else folders, noise or NoiseConfig(), data_cfg or DataConfig())
     if source == "pairs":
         return PairFolders(list(location) if isinstance(location, (list, tuple)) else [location])
     if source == "pickle":
