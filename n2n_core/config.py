@@ -182,7 +182,7 @@ class RealNoise:
     (steps, batch, learning rate, crop: the same for every method), and the simulated stand-in it
     runs on where the real captures are missing (scenes of ``standin_side`` px, ``standin_captures``
     captures each)."""
-    steps: int = 2000
+    steps: int = 1500
     batch_size: int = 8
     lr: float = 1e-3
     crop: int = 64
@@ -278,7 +278,7 @@ PROFILES = {
                       table_gain_db=(("gaussian", -3.0), ("poisson", -3.0), ("bernoulli", -3.0))),
         own_steps=80,
         capture=(40, 10),
-        realnoise=RealNoise(steps=30, batch_size=4, crop=32, standin_side=64, standin_captures=4),
+        realnoise=RealNoise(steps=20, batch_size=4, crop=32, standin_side=48, standin_captures=4),
         eval=EvalConfig(limit=2, crop=96),
     ),
     # the default of `make all`: fixed budgets on a 2-core CPU, trained at the test level (blind
