@@ -30,7 +30,7 @@ REPORTS := reports$(SUB)
 CHECKPOINTS := checkpoints$(SUB)
 PACKAGE := $(wildcard n2n_core/*.py n2n_core/*/*.py n2n_core/*/*/*.py)
 NOTEBOOKS := 00_quickstart 01_data_augmentation 02_noise2noise_resnet 03_noise2noise_unet 04_discriminative_unet 05_paper_table \
-             06_your_own_data 07_losses_text_impulse 08_brown_noise 09_single_capture 10_capture_budget
+             06_your_own_data 07_losses_text_impulse 08_brown_noise 09_single_capture 10_capture_budget 11_real_noise
 EXECUTED := $(NOTEBOOKS:%=$(REPORTS)/%.ipynb)
 
 ## help: list the targets
@@ -54,7 +54,7 @@ $(VENV)/.bm3d: $(ENV_STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q "bm3d==4.0.3"
 	@touch $@
 
-## all: run the eleven notebooks in order (papermill) into reports/, writing checkpoints/*.pth
+## all: run the twelve notebooks in order (papermill) into reports/, writing checkpoints/*.pth
 all: $(EXECUTED)
 	@$(PY) -m n2n_core summary --profile $(PROFILE)
 	@echo "Done: executed notebooks and figures in $(REPORTS)/, checkpoints in $(CHECKPOINTS)/, numbers in $(REPORTS)/results.json, Table 1 in $(REPORTS)/table1.md, the claims in $(REPORTS)/claims.md"
@@ -84,6 +84,7 @@ $(REPORTS)/07_losses_text_impulse.ipynb: | $(REPORTS)/06_your_own_data.ipynb
 $(REPORTS)/08_brown_noise.ipynb: | $(REPORTS)/07_losses_text_impulse.ipynb
 $(REPORTS)/09_single_capture.ipynb: | $(REPORTS)/08_brown_noise.ipynb
 $(REPORTS)/10_capture_budget.ipynb: | $(REPORTS)/09_single_capture.ipynb
+$(REPORTS)/11_real_noise.ipynb: | $(REPORTS)/10_capture_budget.ipynb
 
 # Files one notebook writes and another reads, where a change must re-execute the reader:
 # - the patch sets: notebook 01 cuts them (data/patches_<profile>_seed0.pt, seed 0 as make runs the
@@ -103,9 +104,9 @@ patches-missing: ;
 #   notebook 03 records there, so a re-executed 03 re-executes 04.
 $(REPORTS)/04_discriminative_unet.ipynb: $(REPORTS)/03_noise2noise_unet.ipynb
 # - results.json: the claims table has rows from Table 1's cells, which notebook 05 records; notebooks
-#   07 to 10 each rewrite it from everything recorded, so a re-executed 05 re-executes the last of them
-#   (a cheap run: its trained models and their evaluations are reloaded) to bring the table up to date.
-$(REPORTS)/10_capture_budget.ipynb: $(REPORTS)/05_paper_table.ipynb
+#   07 to 11 each rewrite it from everything recorded, so a re-executed 05 re-executes the last of them
+#   (a cheap run: its trained models are reloaded) to bring the table up to date.
+$(REPORTS)/11_real_noise.ipynb: $(REPORTS)/05_paper_table.ipynb
 # Not declared: notebooks 04, 05 and 09 reload the finished U-Nets that earlier notebooks trained (a
 # checkpoint changes only with the code that trains it, which they depend on themselves), and the
 # summary at the end of `make all` reads results.json after every notebook, on every run.
@@ -147,7 +148,7 @@ lab: $(ENV_STAMP)
 
 ## clean: delete reports/, make all's checkpoints, patch sets and notebook 06's pairs (keeps checkpoints/pretrained/, your own `n2n train` models checkpoints/own_*, downloads, .venv)
 clean:
-	rm -rf reports data/patches_*.pt data/own_data
+	rm -rf reports data/patches_*.pt data/own_data data/realnoise_standin
 	[ ! -d checkpoints ] || find checkpoints -mindepth 1 -maxdepth 1 ! -name pretrained ! -name README.md ! -name 'own_*' -exec rm -rf {} +
 
 ## distclean: clean, and delete downloads and the environment

@@ -177,6 +177,32 @@ class Checks:
 
 
 @dataclass(frozen=True)
+class RealNoise:
+    """Notebook 11 (real microscope noise, ``studies.realnoise``): the one budget of all its U-Nets
+    (steps, batch, learning rate, crop: the same for every method), and the simulated stand-in it
+    runs on where the real captures are missing (scenes of ``standin_side`` px, ``standin_captures``
+    captures each)."""
+    steps: int = 1500
+    batch_size: int = 8
+    lr: float = 1e-3
+    crop: int = 64
+    standin_side: int = 256
+    standin_captures: int = 10
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "crop", "standin_side"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"realnoise {name} must be >= 1, got {getattr(self, name)}")
+        if self.crop % 2 or self.crop > self.standin_side:
+            raise ValueError(f"realnoise crop must be even (Neighbor2Neighbor) and at most the stand-in's side "
+                             f"{self.standin_side}, got {self.crop}")
+        if self.standin_captures < 2:
+            raise ValueError(f"the stand-in needs at least 2 captures per scene, got {self.standin_captures}")
+        if not self.lr > 0:
+            raise ValueError(f"realnoise learning rate must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     data: DataConfig
@@ -193,6 +219,7 @@ class Profile:
     # notebook 10 (``capture``): the budget of noisy captures and the captures per scene of cases
     # 1-2 (the paper's: 2000 and 20)
     capture: tuple[int, int] = (200, 20)
+    realnoise: RealNoise = field(default_factory=RealNoise)  # notebook 11
 
     def model(self, name: str) -> ModelConfig:
         if name not in MODEL_NAMES:
@@ -251,6 +278,7 @@ PROFILES = {
                       table_gain_db=(("gaussian", -3.0), ("poisson", -3.0), ("bernoulli", -3.0))),
         own_steps=80,
         capture=(40, 10),
+        realnoise=RealNoise(steps=20, batch_size=4, crop=32, standin_side=48, standin_captures=4),
         eval=EvalConfig(limit=2, crop=96),
     ),
     # the default of `make all`: fixed budgets on a 2-core CPU, trained at the test level (blind
@@ -296,6 +324,7 @@ PROFILES = {
         checks=Checks(max_clean_gap_db=0.1),
         eval=EvalConfig(repeats=PAPER_REPEATS),
         capture=(2000, 20),
+        realnoise=RealNoise(steps=50_000, batch_size=4, lr=3e-4, crop=256),
     ),
     # the shipped weights (checkpoints/pretrained/, `make pretrained`): the paper's U-Net and recipe
     # with blind noise, trained in chunks over sessions on whatever machine there is. Crops of 128

@@ -130,7 +130,7 @@ def checkout(tmp_path_factory) -> Path:
     for i, path in enumerate(made):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{}")
-        os.utime(path, (past + 60 + i, past + 60 + i))  # in this order: stamps, patches, notebooks 00 to 10
+        os.utime(path, (past + 60 + i, past + 60 + i))  # in this order: stamps, patches, notebooks 00 to 11
     assert _executed(copy) == set()
     return copy
 
@@ -167,17 +167,19 @@ def test_editing_training_code_re_executes_the_notebooks_that_import_it(checkout
 def test_editing_docs_re_executes_nothing(checkout):
     assert _executed(checkout, "README.md") == set()
     assert _executed(checkout, "checkpoints/pretrained/README.md") == set()
-    assert _executed(checkout, "checkpoints/pretrained/unet_gaussian_blind.pth") == {"00_quickstart", "06_your_own_data"}
+    assert _executed(checkout, "checkpoints/pretrained/unet_gaussian_blind.pth") == {"00_quickstart", "06_your_own_data",
+                                                                                      "11_real_noise"}
 
 
 def test_a_notebook_that_reads_what_another_wrote_runs_again_after_it(checkout):
     """Re-executing 01 leaves the patch sets as they are (it reuses them): nothing after it runs again;
     patch sets cut again re-execute every notebook that trains on them; 04 reads 03's recorded PSNR;
-    the claims table, rewritten by 10 last, has rows from 05's Table 1."""
+    the claims table, rewritten by 11 last, has rows from 05's Table 1."""
     assert _executed(checkout, "notebooks/01_data_augmentation.ipynb") == {"01_data_augmentation"}
-    assert _executed(checkout, "data/patches_smoke_seed0.pt") == TRAINING
+    # 05 trains on them, and 11, the claims table's last writer, follows 05
+    assert _executed(checkout, "data/patches_smoke_seed0.pt") == TRAINING | {"11_real_noise"}
     assert _executed(checkout, "notebooks/03_noise2noise_unet.ipynb") == {"03_noise2noise_unet", "04_discriminative_unet"}
-    assert _executed(checkout, "notebooks/05_paper_table.ipynb") == {"05_paper_table", "10_capture_budget"}
+    assert _executed(checkout, "notebooks/05_paper_table.ipynb") == {"05_paper_table", "11_real_noise"}
 
 
 def test_missing_patch_sets_are_cut_again_by_notebook_01(checkout):
@@ -185,7 +187,7 @@ def test_missing_patch_sets_are_cut_again_by_notebook_01(checkout):
     stat = patches.stat()
     patches.unlink()
     try:
-        assert _executed(checkout) == {"01_data_augmentation"} | TRAINING
+        assert _executed(checkout) == {"01_data_augmentation", "11_real_noise"} | TRAINING
     finally:
         patches.write_text("{}")
         os.utime(patches, (stat.st_atime, stat.st_mtime))

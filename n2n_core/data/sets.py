@@ -208,18 +208,22 @@ def _downloads_complete(cache: Path) -> bool:
     return (cache / "kodak" / "kodim24.png").is_file() and (cache / "BSDS300" / "images" / "train").is_dir()
 
 
-def _from_downloads(cache: Path) -> DataSources:
+def download(url: str, sha256: str | None, dest: Path, progress: bool = True) -> Path:
+    """``url`` saved as ``dest`` (with a progress bar), unless a file there already has ``sha256`` (None:
+    any file there is kept); the download is checked against ``sha256`` (every data set's one downloader)."""
     import pooch  # a dependency of scikit-image; imported here so that offline use never needs it
 
-    downloader = pooch.HTTPDownloader(progressbar=True, timeout=DOWNLOAD_TIMEOUT_S)
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=DOWNLOAD_TIMEOUT_S)
+    return Path(pooch.retrieve(url, known_hash=sha256 and f"sha256:{sha256}", fname=dest.name, path=dest.parent,
+                               downloader=downloader))
+
+
+def _from_downloads(cache: Path) -> DataSources:
     kodak_url = os.environ.get("N2N_KODAK_URL", KODAK_URL)
-    kodak = [Path(pooch.retrieve(kodak_url + name, known_hash=sha and f"sha256:{sha}", fname=name,
-                                 path=cache / "kodak", downloader=downloader))
-             for name, sha in KODAK_SHA256.items()]
+    kodak = [download(kodak_url + name, sha, cache / "kodak" / name) for name, sha in KODAK_SHA256.items()]
     train_dir = cache / "BSDS300" / "images" / "train"
     if not train_dir.is_dir():
-        archive = pooch.retrieve(os.environ.get("N2N_BSDS300_URL", BSDS300_URL), known_hash=None,
-                                 fname="BSDS300-images.tgz", path=cache, downloader=downloader)
+        archive = download(os.environ.get("N2N_BSDS300_URL", BSDS300_URL), None, cache / "BSDS300-images.tgz")
         shutil.unpack_archive(archive, cache, filter="data")
     # the archive's test split (100 images) is the paper's BSD300 test set; Set14 has no official address
     tests = {"kodak": kodak, "bsd300": list_images(cache / "BSDS300" / "images" / "test")}

@@ -223,10 +223,11 @@ def _read_scene(folder: Path, crop: int | None) -> Scene:
     return Scene(folder.name, files, torch.stack([p for _, p in images]), first.grey, digest)
 
 
-def load_scenes(root: str | Path, crop: int | None = None, limit: int | None = None) -> list[Scene]:
-    """The scenes of ``root`` (the first ``limit`` only, if given): one sub-folder per scene, each with two
-    or more aligned captures (any format ``read_image`` reads), sorted by name; a DataError names the
-    folder or file and the fix."""
+def load_scenes(root: str | Path, crop: int | None = None, limit: int | None = None,
+                names: tuple[str, ...] | None = None) -> list[Scene]:
+    """The scenes of ``root`` (those named ``names`` if given; the first ``limit`` only, if given): one
+    sub-folder per scene, each with two or more aligned captures (any format ``read_image`` reads),
+    sorted by name; a DataError names the folder or file and the fix."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
@@ -234,28 +235,71 @@ def load_scenes(root: str | Path, crop: int | None = None, limit: int | None = N
     if not folders:
         raise DataError(f"{root}: holds no scene folders; --captures takes a folder with one sub-folder per scene, "
                         f"each holding two or more aligned captures of that scene")
+    if names is not None:
+        missing = sorted(set(names) - {f.name for f in folders})
+        if missing:
+            raise DataError(f"{root}: has no scene folder {missing[0]!r}" + (f" ({len(missing) - 1} more missing)"
+                                                                             if len(missing) > 1 else ""))
+        folders = [f for f in folders if f.name in names]
     return [_read_scene(folder, crop) for folder in folders[:limit]]
+
+
+REFERENCE_LAYOUT = "REF/<scene>/ holding one image, the scene's reference (as FMD's gt/<fov>/avg50.png)"
+
+
+def read_reference(root: str | Path, scene: Scene) -> torch.Tensor:
+    """The reference of ``scene`` (3 x H x W float in [0, 1]): the one image in ``root/<scene>/``."""
+    folder = Path(root) / scene.name
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; --reference takes {REFERENCE_LAYOUT}, one per scene of --captures")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(files) != 1:
+        raise DataError(f"{folder}: holds {len(files)} images; --reference takes {REFERENCE_LAYOUT}")
+    try:
+        image = read_image(files[0])
+    except ImageError as err:
+        raise DataError(str(err)) from None
+    height, width = scene.captures.shape[-2:]
+    if image.size != (width, height):
+        raise DataError(f"{files[0]} is {image.size[0]}x{image.size[1]} but the captures of {scene.name} are "
+                        f"{width}x{height}: a reference must be aligned with its scene's captures")
+    return image.rgb
+
+
+def with_reference(scene: Scene, reference: torch.Tensor) -> torch.Tensor:
+    """The scene's captures with its reference (3 x H x W in [0, 1]) appended as the last one, in the
+    captures' form (channels and number type), so that one crop cuts all of them alike."""
+    ref = reference[:scene.captures.shape[-3]]
+    ref = to_uint8(ref) if scene.captures.dtype == torch.uint8 else ref.to(scene.captures.dtype)
+    return torch.cat([scene.captures, ref[None]])
 
 
 class CaptureCrops(BatchSource):
     """Batches of (input, target) crops from scenes of two or more aligned captures (K x C x H x W,
     as ``Scene.captures``): per batch item a scene, drawn in proportion to its area, one of its
     captures as the input and, uniformly, one of the others as the target, the same crop and flip
-    of both; every ordered pair of different captures is drawn. All randomness comes from ``generator``."""
+    of both; every ordered pair of different captures is drawn. ``reference=True``: the last image of
+    each scene is its reference (``with_reference``), the target of every other one (clean targets).
+    All randomness comes from ``generator``."""
 
-    def __init__(self, scenes: list[torch.Tensor], crop: int, batch_size: int, generator: torch.Generator):
+    def __init__(self, scenes: list[torch.Tensor], crop: int, batch_size: int, generator: torch.Generator,
+                 reference: bool = False):
         if not scenes or min(len(s) for s in scenes) < 2:
             raise DataError("need at least one scene of at least 2 captures")
         self.scenes, self.crop, self.batch_size, self.generator = scenes, crop, batch_size, generator
+        self.reference = reference
         self.weights = _area_weights(scenes)
 
     def sample(self) -> Batch:
         which = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
         inputs, targets = [], []
         for k in which.tolist():
-            count = len(self.scenes[k])
+            count = len(self.scenes[k]) - self.reference
             first = int(torch.randint(0, count, (1,), generator=self.generator))
-            second = (first + int(torch.randint(1, count, (1,), generator=self.generator))) % count
+            if self.reference:
+                second = count
+            else:
+                second = (first + int(torch.randint(1, count, (1,), generator=self.generator))) % count
             pair = unit_rgb(_same_crop(self.scenes[k][[first, second]], self.crop, self.generator))
             inputs.append(pair[0])
             targets.append(pair[1])
@@ -428,25 +472,54 @@ class PairFolders(Source):
 class CaptureFolders(Source):
     """Scenes of two or more aligned captures, one folder per scene (``load_scenes``), trained on
     every pair (``CaptureCrops``). Validation: the first capture of held-out scenes against the mean
-    of their other captures (less noisy than one capture, so nearer the PSNR against a clean image)."""
+    of their other captures (less noisy than one capture, so nearer the PSNR against a clean image).
+
+    With references (notebook 11): ``reference``, a folder with one reference image per scene
+    (``read_reference``), is what validation measures against, and with target 'clean' every
+    capture's training target (the clean-target baseline). ``scenes`` names the scene folders to use
+    (None: all); ``hold_out=False`` trains on the validation scenes too. Target 'nb2nb' trains
+    Neighbor2Neighbor on every capture as a single one (8-bit copies of deeper captures)."""
     folder: Path
+    reference: Path | None = None
+    scenes: tuple | None = None
+    hold_out: bool = True
     kind = "captures"
 
     def prepare(self, cfg: TrainConfig) -> Prepared:
-        scenes = load_scenes(self.folder, cfg.crop)
+        scenes = load_scenes(self.folder, cfg.crop, names=None if self.scenes is None else tuple(self.scenes))
+        refs = None if self.reference is None else [read_reference(self.reference, s) for s in scenes]
+        if cfg.target == "clean" and refs is None:
+            raise DataError("clean targets on captures need the reference of each scene (a folder of references)")
         held = _held_out(len(scenes))
-        train_idx = [i for i in range(len(scenes)) if i not in held] or held
-        sampler = CaptureCrops([scenes[i].captures for i in train_idx], cfg.crop, cfg.batch_size, _seeded(cfg))
+        train_idx = [i for i in range(len(scenes)) if i not in held or not self.hold_out] or held
+        sampler = _capture_sampler(cfg, [scenes[i] for i in train_idx], refs and [refs[i] for i in train_idx])
         side = min(VAL_CROP, *(min(scenes[i].captures.shape[-2:]) for i in held))
         crops = [center_crop(scenes[i].floats(), side) for i in held]
-        val = (torch.stack([c[0] for c in crops]), torch.stack([c[1:].mean(0) for c in crops]))
+        targets = [center_crop(refs[i], side) for i in held] if refs else [c[1:].mean(0) for c in crops]
+        val = (torch.stack([c[0] for c in crops]), torch.stack(targets))
+        against = "their references" if refs else "the mean of their other captures"
         described = {"kind": "captures", "path": str(Path(self.folder).resolve()), "scenes": len(scenes),
                      "captures": sum(len(s.files) for s in scenes),
                      "digest": hashlib.sha256(" ".join(s.digest for s in scenes).encode()).hexdigest()[:32],
                      "validation": f"first capture of {len(held)} held-out scenes "
-                                   f"({', '.join(scenes[i].name for i in held[:5])}) against the mean of their "
-                                   f"other captures" + (" (also trained on)" if train_idx == held else "")}
+                                   f"({', '.join(scenes[i].name for i in held[:5])}) against {against}"
+                                   + (" (also trained on)" if set(held) <= set(train_idx) else "")}
+        if refs:
+            described["reference"] = str(Path(self.reference).resolve())
         return Prepared(sampler, val, described, cfg)
+
+
+def _capture_sampler(cfg: TrainConfig, scenes: list[Scene], refs: list[torch.Tensor] | None) -> BatchSource:
+    """The sampler of ``CaptureFolders`` for ``cfg.target``: another capture, the reference, or
+    Neighbor2Neighbor's sub-images of single captures."""
+    if cfg.target == "nb2nb":
+        singles = [c.expand(3, -1, -1) if c.dtype == torch.uint8 else to_uint8(unit_rgb(c))
+                   for scene in scenes for c in scene.captures]
+        return SingleCrops(singles, cfg.crop, cfg.batch_size, _seeded(cfg))
+    if cfg.target == "clean":
+        return CaptureCrops([with_reference(s, r) for s, r in zip(scenes, refs)], cfg.crop, cfg.batch_size,
+                            _seeded(cfg), reference=True)
+    return CaptureCrops([s.captures for s in scenes], cfg.crop, cfg.batch_size, _seeded(cfg))
 
 
 @register

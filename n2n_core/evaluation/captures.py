@@ -19,9 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import baselines
-from ..data.images import ImageError, read_image
-from ..data.sets import IMAGE_SUFFIXES
-from ..data.sources import DataError, Scene
+from ..data.sources import REFERENCE_LAYOUT, DataError, Scene, read_reference  # noqa: F401 (the command's names)
 from ..paper.metrics import psnr, ssim
 from ..paths import atomic_write_text
 from ..training.runtime import Runtime, infer
@@ -29,7 +27,6 @@ from ..training.runtime import Runtime, infer
 MEANS = (2, 4, 8)  # the mean of the first k captures, a baseline where a scene has k
 LABELS = {"model": "network", "capture": "1 capture", **{f"mean{k}": f"mean of {k}" for k in MEANS},
           "bm3d_vst": "BM3D+GAT"}
-REFERENCE_LAYOUT = "REF/<scene>/ holding one image, the scene's reference (as FMD's gt/<fov>/avg50.png)"
 
 
 @dataclass
@@ -39,25 +36,6 @@ class SceneNumbers:
     psnr: dict[str, float] = field(default_factory=dict)
     ssim: dict[str, float] = field(default_factory=dict)
     noise: dict[str, float] = field(default_factory=dict)
-
-
-def read_reference(root: str | Path, scene: Scene) -> torch.Tensor:
-    """The reference of ``scene`` (3 x H x W float in [0, 1]): the one image in ``root/<scene>/``."""
-    folder = Path(root) / scene.name
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder; --reference takes {REFERENCE_LAYOUT}, one per scene of --captures")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if len(files) != 1:
-        raise DataError(f"{folder}: holds {len(files)} images; --reference takes {REFERENCE_LAYOUT}")
-    try:
-        image = read_image(files[0])
-    except ImageError as err:
-        raise DataError(str(err)) from None
-    height, width = scene.captures.shape[-2:]
-    if image.size != (width, height):
-        raise DataError(f"{files[0]} is {image.size[0]}x{image.size[1]} but the captures of {scene.name} are "
-                        f"{width}x{height}: a reference must be aligned with its scene's captures")
-    return image.rgb
 
 
 def _denoise(model, capture: torch.Tensor, grey: bool, rt: Runtime) -> torch.Tensor:

@@ -133,7 +133,8 @@ def demo_figure(panels: list[tuple[str, torch.Tensor]], path: str | Path | None 
 def claims_figure(studies: dict[str, dict[str, float]], paper: dict[str, dict[str, float]], path: str | Path) -> Path:
     """The studies of the claims table (``claims.write_claims``): one panel per study, one bar per
     method (noisy input, each loss on noisy targets, clean targets), the paper's figures as ticks."""
-    order = ("input", "l2", "n2n", "nb2nb", "l1", "l0", "clean", "case1", "case2", "case3")
+    order = ("input", "mean4", "bm3d", "zeroshot", "l2", "n2n", "finetuned", "nb2nb", "l1", "l0", "clean", "case1",
+             "case2", "case3")
     keys = list(studies) or ["(none yet)"]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys) + 1, 4), squeeze=False)
     for ax, key in zip(axes[0], keys):

@@ -1,0 +1,134 @@
+"""Notebook 11's parts: the captures source with references (clean targets, Nb2Nb on every capture,
+a named subset of scenes), where the real captures come from (a folder, the checked download through
+the one downloader, the simulated stand-in offline) and the study end to end on a tiny stand-in. All
+data here are generated; the real FMD captures are never read."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import pytest
+import torch
+from test_captures import write_captures
+
+from n2n_core.config import PROFILES, RealNoise, TrainConfig
+from n2n_core.data import fmd
+from n2n_core.data.neighbor import SingleCrops
+from n2n_core.data.sources import CaptureCrops, CaptureFolders, DataError, load_scenes
+from n2n_core.evaluation import claims
+from n2n_core.studies import experiment, realnoise
+from n2n_core.training.runtime import Runtime
+
+CPU = Runtime.resolve("cpu")
+
+
+def _cfg(target: str = "noisy", crop: int = 16) -> TrainConfig:
+    return TrainConfig(target=target, crop=crop, batch_size=4, max_steps=2, val_every=1)
+
+
+def test_clean_targets_are_the_reference_and_validation_measures_against_it(tmp_path):
+    root = write_captures(tmp_path / "cap", scenes=3, captures=3, grey=True, reference=tmp_path / "ref")
+    source = CaptureFolders(root, tmp_path / "ref", ("scene0", "scene1"), hold_out=False)
+    prepared = source.prepare(_cfg("clean"))
+    assert isinstance(prepared.sampler, CaptureCrops) and prepared.sampler.reference
+    assert len(prepared.sampler.scenes) == 2  # the named scenes only, the held-out one trained on too
+    refs = {s: torch.tensor(__import__("numpy").asarray(__import__("PIL.Image", fromlist=["x"]).open(
+        tmp_path / "ref" / s / "clean.png"))) for s in ("scene0", "scene1")}
+    batch = prepared.sampler.sample()
+    for target in batch.target:  # every target is a crop (flipped or turned) of a reference, never a capture
+        values = set((target[0] * 255).round().to(torch.uint8).flatten().tolist())
+        assert any(values <= set(r.flatten().tolist()) for r in refs.values())
+    noisy, reference = prepared.val_pairs
+    assert noisy.shape == reference.shape and "against their references (also trained on)" in \
+        prepared.described["validation"]
+    with pytest.raises(DataError, match="need the reference of each scene"):
+        CaptureFolders(root).prepare(_cfg("clean"))
+    with pytest.raises(DataError, match="has no scene folder 'scene9'"):
+        CaptureFolders(root, scenes=("scene9",)).prepare(_cfg())
+
+
+def test_nb2nb_on_captures_trains_on_every_capture_as_a_single_one(tmp_path):
+    root = write_captures(tmp_path / "cap", scenes=3, captures=4, grey=True)
+    prepared = CaptureFolders(root, hold_out=False).prepare(_cfg("nb2nb"))
+    assert isinstance(prepared.sampler, SingleCrops) and len(prepared.sampler.images) == 12
+    assert prepared.sampler.images[0].shape[0] == 3 and prepared.sampler.sample().input.shape[-1] == 8
+
+
+def test_load_scenes_by_name(tmp_path):
+    root = write_captures(tmp_path / "cap", scenes=3, captures=2)
+    assert [s.name for s in load_scenes(root, names=("scene2", "scene0"))] == ["scene0", "scene2"]
+
+
+def _fake_fmd(folder, scenes=("1", "2"), captures=2, size=16):
+    """A folder laid out as FMD's: raw/<fov>/*.png and gt/<fov>/avg50.png (generated)."""
+    write_captures(folder / "raw", scenes=len(scenes), captures=captures, size=size, grey=True,
+                   reference=folder / "gt")
+    for k, name in enumerate(scenes):
+        (folder / "raw" / f"scene{k}").rename(folder / "raw" / name)
+        (folder / "gt" / f"scene{k}").rename(folder / "gt" / name)
+    return folder
+
+
+def test_the_captures_come_from_the_data_folder_first(tmp_path, monkeypatch):
+    _fake_fmd(tmp_path / "data" / fmd.FOLDER)
+    monkeypatch.setenv("N2N_DATA_DIR", str(tmp_path / "data"))
+    found = fmd.find_captures()
+    assert found.real and found.origin == "folder" and found.tag == "fmd" and found.note == ""
+    assert found.captures == tmp_path / "data" / fmd.FOLDER / "raw" and found.test == ("19", "20")
+
+
+def test_offline_the_stand_in_is_announced_in_one_line_and_not_comparable(capsys):
+    found = fmd.find_captures(side=16, count=3)
+    out = capsys.readouterr().out
+    assert len(out.strip().splitlines()) == 1 and "missing" in out and "NOT comparable" in out
+    assert not found.real and found.tag == "standin" and "NOT comparable" in found.note
+    scenes = load_scenes(found.captures, names=found.test)
+    assert len(scenes) == 2 and scenes[0].captures.shape == (3, 1, 16, 16) and scenes[0].grey
+    again = fmd.find_captures(side=16, count=3)  # written once, reused
+    assert again.captures == found.captures
+
+
+def test_the_download_is_checked_and_a_bad_file_falls_back(http_server, monkeypatch, capsys, output_dir):
+    root, base, requested = http_server
+    _fake_fmd(root, scenes=("1",))
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    sums = {name: hashlib.sha256((root / name).read_bytes()).hexdigest() for name in files}
+    monkeypatch.setattr(fmd, "SHA256", sums)
+    monkeypatch.setenv("N2N_FMD_URL", base + "/")
+    found = fmd.find_captures(download_ok=True)
+    assert found.origin == "download" and sorted(requested) == sorted("/" + n for n in files)
+    assert (output_dir / "data" / "downloads" / fmd.FOLDER / files[0]).is_file()
+    monkeypatch.setattr(fmd, "SHA256", {**sums, files[0]: "0" * 64})
+    (output_dir / "data" / "downloads" / fmd.FOLDER / files[0]).unlink()
+    fallback = fmd.find_captures(download_ok=True, side=16, count=2)
+    assert fallback.origin == "standin" and "download failed" in capsys.readouterr().out
+
+
+def test_the_study_end_to_end_on_a_tiny_stand_in(output_dir, capsys):
+    tiny = RealNoise(steps=2, batch_size=2, crop=16, standin_side=24, standin_captures=3)
+    profile = dataclasses.replace(PROFILES["smoke"], realnoise=tiny)
+    study = realnoise.run_realnoise(profile, rt=CPU, progress=False)
+    assert set(study.runs) == {"n2n", "clean", "nb2nb", "finetuned"}
+    assert {"input", "mean2", "n2n", "clean", "nb2nb", "zeroshot", "finetuned"} <= set(study.psnr)
+    assert study.runs["n2n"].checkpoint.name == "unet_n2n_standin.pth"
+    assert study.runs["finetuned"].config["init"] == "pretrained:gaussian"
+    data = experiment.read_results(profile)
+    entry = data["studies"]["realnoise"]
+    assert entry["real_data"] is False and "NOT comparable" in entry["noise"]
+    assert data["runs"]["unet_clean_standin"]["standin_test"]["images"] == 2
+    row = claims.claim_rows(data)[-1]
+    assert "within 0.3 dB of the clean-target U-Net" in row["claim"] and row["holds"] in ("yes", "no")
+    figure = realnoise.crop_figure(study, output_dir / "crop.png", rt=CPU)
+    assert figure.stat().st_size > 1000
+    realnoise.print_table(study)
+    assert "N2N - clean targets" in capsys.readouterr().out
+    again = realnoise.run_realnoise(profile, rt=CPU, progress=False)  # finished runs are reloaded
+    assert again.psnr == study.psnr and json.loads(json.dumps(entry))
+
+
+def test_the_budget_is_checked():
+    with pytest.raises(ValueError, match="even"):
+        RealNoise(crop=63)
+    with pytest.raises(ValueError, match="at least 2 captures"):
+        RealNoise(standin_captures=1)
