@@ -34,6 +34,13 @@ def _train_command(pairs: Path, out: Path) -> list[str]:
             "--device", "cpu", "--checkpoint-every", "1000", "--out", str(out)]
 
 
+def _as_from_a_terminal() -> None:
+    """In the child before it starts: Ctrl-C acts as it does for a command typed in a terminal, also
+    when this test runs in a background job, whose commands start with SIGINT ignored (a command
+    started so keeps ignoring it, as it should)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _env(tmp_path: Path) -> dict:
     return {**os.environ, "N2N_THREADS": "1", "N2N_OUTPUT_DIR": str(tmp_path / "output"), "PYTHONUNBUFFERED": "1"}
 
@@ -41,7 +48,8 @@ def _env(tmp_path: Path) -> dict:
 def _run_until(command: list[str], env: dict, step: int | None, signum: int | None) -> tuple[int, str]:
     """Run ``command``; once its progress bar shows ``step`` or more, send ``signum``. Returns the exit
     status and what it wrote (stdout, then stderr)."""
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_as_from_a_terminal)
     seen, sent = bytearray(), threading.Event()
 
     def watch():
@@ -181,7 +189,8 @@ def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
         write_png(tmp_path / "clean" / f"c{i}.png", smooth_image(64, 64, seed=i))
     proc = subprocess.Popen([sys.executable, "-m", "n2n_core", "train", "--clean", str(tmp_path / "clean"),
                              "--profile", "smoke", "--steps", "1000000", "--out", str(tmp_path / "long.pth")],
-                            cwd=ROOT, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_from_a_terminal)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

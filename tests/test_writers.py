@@ -126,7 +126,7 @@ def test_single_captures_with_noisy_targets_are_refused(pairs, tmp_path, capsys)
 def _cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "N2N_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "n2n_core", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:
