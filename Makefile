@@ -39,14 +39,30 @@ help:
 	@echo "  variables: PROFILE=smoke|cpu|paper (default cpu), N2N_DATA_DIR=folder with train_pool/ and kodak/,"
 	@echo "             BM3D=0 to leave out the optional bm3d package (non-commercial licence)"
 
-## env: create the Python environment in .venv (done by every target that needs it)
-env: $(ENV_STAMP)
+# the notebooks' kernel (their kernelspec names it), registered inside .venv: nothing outside the repo changes
+KERNEL := n2n
+KERNEL_SPEC := $(VENV)/share/jupyter/kernels/$(KERNEL)/kernel.json
+
+## env: create the Python environment in .venv (done by every target that needs it), its Jupyter kernel, and the git filter that strips notebook outputs
+env: $(ENV_STAMP) $(KERNEL_SPEC)
+	@$(GIT_FILTER)
+
+$(KERNEL_SPEC): | $(ENV_STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Noise2Noise (.venv)" >/dev/null
+# outputs and execution counts stripped from notebooks on commit (.gitattributes names the filter; git
+# runs only commands from its own config, so each clone installs it: .git/config, in a worktree the
+# repository's); --keep-id keeps the cells' ids, which the notebooks are committed with
+GIT_FILTER := ! git rev-parse --git-dir >/dev/null 2>&1 || { \
+  git config filter.nbstripout.clean '"$(abspath $(PY))" -m nbstripout --keep-id' && \
+  git config filter.nbstripout.smudge cat && git config filter.nbstripout.required true && \
+  git config diff.ipynb.textconv '"$(abspath $(PY))" -m nbstripout --keep-id -t'; }
 
 $(ENV_STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e . \
 	  || $(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	@$(GIT_FILTER)
 	@touch $@
 
 $(VENV)/.bm3d: $(ENV_STAMP)
@@ -114,14 +130,14 @@ $(REPORTS)/11_real_noise.ipynb: $(REPORTS)/05_paper_table.ipynb
 # papermill waits forever on an ipywidgets slider (nteract/papermill#723): headless, the quickstart has none
 $(REPORTS)/00_quickstart.ipynb: PARAMS = -p slider False
 # prerequisites beyond the notebook itself: the rules above and the generated ones
-$(REPORTS)/%.ipynb: notebooks/%.ipynb | $(ENV_STAMP) $(BM3D_STAMP)
+$(REPORTS)/%.ipynb: notebooks/%.ipynb | $(ENV_STAMP) $(BM3D_STAMP) $(KERNEL_SPEC)
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/$*.failed.ipynb
-	$(VENV)/bin/papermill --cwd notebooks -k python3 -p profile $(PROFILE) $(PARAMS) $< $(REPORTS)/$*.failed.ipynb
+	$(VENV)/bin/papermill --cwd notebooks -k $(KERNEL) -p profile $(PROFILE) $(PARAMS) $< $(REPORTS)/$*.failed.ipynb
 	@mv $(REPORTS)/$*.failed.ipynb $@
 
 ## test: unit tests and every notebook under nbval in the smoke profile
-test: $(ENV_STAMP) $(BM3D_STAMP)
+test: $(ENV_STAMP) $(BM3D_STAMP) $(KERNEL_SPEC)
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval-lax notebooks
 
@@ -142,9 +158,13 @@ blindcheck: $(ENV_STAMP)
 bench: $(ENV_STAMP)
 	$(PY) -m n2n_core.studies.bench
 
-## lab: JupyterLab on the repository
-lab: $(ENV_STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=.
+## lab: JupyterLab on the repository, on 127.0.0.1 (PORT=N, TOKEN=... else a random one, printed)
+PORT ?= 8888
+TOKEN ?=
+lab: $(ENV_STAMP) $(KERNEL_SPEC)
+	$(VENV)/bin/jupyter lab --notebook-dir=. --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) \
+	  $(if $(TOKEN),--IdentityProvider.token=$(TOKEN),) $(if $(filter 0,$(shell id -u)),--allow-root,) \
+	  --MappingKernelManager.default_kernel_name=$(KERNEL)
 
 ## clean: delete reports/, make all's checkpoints, patch sets and notebook 06's pairs (keeps checkpoints/pretrained/, your own `n2n train` models checkpoints/own_*, downloads, .venv)
 clean:

@@ -268,3 +268,33 @@ def report_path(profile: str, filename: str) -> Path:
     path = profile_subdir(report_dir(), profile) / filename
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ------------------------------------------------------------------------------ the checkout
+def checkout_of(folder: str | Path) -> Path | None:
+    """The checkout that holds ``folder``: the nearest folder at or above it with both notebooks/
+    and n2n_core/ in it; None outside any checkout."""
+    folder = Path(folder).resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / "notebooks").is_dir() and (candidate / "n2n_core").is_dir():
+            return candidate
+    return None
+
+
+def elsewhere_note(folder: str | Path | None = None) -> str:
+    """One line when this n2n_core is imported from another folder than the checkout that holds
+    ``folder`` (default: the working folder, where a notebook runs): the notebook would run that
+    other copy's code, not the code beside it (an editable install made in another clone or
+    worktree, say). Empty when they agree, or when ``folder`` is in no checkout."""
+    checkout = checkout_of(Path.cwd() if folder is None else folder)
+    if checkout is None or checkout == PROJECT_ROOT:
+        return ""
+    return (f"Note: n2n_core is imported from {PROJECT_ROOT}, not from this checkout ({checkout}): "
+            f"its code runs, not the code here (`pip install -e {checkout}` or PYTHONPATH={checkout} changes that)")
+
+
+def note_checkout(folder: str | Path | None = None) -> None:
+    """Print ``elsewhere_note`` when there is something to say (the first cell of every notebook)."""
+    note = elsewhere_note(folder)
+    if note:
+        print(note)

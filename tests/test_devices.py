@@ -185,7 +185,8 @@ class FakeClock:
 
 
 def test_the_governor_drops_a_thread_while_another_process_is_busy_and_comes_back(monkeypatch, restore_threads,
-                                                                                   capsys):
+                                                                                   capsys, caplog):
+    caplog.set_level("INFO", logger="n2n_core.threads")
     monkeypatch.delenv("N2N_THREADS", raising=False)
     torch.set_num_threads(2)
     clock = FakeClock(monkeypatch)
@@ -195,7 +196,9 @@ def test_the_governor_drops_a_thread_while_another_process_is_busy_and_comes_bac
     assert governor.poll() == 2  # not yet a whole interval
     clock.advance(1.5, others=1.0)
     assert governor.poll() == 1 and governor.others == pytest.approx(1.0)
-    assert "threads: 2 -> 1 (other processes use 1.0 cores)" in capsys.readouterr().out
+    # logged, not printed: a notebook's output never shows it (the command line does, on stderr)
+    assert "threads: 2 -> 1 (other processes use 1.0 cores)" in caplog.text
+    assert "threads:" not in capsys.readouterr().out
     clock.advance(2.0, others=0.3, own=1.0)
     assert governor.poll() == 1  # between the two thresholds: no change
     clock.advance(2.0, others=0.05, own=1.0)
@@ -226,3 +229,14 @@ def test_process_group_is_none_outside_torchrun(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with process_group(torch.device("cpu")) as device:
         assert device is None
+
+
+def test_the_command_line_shows_the_governor_s_changes_on_standard_error(monkeypatch):
+    import io
+
+    stream = io.StringIO()
+    monkeypatch.setattr(devices.LOG, "handlers", [])
+    devices.show_thread_changes(stream)
+    devices.show_thread_changes(stream)  # once only
+    devices.LOG.info("threads: %d -> %d", 2, 1)
+    assert stream.getvalue() == "threads: 2 -> 1\n"

@@ -301,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _load_libraries()
         from .parser import parser
+        from ..training.devices import show_thread_changes
 
+        show_thread_changes()  # on standard error: a notebook that runs the command shows its output only
         args = parser().parse_args(argv)
         command = args.command
         return commands[command](args)

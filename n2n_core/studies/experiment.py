@@ -254,10 +254,11 @@ def paper_references(test_set: str) -> dict[str, float]:
 # ------------------------------------------------------------------------------ quickstart
 @dataclass
 class Demo:
-    """One photograph, its noisy version and the denoised result, with their PSNRs (8-bit protocol)."""
-    clean: torch.Tensor
-    noisy: torch.Tensor
-    denoised: torch.Tensor
+    """One photograph, its noisy version and the denoised result, with their PSNRs (8-bit protocol);
+    its repr names the PSNRs only (a notebook that shows it prints one line, not three images)."""
+    clean: torch.Tensor = dataclasses.field(repr=False)
+    noisy: torch.Tensor = dataclasses.field(repr=False)
+    denoised: torch.Tensor = dataclasses.field(repr=False)
     psnr_noisy: float
     psnr_denoised: float
 
@@ -299,3 +300,10 @@ def show_demo(model: torch.nn.Module, clean: torch.Tensor, level: float, seed: i
     demo_figure([("clean", demo.clean), (f"noisy, {symbol} {level:g}: {demo.psnr_noisy:.2f} dB", demo.noisy),
                  (f"denoised: {demo.psnr_denoised:.2f} dB", demo.denoised)], save)
     return demo
+
+
+def redraw_demo(model: torch.nn.Module, clean: torch.Tensor, level: float, seed: int = 0, rt: Runtime | None = None,
+                noise: NoiseConfig | None = None) -> None:
+    """``show_demo`` for a slider (ipywidgets ``interact``): draws the figure and returns nothing,
+    since ``interact`` shows what its function returns under the figure."""
+    show_demo(model, clean, level, seed=seed, rt=rt, noise=noise)

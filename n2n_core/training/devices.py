@@ -4,12 +4,18 @@ and the machines they were measured on are in docs/speed.md and docs/reference/b
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sys
 import time
 
 import torch
 
 from ..config import PRECISIONS  # noqa: F401 - re-exported
+
+# the thread governor's changes: logged, not printed, so that a notebook's output stays what its
+# reader asked for; the command line shows them (``show_thread_changes``)
+LOG = logging.getLogger("n2n_core.threads")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -182,9 +188,19 @@ class ThreadGovernor:
             if wanted != current:
                 torch.set_num_threads(wanted)
                 if not self.quiet:
-                    print(f"threads: {current} -> {wanted} (other processes use {self.others:.1f} cores)", flush=True)
+                    LOG.info("threads: %d -> %d (other processes use %.1f cores)", current, wanted, self.others)
         self._last = (now, reading)
         return torch.get_num_threads()
+
+
+def show_thread_changes(stream=None) -> None:
+    """Print the governor's changes of thread count to ``stream`` (default: standard error), as the
+    command line does; elsewhere (a notebook) they are only logged."""
+    if not any(getattr(h, "n2n_threads", False) for h in LOG.handlers):
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.n2n_threads = True
+        LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
 
 
 def _cpu_times() -> tuple[float, float] | None:
