@@ -54,7 +54,7 @@ $(KERNEL_SPEC): | $(ENV_STAMP)
 # repository's); --keep-id keeps the cells' ids, which the notebooks are committed with
 GIT_FILTER := ! git rev-parse --git-dir >/dev/null 2>&1 || { \
   git config filter.nbstripout.clean '"$(abspath $(PY))" -m nbstripout --keep-id' && \
-  git config filter.nbstripout.smudge cat && git config filter.nbstripout.required true && \
+  git config filter.nbstripout.smudge cat && \
   git config diff.ipynb.textconv '"$(abspath $(PY))" -m nbstripout --keep-id -t'; }
 
 $(ENV_STAMP): requirements.txt pyproject.toml
