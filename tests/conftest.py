@@ -208,3 +208,14 @@ def cpu_runtime(precision: str = "fp32"):
     from n2n_core.training.runtime import Runtime
 
     return Runtime(torch.device("cpu"), precision)
+
+
+@pytest.fixture
+def little(tiny_profile):
+    """`make pretrained`'s profile cut to seconds: 24 px patches, 16 px crops, 6 steps."""
+    from n2n_core.studies import pretrained
+
+    prof = pretrained.profile()
+    return dataclasses.replace(prof, data=tiny_profile.data,
+                               train=dataclasses.replace(prof.train, crop=16, batch_size=2, max_steps=6, val_every=2,
+                                                         ema=0.9))

@@ -140,15 +140,6 @@ def test_train_init_refuses_weights_of_another_architecture(tmp_path, capsys):
 
 
 # -------------------------------------------------------------------- make pretrained, in little
-@pytest.fixture
-def little(tiny_profile):
-    """The pretrained profile cut to seconds: 24 px patches, 16 px crops, 6 steps."""
-    prof = pretrained.profile()
-    return dataclasses.replace(prof, data=tiny_profile.data,
-                               train=dataclasses.replace(prof.train, crop=16, batch_size=2, max_steps=6, val_every=2,
-                                                         ema=0.9))
-
-
 def test_pretrained_trains_in_chunks_exports_and_finishes(little, data_folder, tmp_path):
     folder = tmp_path / "ship"
     # a chunk of (almost) no time: one step, a training state, and weights exported from it
