@@ -124,7 +124,10 @@ def test_the_study_end_to_end_on_a_tiny_stand_in(output_dir, capsys):
     realnoise.print_table(study)
     assert "N2N - clean targets" in capsys.readouterr().out
     again = realnoise.run_realnoise(profile, rt=CPU, progress=False)  # finished runs are reloaded
-    assert again.psnr == study.psnr and json.loads(json.dumps(entry))
+    networks = {k: v for k, v in study.psnr.items() if k != "bm3d"}
+    assert {k: again.psnr[k] for k in networks} == networks and json.loads(json.dumps(entry))
+    # BM3D (third-party, multithreaded) may differ in the last digits between runs under load
+    assert again.psnr["bm3d"] == pytest.approx(study.psnr["bm3d"], abs=0.02)
 
 
 def test_the_budget_is_checked():
