@@ -258,3 +258,33 @@ def test_eval_captures_errors_are_one_line(captures_dir, tmp_path, capsys, extra
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_eval_captures_takes_grey_weights_and_grey_captures_as_denoise_does(tmp_path):
+    """Grey captures through grey (one-channel) weights: the network's number is the model's own
+    output on the capture's one channel, as `n2n denoise` gives it."""
+    from PIL import Image
+
+    from n2n_core.paper.metrics import psnr
+    from n2n_core.paper.models import build, model_args
+    from n2n_core.training.checkpoint import load_model, save_checkpoint
+
+    captures = write_captures(tmp_path / "cap", scenes=2, captures=3, size=32, grey=True, reference=tmp_path / "ref")
+    config = ModelConfig("resnet", depth=4, width=8, channels=1)
+    net = build(config, seed=0)
+    with torch.no_grad():  # a network that changes its input (a fresh one is near the identity)
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    checkpoint = save_checkpoint(tmp_path / "grey.pth", model=net, model_args=model_args(config),
+                                 config={}, step=0, elapsed=0.0, history={}, seed=0, finished=True)
+    out = tmp_path / "e.json"
+    assert main(["eval", str(checkpoint), "--captures", str(captures), "--reference", str(tmp_path / "ref"),
+                 "--json", str(out), "--device", "cpu"]) == 0
+    stored = json.loads(out.read_text())["sets"]["cap"]["per_image"]
+    model = load_model(str(checkpoint))
+    for row, scene in zip(stored, load_scenes(captures)):
+        reference = np.asarray(Image.open(tmp_path / "ref" / scene.name / "clean.png"), dtype=np.float32) / 255.0
+        with torch.inference_mode():
+            own = model(scene.floats()[:1, :1]).clamp(0, 1)[0]
+        expected = psnr(own.expand(3, -1, -1), torch.from_numpy(reference).expand(3, -1, -1))
+        assert row["psnr"] == pytest.approx(float(expected), abs=1e-3) and row["psnr"] != row["psnr_input"]

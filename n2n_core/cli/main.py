@@ -100,6 +100,7 @@ def _eval_captures(args) -> int:
     from ..data.augment import SelfEnsemble
     from ..data.sources import load_scenes
     from ..evaluation import baselines, captures
+    from ..evaluation.grey import grey_route
     from ..training.checkpoint import choose_checkpoint, load_model
     from .parser import levels
 
@@ -116,10 +117,11 @@ def _eval_captures(args) -> int:
     if args.ensemble and args.checkpoint is None:
         raise UsageError("--ensemble averages a network's outputs: give a checkpoint")
     rt = _runtime(args)
-    model = None
+    model, grey = None, None
     if args.checkpoint:
         model = load_model(choose_checkpoint(args.checkpoint), device=rt.device)
         model = SelfEnsemble(model) if args.ensemble else model
+        grey = grey_route(choose_checkpoint(args.checkpoint), default=False, device=rt.device)
     json_out = _json_output(args, args.checkpoint and choose_checkpoint(args.checkpoint),
                             [args.captures, args.reference])  # before the evaluation, not after it
     scenes = load_scenes(args.captures, limit=args.limit)
@@ -127,7 +129,7 @@ def _eval_captures(args) -> int:
     if not baselines.available():
         print(f"BM3D+GAT left out: the optional bm3d package is not installed ({baselines.INSTALL_HINT})")
     with paths.holding(json_out, "--json") if json_out else contextlib.nullcontext():
-        rows = captures.evaluate_captures(scenes, references, model, rt, bm3d=baselines.available())
+        rows = captures.evaluate_captures(scenes, references, model, rt, bm3d=baselines.available(), grey=grey)
         print(f"{args.checkpoint or 'no network'} | real noise: {args.captures} against {args.reference}")
         print(captures.table(rows), end="")
         if json_out:

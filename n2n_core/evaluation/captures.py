@@ -7,7 +7,9 @@ maximum, 255 for 8-bit data, peak 1.0) of a network's denoised FIRST capture, be
 learn nothing: the first capture itself; the mean of the first 2, 4 and 8 captures (where the scene
 has that many); and BM3D after the generalized Anscombe transform, its noise parameters estimated
 from the scene's own captures (``baselines.estimate_poisson_gaussian``, ``baselines.bm3d_vst``).
-Grey captures run through the three-channel network replicated, and its output is their mean.
+A grey capture takes the grey route of `n2n denoise` (``denoise.denoise_rgb``): through grey weights
+as they are; through colour weights replicated to three channels, their output averaged, or by noise
+matching where the weights were trained on Gaussian noise (``grey.GreyRoute``).
 """
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ from . import baselines
 from ..data.sources import REFERENCE_LAYOUT, DataError, Scene, read_reference  # noqa: F401 (the command's names)
 from ..paper.metrics import psnr, ssim
 from ..paths import atomic_write_text
-from ..training.runtime import Runtime, infer
+from ..training.runtime import Runtime
+from .denoise import denoise_rgb
+from .grey import GreyRoute
 
 MEANS = (2, 4, 8)  # the mean of the first k captures, a baseline where a scene has k
 LABELS = {"model": "network", "capture": "1 capture", **{f"mean{k}": f"mean of {k}" for k in MEANS},
@@ -38,20 +42,16 @@ class SceneNumbers:
     noise: dict[str, float] = field(default_factory=dict)
 
 
-def _denoise(model, capture: torch.Tensor, grey: bool, rt: Runtime) -> torch.Tensor:
-    out = infer(model, capture[None], rt)[0]
-    return out.mean(0, keepdim=True).expand(3, -1, -1) if grey else out
-
-
 @torch.inference_mode()
 def evaluate_scene(scene: Scene, reference: torch.Tensor, model=None, rt: Runtime | None = None,
-                   bm3d: bool = True) -> SceneNumbers:
-    """``SceneNumbers`` of one scene: the network (if ``model``), one capture, the means, BM3D+GAT
-    (if ``bm3d``)."""
+                   bm3d: bool = True, grey: GreyRoute | None = None) -> SceneNumbers:
+    """``SceneNumbers`` of one scene: the network (if ``model``; grey captures by the route ``grey``,
+    default replication), one capture, the means, BM3D+GAT (if ``bm3d``)."""
     captures = scene.floats()
     outputs = {"capture": captures[0]}
     if model is not None:
-        outputs["model"] = _denoise(model, captures[0], scene.grey, rt)
+        outputs["model"] = denoise_rgb(model, captures[0], scene.grey, rt, grey or GreyRoute(match=False),
+                                       name=scene.name, tile=0)[0]
     outputs.update({f"mean{k}": captures[:k].mean(0) for k in MEANS if len(captures) >= k})
     channels = captures[:, :1] if scene.grey else captures
     a, b = baselines.estimate_poisson_gaussian(channels)
@@ -66,13 +66,14 @@ def evaluate_scene(scene: Scene, reference: torch.Tensor, model=None, rt: Runtim
 
 
 def evaluate_captures(scenes: list[Scene], references: list[torch.Tensor], model=None, rt: Runtime | None = None,
-                      bm3d: bool = True, progress: bool = True) -> list[SceneNumbers]:
-    """``evaluate_scene`` on every scene; a network (``model``) runs in the runtime ``rt``."""
+                      bm3d: bool = True, progress: bool = True, grey: GreyRoute | None = None) -> list[SceneNumbers]:
+    """``evaluate_scene`` on every scene; a network (``model``) runs in the runtime ``rt``, grey
+    captures by the route ``grey``."""
     if model is not None:
         if rt is None:
             raise ValueError("a network is evaluated in a Runtime: pass rt")
         model = model.to(rt.device).eval()
-    return [evaluate_scene(scene, reference, model, rt, bm3d)
+    return [evaluate_scene(scene, reference, model, rt, bm3d, grey)
             for scene, reference in tqdm(list(zip(scenes, references)), desc="scenes", disable=not progress,
                                          leave=False)]
 

@@ -196,23 +196,30 @@ def output_folder(out_dir: str | Path):
 
 def denoise_image(model: torch.nn.Module, image, rt: Runtime, grey: GreyRoute | None = None,
                   **tiling) -> tuple[torch.Tensor, str]:
-    """One read image (``images.ImageFile``) denoised: (3 x H x W, what was done to a grey image, or
-    ''). A grey image takes the route ``grey`` (default: noise matching for colour weights); a
-    colour image needs colour weights. ``tiling``: ``denoise_tensor``'s tile, overlap, batch, progress."""
+    """One read image (``images.ImageFile``) denoised: ``denoise_rgb`` of its pixels."""
+    return denoise_rgb(model, image.rgb, image.grey, rt, grey, name=str(image.path), **tiling)
+
+
+def denoise_rgb(model: torch.nn.Module, rgb: torch.Tensor, grey_image: bool, rt: Runtime,
+                grey: GreyRoute | None = None, name: str = "the image", **tiling) -> tuple[torch.Tensor, str]:
+    """An image's pixels (3 x H x W; a grey image's three channels equal, ``grey_image``) denoised:
+    (3 x H x W, what was done to a grey image, or ''). A grey image takes the route ``grey``
+    (default: noise matching for colour weights); a colour image needs colour weights. ``tiling``:
+    ``denoise_tensor``'s tile, overlap, batch, progress."""
     grey = grey or GreyRoute()
     channels = model_channels(model)
-    if not image.grey:
+    if not grey_image:
         if channels != 3:
-            raise ImageError(f"{image.path}: a colour image, but the weights are grey ({channels} channel); "
+            raise ImageError(f"{name}: a colour image, but the weights are grey ({channels} channel); "
                              f"denoise colour images with colour weights (--checkpoint pretrained:gaussian)")
-        return denoise_tensor(model, image.rgb, rt, **tiling), ""
+        return denoise_tensor(model, rgb, rt, **tiling), ""
     if grey.model is not None or channels == 1:
-        out = denoise_tensor(grey.model or model, image.rgb[:1], rt, **tiling)
+        out = denoise_tensor(grey.model or model, rgb[:1], rt, **tiling)
         return out.expand(3, -1, -1), f"grey weights{f' ({grey.name})' if grey.model is not None else ''}"
     if not grey.match:
-        return (denoise_tensor(model, image.rgb, rt, **tiling),
+        return (denoise_tensor(model, rgb, rt, **tiling).mean(0, keepdim=True).expand(3, -1, -1),
                 "grey replicated to RGB (noise matching is for weights trained on Gaussian noise)")
-    rgb, sigma = NoiseMatching().prepare(image.rgb[:1])  # drawn once for the whole image, then tiled
+    rgb, sigma = NoiseMatching().prepare(rgb[:1])  # drawn once for the whole image, then tiled
     out = NoiseMatching.finish(denoise_tensor(model, rgb, rt, **tiling))
     return out.expand(3, -1, -1), f"grey: noise matched to the colour weights, sigma {sigma:.1f} estimated"
 

@@ -25,10 +25,12 @@ from ..data.images import center_crop
 from ..data.sources import CaptureFolders, Scene, load_scenes, read_reference
 from ..evaluation import baselines
 from ..evaluation.captures import SceneNumbers, evaluate_captures, means
+from ..evaluation.denoise import denoise_rgb
+from ..evaluation.grey import GreyRoute, grey_route
 from ..paths import checkpoint_path
 from ..training.checkpoint import load_model
 from ..training.run import RunSpec, TrainedRun, train_run
-from ..training.runtime import Runtime, infer
+from ..training.runtime import Runtime
 from .experiment import update_results
 
 SHIPPED = "pretrained:gaussian"
@@ -91,8 +93,10 @@ def run_realnoise(profile: Profile, seed: int = 0, data_dir: str | None = None, 
     scenes, refs = evaluation_scenes(data)
     rows = {"baselines": evaluate_captures(scenes, refs, bm3d=baselines.available(), progress=progress)}
     models = {**{m: run.model for m, run in runs.items()}, "zeroshot": load_model(init, device=rt.device)}
-    for method, model in models.items():
-        rows[method] = evaluate_captures(scenes, refs, model, rt, bm3d=False, progress=progress)
+    for method, model in models.items():  # grey captures as `n2n eval --captures` takes them
+        grey = grey_route(init if method == "zeroshot" else runs[method].checkpoint, default=False,
+                          device=rt.device)
+        rows[method] = evaluate_captures(scenes, refs, model, rt, bm3d=False, progress=progress, grey=grey)
     study = RealStudy(data, runs, rows, *_means(rows))
     record_study(profile, study, seed)
     return study
@@ -140,7 +144,7 @@ def crop_figure(study: RealStudy, path: str | Path, rt: Runtime | None = None, s
     scenes, refs = evaluation_scenes(study.data)
     captures, reference = scenes[0].floats(), refs[0]
     model = study.runs[method].model.to(rt.device).eval()
-    denoised = infer(model, captures[:1], rt)[0].mean(0, keepdim=True).expand(3, -1, -1)
+    denoised = denoise_rgb(model, captures[0], scenes[0].grey, rt, GreyRoute(match=False), tile=0)[0]
     numbers = {r.name: r for r in study.rows["baselines"]}[scenes[0].name]
     mine = {r.name: r for r in study.rows[method]}[scenes[0].name]
     panels = [(f"1 capture: {numbers.psnr['capture']:.2f} dB", captures[0]),
