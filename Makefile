@@ -141,9 +141,9 @@ test: $(ENV_STAMP) $(BM3D_STAMP) $(KERNEL_SPEC)
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval-lax notebooks
 
-## test-ui: notebooks 00 and 01 in JupyterLab in headless Chromium (Playwright; the chromium on PATH or N2N_CHROMIUM)
+## test-ui: notebooks 00 and 01 in JupyterLab in headless Chromium (Playwright; the chromium on PATH or N2N_CHROMIUM; N2N_UI_SCREENSHOT=file.png saves notebook 00)
 test-ui: $(ENV_STAMP) $(KERNEL_SPEC)
-	N2N_UI=1 $(PY) -m pytest -q tests/test_ui.py
+	N2N_UI=1 $(PY) -m pytest -q -rs tests/test_ui.py
 
 ## pretrained: train the shipped weights, resumable: NOISE=gaussian|poisson, GREY=1 (grey weights), MINUTES=N per chunk, POOL="train_pool imagenet_sample" (pool folders; data: N2N_DATA_DIR)
 NOISE ?= gaussian
