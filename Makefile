@@ -84,7 +84,7 @@ all: $(EXECUTED)
 NOTEBOOK_DEPS := reports/.notebook-deps.mk
 $(NOTEBOOK_DEPS): tools/notebook_deps.py $(wildcard notebooks/*.ipynb) $(PACKAGE) notebooks $(sort $(dir $(PACKAGE)))
 	$(PYTHON) tools/notebook_deps.py --out $@
-ifneq ($(filter-out help env test pretrained blindcheck bench lab clean distclean,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+ifneq ($(filter-out help env test test-ui pretrained blindcheck bench lab clean distclean,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
 include $(NOTEBOOK_DEPS)
 endif
 
@@ -141,6 +141,10 @@ test: $(ENV_STAMP) $(BM3D_STAMP) $(KERNEL_SPEC)
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval-lax notebooks
 
+## test-ui: notebooks 00 and 01 in JupyterLab in headless Chromium (Playwright; the chromium on PATH or N2N_CHROMIUM; N2N_UI_SCREENSHOT=file.png saves notebook 00)
+test-ui: $(ENV_STAMP) $(KERNEL_SPEC)
+	N2N_UI=1 $(PY) -m pytest -q -rs tests/test_ui.py
+
 ## pretrained: train the shipped weights, resumable: NOISE=gaussian|poisson, GREY=1 (grey weights), MINUTES=N per chunk, POOL="train_pool imagenet_sample" (pool folders; data: N2N_DATA_DIR)
 NOISE ?= gaussian
 GREY ?=
@@ -175,4 +179,4 @@ clean:
 distclean: clean
 	rm -rf data/downloads $(VENV)
 
-.PHONY: help env all test pretrained blindcheck bench lab clean distclean patches-missing
+.PHONY: help env all test test-ui pretrained blindcheck bench lab clean distclean patches-missing
