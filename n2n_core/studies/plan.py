@@ -74,12 +74,15 @@ def run_seconds(run: PlannedRun, timing: Timing, done_steps: int = 0, done_secon
 
 def project(runs: dict[str, list[PlannedRun]], timing: Timing, trained: dict[str, tuple[int, float] | None],
             evaluated: dict[str, list[tuple[str, float]]]) -> dict[str, float]:
-    """Projected seconds of each notebook: its runs' training left (``trained``: run name -> (steps,
-    seconds) already done, None where it needs none), its evaluation (model, megapixels) and the
-    fixed start."""
-    projected = {}
+    """Projected seconds of each notebook (in the order of ``runs``): its runs' training left
+    (``trained``: run name -> (steps, seconds) already done, None where it is finished), counted in
+    the first notebook that names a run (the later ones reload it), its evaluation (model,
+    megapixels) and the fixed start."""
+    projected, seen = {}, set()
     for notebook, planned in runs.items():
-        train = sum(run_seconds(run, timing, *trained[run.name]) for run in planned if trained[run.name] is not None)
+        first = [run for run in planned if run.name not in seen and trained[run.name] is not None]
+        seen.update(run.name for run in planned)
+        train = sum(run_seconds(run, timing, *trained[run.name]) for run in first)
         infer = sum(mpix * timing.infer_seconds_per_mpix[model] for model, mpix in evaluated.get(notebook, ()))
         projected[notebook] = train + infer + timing.overhead
     return projected
@@ -334,11 +337,7 @@ def make_plan(profile, notebooks: list[str], rt) -> Plan:
     """The plan of executing ``notebooks`` (in ``NOTEBOOKS`` order) in ``profile`` on the runtime ``rt``."""
     every = notebook_runs(profile, rt.precision)
     runs = {name: every[name] for name in notebooks}
-    trained, seen = {}, set()
-    for name in notebooks:
-        for run in runs[name]:
-            trained[run.name] = None if run.name in seen else done_so_far(profile, run)
-            seen.add(run.name)
+    trained = {run.name: done_so_far(profile, run) for name in notebooks for run in runs[name]}
     settings = sorted({r.setting for name in notebooks for r in runs[name] if trained[r.name] is not None
                        and r.steps is not None})
     step_seconds = {setting: time_steps(setting, profile, rt) for setting in settings}
