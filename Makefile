@@ -75,6 +75,21 @@ all: $(EXECUTED)
 	@$(PY) -m n2n_core summary --profile $(PROFILE)
 	@echo "Done: executed notebooks and figures in $(REPORTS)/, checkpoints in $(CHECKPOINTS)/, numbers in $(REPORTS)/results.json, Table 1 in $(REPORTS)/table1.md, the claims in $(REPORTS)/claims.md"
 
+# The plan, before the first notebook that is out of date runs: the path this machine takes and the
+# projected time of the notebooks to execute (timed steps of their training settings; `n2n plan`),
+# into a plan file that each notebook's recipe reads for its progress line. Which notebooks: those
+# that `make -n all` would execute (PLAN=0 there: no plan of the plan). $$PPID in a recipe is this
+# make's process id, so a plan file of another make gives no progress line. (MAKE_COMMAND, not MAKE:
+# a line naming $(MAKE) runs even under `make -n`.)
+PLAN ?= 1
+PLAN_FILE := $(REPORTS)/.plan.json
+ifeq ($(PLAN)$(filter all,$(MAKECMDGOALS)),1all)
+$(EXECUTED): | plan-start
+endif
+plan-start: | $(ENV_STAMP)
+	@$(PY) -m n2n_core plan --profile $(PROFILE) --write $(PLAN_FILE) --run $$PPID \
+	  $$($(MAKE_COMMAND) --no-print-directory -n all PLAN=0 2>/dev/null | sed -n 's|.*papermill .* notebooks/\([0-9A-Za-z_]*\)\.ipynb .*|\1|p')
+
 # What each notebook uses: the package modules it imports (their closure, lazy imports and the command
 # line that yourdata.cli starts included) and the shipped weights it names, one rule a notebook, so that
 # editing a module re-executes only the notebooks that run it. tools/notebook_deps.py reads the
@@ -84,7 +99,7 @@ all: $(EXECUTED)
 NOTEBOOK_DEPS := reports/.notebook-deps.mk
 $(NOTEBOOK_DEPS): tools/notebook_deps.py $(wildcard notebooks/*.ipynb) $(PACKAGE) notebooks $(sort $(dir $(PACKAGE)))
 	$(PYTHON) tools/notebook_deps.py --out $@
-ifneq ($(filter-out help env test test-ui pretrained blindcheck bench lab clean distclean,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+ifneq ($(filter-out help env test test-ui pretrained blindcheck bench lab clean distclean plan-start,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
 include $(NOTEBOOK_DEPS)
 endif
 
@@ -133,6 +148,7 @@ $(REPORTS)/00_quickstart.ipynb: PARAMS = -p slider False
 $(REPORTS)/%.ipynb: notebooks/%.ipynb | $(ENV_STAMP) $(BM3D_STAMP) $(KERNEL_SPEC)
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/$*.failed.ipynb
+	@$(PY) -m n2n_core.studies.plan $(PLAN_FILE) $$PPID $*
 	$(VENV)/bin/papermill --cwd notebooks -k $(KERNEL) -p profile $(PROFILE) $(PARAMS) $< $(REPORTS)/$*.failed.ipynb
 	@mv $(REPORTS)/$*.failed.ipynb $@
 
@@ -179,4 +195,4 @@ clean:
 distclean: clean
 	rm -rf data/downloads $(VENV)
 
-.PHONY: help env all test test-ui pretrained blindcheck bench lab clean distclean patches-missing
+.PHONY: help env all test test-ui pretrained blindcheck bench lab clean distclean patches-missing plan-start

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 
 # no imports of the package here: torch and the rest load inside main(), so that Ctrl-C while they
 # load is one line too (``_load_libraries``)
@@ -247,6 +248,15 @@ def _train_output(args, source: str, location):
                         overwrite=None)
 
 
+def train_settings(args, profile, source: str, precision: str):
+    """The training settings `n2n train` takes from its options (``args``) in ``precision``."""
+    return profile.run_settings(args.model, args.noise, args.target or ("nb2nb" if source == "single" else "noisy"),
+                                args.seed, max_steps=args.steps, max_seconds=args.seconds, crop=args.crop,
+                                batch_size=args.batch_size, lr=args.lr, loss=args.loss, nb2nb_gamma=args.nb2nb_gamma,
+                                val_every=args.val_every, checkpoint_every_seconds=args.checkpoint_every,
+                                precision=precision)
+
+
 def _train_held(args, profile, noise, source: str, location, out, rt) -> int:
     from ..training.own import existing_run, train_own
     from ..training.devices import world
@@ -254,12 +264,7 @@ def _train_held(args, profile, noise, source: str, location, out, rt) -> int:
 
     state = existing_run(out, args.overwrite)  # read once: the resume state and the run's own number format
     rt = resumed_runtime(rt, state, out)
-    train_cfg = profile.run_settings(args.model, args.noise, args.target or ("nb2nb" if source == "single" else "noisy"),
-                                     args.seed, max_steps=args.steps,
-                                     max_seconds=args.seconds, crop=args.crop, batch_size=args.batch_size, lr=args.lr,
-                                     loss=args.loss, nb2nb_gamma=args.nb2nb_gamma,
-                                     val_every=args.val_every, checkpoint_every_seconds=args.checkpoint_every,
-                                     precision=rt.precision)
+    train_cfg = train_settings(args, profile, source, rt.precision)
     run = train_own(source, location, profile.model(args.model), train_cfg, out=out,
                     noise=noise if source == "clean" else None, data_cfg=profile.data, val_pickle=args.val_pickle,
                     overwrite=args.overwrite, rt=rt, init=args.init, state=state)
@@ -298,7 +303,7 @@ def _load_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    commands = {"eval": _eval, "summary": _summary, "denoise": _denoise, "train": _train, "pretrained": _pretrained}
+    commands = {"eval": _eval, "summary": _summary, "plan": _plan, "denoise": _denoise, "train": _train, "pretrained": _pretrained}
     command = None
     try:
         _load_libraries()
@@ -324,6 +329,27 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
+
+
+def _plan(args) -> int:
+    from ..config import get_profile
+    from ..studies import plan
+    from ..training.runtime import Runtime
+
+    known = plan.notebook_names()
+    wanted = [Path(name).name.removesuffix(".ipynb") for name in args.notebooks]
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise UsageError(f"unknown notebook {unknown[0]!r}; choose from {', '.join(known)}")
+    if (args.write is None) != (args.run is None):
+        raise UsageError("--write and --run go together (the plan file and the make run it is for)")
+    profile = get_profile(args.profile)
+    notebooks = [name for name in known if name in wanted] if args.notebooks else known
+    the_plan = plan.make_plan(profile, notebooks, Runtime.resolve())
+    print(plan.describe(the_plan, profile.name), end="", flush=True)
+    if args.write:
+        plan.write_plan(args.write, the_plan, args.run)
+    return 0
 
 
 def _summary(args) -> int:

@@ -17,6 +17,7 @@ USAGE = """Command line of n2n_core (also installed as `n2n`).
     python -m n2n_core eval CHECKPOINT [options]     a checkpoint on the test sets, the paper's protocol
     python -m n2n_core eval --baseline input|bm3d    the noisy input, or BM3D, under the same noise
     python -m n2n_core summary [--profile cpu]        the PSNR table of a `make all` run
+    python -m n2n_core plan [--profile cpu] [NB...]   the path and projected time of `make all` here
     python -m n2n_core pretrained [--max-minutes M]  train the shipped weights in chunks (`make pretrained`)
 """
 ENSEMBLE_HELP = ("average the network's outputs over the 8 flips/rotations of each image (a self-ensemble): "
@@ -70,6 +71,14 @@ def parser() -> argparse.ArgumentParser:
     _pretrained_parser(sub)
     summary = sub.add_parser("summary", help="print the PSNR table of reports/results.json")
     summary.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    plan = sub.add_parser("plan", help="the path and projected time of executing notebooks here (`make all` starts with it)",
+                          description="Time a few training steps of each setting the notebooks train with, on this "
+                                      "machine's runtime, and project the time of executing them (docs/design.md).")
+    plan.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                      help="notebook names such as 03_noise2noise_unet (default: all twelve)")
+    plan.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    plan.add_argument("--write", type=Path, help="also write the plan file the progress lines read (the Makefile's)")
+    plan.add_argument("--run", help="the make run the plan file is for (the Makefile passes its process id)")
 
     ev = sub.add_parser("eval", help="PSNR/SSIM of a checkpoint or a baseline on the test sets",
                         description="Evaluate with the paper's protocol: every image in RGB, noise in float "

@@ -12,6 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -70,11 +71,9 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     profile's) with ``loss`` (default: the profile's, L2), in the runtime ``rt`` (None: this
     machine's; see ``train.fit``). Budget overrides replace the profile's. ``capture``: train on the fixed
     captures of that case of the capture budget (``capture``; run ``<model>_capture_case<n>``)."""
-    noise_cfg = noise_settings(profile, noise, sigma)
+    name, noise_cfg, settings = study_run(model, target, profile, seed, sigma, max_steps, max_seconds, noise, loss,
+                                          capture)
     model_cfg: ModelConfig = profile.model(model)
-    name = run_name(model_cfg.name, target, noise_cfg, loss or profile.train.loss)
-    if capture is not None:
-        name = f"{model_cfg.name}_capture_{capture.name}"
     path = checkpoint_path(profile.name, name)
     patches = load_patches(profile, seed)
     record = {"profile": profile.name, "method": METHODS[target], "model": dataclasses.asdict(model_cfg),
@@ -84,13 +83,26 @@ def train(model: str, target: str, profile: Profile, seed: int = 0, sigma: float
     else:
         source = CaptureSource(capture, patches.train, patches.val, noise_cfg)
         record["capture"] = dataclasses.asdict(capture)
+    return train_run(RunSpec(name, model_cfg, source, settings, path, record), rt or Runtime.resolve(),
+                     progress=progress)
 
-    def settings(precision: str) -> TrainConfig:  # the budget may depend on the number format
+
+def study_run(model: str, target: str, profile: Profile, seed: int = 0, sigma: float | None = None,
+              max_steps: int | None = None, max_seconds: float | None = None, noise: str | NoiseConfig | None = None,
+              loss: str | None = None, capture: CaptureCase | None = None
+              ) -> tuple[str, NoiseConfig, Callable[[str], TrainConfig]]:
+    """What ``train`` trains for these arguments: the run's name, its noise, and its training
+    settings for a resolved number format (the budget may depend on it). ``plan`` reads the same."""
+    noise_cfg = noise_settings(profile, noise, sigma)
+    name = run_name(profile.model(model).name, target, noise_cfg, loss or profile.train.loss)
+    if capture is not None:
+        name = f"{model}_capture_{capture.name}"
+
+    def settings(precision: str) -> TrainConfig:
         return profile.run_settings(model, noise_cfg.kind, target, seed, max_steps=max_steps, max_seconds=max_seconds,
                                     precision=precision, loss=loss)
 
-    return train_run(RunSpec(name, model_cfg, source, settings, path, record), rt or Runtime.resolve(),
-                     progress=progress)
+    return name, noise_cfg, settings
 
 
 def record_results(profile: Profile, run: str, results: dict[str, Evaluation], extra: dict | None = None) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import METHODS, Profile
+from ..config import METHODS, Profile, TrainConfig
 from ..data.fmd import RealCaptures, find_captures
 from ..data.images import center_crop
 from ..data.sources import CaptureFolders, Scene, load_scenes, read_reference
@@ -57,14 +57,19 @@ def run_name(method: str, data: RealCaptures) -> str:
     return f"unet_{method}_{data.tag}"
 
 
+def real_settings(profile: Profile, method: str, seed: int = 0) -> TrainConfig:
+    """The training settings of ``method``'s run (a key of ``TRAINED``): the profile's real-noise budget."""
+    budget = profile.realnoise
+    return dataclasses.replace(profile.train, target=TRAINED[method], seed=seed, max_steps=budget.steps,
+                               max_seconds=None, batch_size=budget.batch_size, lr=budget.lr, crop=budget.crop,
+                               val_every=max(1, min(profile.train.val_every, budget.steps // 4)))
+
+
 def train_real(profile: Profile, method: str, data: RealCaptures, seed: int = 0, rt: Runtime | None = None,
                init: str = SHIPPED, progress: bool = True) -> TrainedRun:
     """Train (or resume, or reload) the U-Net of ``method`` (a key of ``TRAINED``) on the training
     scenes of ``data`` with the profile's real-noise budget, into ``checkpoints/unet_<method>_fmd.pth``."""
-    budget, model_cfg = profile.realnoise, profile.model("unet")
-    cfg = dataclasses.replace(profile.train, target=TRAINED[method], seed=seed, max_steps=budget.steps,
-                              max_seconds=None, batch_size=budget.batch_size, lr=budget.lr, crop=budget.crop,
-                              val_every=max(1, min(profile.train.val_every, budget.steps // 4)))
+    model_cfg, cfg = profile.model("unet"), real_settings(profile, method, seed)
     start = init if method == "finetuned" else None
     source = CaptureFolders(data.captures, data.references, tuple(data.train), hold_out=False)
     record = {"profile": profile.name, "method": METHODS[cfg.target], "model": dataclasses.asdict(model_cfg),

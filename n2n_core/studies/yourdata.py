@@ -4,6 +4,7 @@ single captures) unless that run is already there, and the PSNR of denoised file
 clean originals. The notebooks hold no logic of their own; each step is one call here."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..training.checkpoint import load_checkpoint, load_model
-from ..config import PROFILES
+from ..config import PROFILES, TrainConfig
 from ..data.sets import load_image
 from ..evaluation.denoise import denoise_tensor
 from ..paper.metrics import psnr
@@ -41,7 +42,7 @@ def train_pairs(checkpoint: Path, pairs: Path, profile: str, steps: int, seed: i
     gets ``rt``'s device (None: this machine's runtime) and its number format where it was named,
     'auto' otherwise, so that a resumed run keeps the format it was started in."""
     rt = rt or Runtime.resolve()
-    base = PROFILES[profile].train
+    base = pairs_settings(profile, steps, seed, source)
     previous = load_checkpoint(checkpoint) if Path(checkpoint).is_file() else None
     if (previous and previous["finished"] and previous["config"]["train"]["max_steps"] == steps
             and previous["config"].get("init") == init):
@@ -52,6 +53,14 @@ def train_pairs(checkpoint: Path, pairs: Path, profile: str, steps: int, seed: i
             "--precision", rt.precision if rt.chosen else "auto", "--out", checkpoint, *(["--init", init] if init else []),
             *(["--overwrite"] if previous else []))
     return History.from_dict(load_checkpoint(checkpoint)["history"])
+
+
+def pairs_settings(profile: str, steps: int, seed: int = 0, source: str = "pairs") -> TrainConfig:
+    """The training settings of ``train_pairs``'s run as `n2n train` takes them: the profile's own step
+    (``train``'s batch and learning rate), ``steps`` and the target of ``source`` (single captures:
+    Neighbor2Neighbor)."""
+    return dataclasses.replace(PROFILES[profile].train, target="nb2nb" if source == "single" else "noisy", seed=seed,
+                               max_steps=steps, max_seconds=None)
 
 
 @dataclass
