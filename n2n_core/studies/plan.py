@@ -27,13 +27,14 @@ import ast
 import dataclasses
 import json
 import os
+import statistics
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent.parent / "notebooks"
-WARMUP_STEPS, TIMED_STEPS = 2, 3
+WARMUP_STEPS, TIMED_STEPS = 2, 5
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ def _megapixels(files: list, profile, test_set: str | None, repeats: bool = True
 def time_steps(setting: tuple[str, int, int, str], profile, rt, steps: int = TIMED_STEPS) -> float:
     """Seconds per training step of ``setting`` (model, batch, crop, target) in the runtime ``rt``: the
     step ``fit`` takes (``train.TrainStep``: the batch drawn, forward, backward, Adam) on random
-    patches, after ``WARMUP_STEPS`` untimed ones."""
+    patches: the median of ``steps`` timed ones, after ``WARMUP_STEPS`` untimed ones."""
     import functools
 
     import torch
@@ -258,14 +259,15 @@ def time_steps(setting: tuple[str, int, int, str], profile, rt, steps: int = TIM
     loss = get_loss("l2") if target != "nb2nb" else functools.partial(nb2nb_loss, final_gamma=cfg.nb2nb_gamma)
     step = TrainStep(net, make_optimizer(net, cfg.lr), loss, rt.device, layout, rt.amp_dtype)
     sync = torch.cuda.synchronize if rt.device.type == "cuda" else lambda: None
+    times = []
     for i in range(WARMUP_STEPS + steps):
-        if i == WARMUP_STEPS:
-            sync()
-            start = time.perf_counter()
         threads().poll()
+        sync()
+        start = time.perf_counter()
         step(sampler.sample())
-    sync()
-    return (time.perf_counter() - start) / steps
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[WARMUP_STEPS:])  # a step slowed by another process's burst counts less
 
 
 def time_inference(model_name: str, profile, rt) -> float:
