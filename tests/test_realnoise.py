@@ -128,6 +128,11 @@ def test_the_study_end_to_end_on_a_tiny_stand_in(output_dir, capsys):
     assert {k: again.psnr[k] for k in networks} == networks and json.loads(json.dumps(entry))
     # BM3D (third-party, multithreaded) may differ in the last digits between runs under load
     assert again.psnr["bm3d"] == pytest.approx(study.psnr["bm3d"], abs=0.02)
+    ref = realnoise.reference(again, profile, 0, CPU, ["python", "-m", "n2n_core.studies.realnoise"])
+    assert ref["real_data"] is False and ref["command"] == "python -m n2n_core.studies.realnoise"
+    assert ref["runs"]["finetuned"]["init"] == "pretrained:gaussian" and ref["runs"]["n2n"]["steps"] == tiny.steps
+    assert ref["n2n_minus_clean_db"] == round(again.psnr["n2n"] - again.psnr["clean"], 2)
+    assert set(ref["per_scene_psnr_db"]["n2n"]) == set(again.data.test) and json.loads(json.dumps(ref))
 
 
 def test_the_budget_is_checked():

@@ -14,6 +14,7 @@ captures and BM3D after the generalized Anscombe transform; results.json gets th
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,3 +170,60 @@ def print_table(study: RealStudy) -> None:
         print(f"{LABELS[key]:<30}{value:>11.2f}{study.ssim[key]:>9.4f}")
     print(f"N2N - clean targets: {study.psnr['n2n'] - study.psnr['clean']:+.2f} dB" + (
         f"\n{study.data.note}" if study.data.note else ""))
+
+
+def reference(study: RealStudy, profile: Profile, seed: int, rt: Runtime, argv: list[str] | None = None) -> dict:
+    """The study as a reference file (docs/reference/realnoise.json): its numbers, each run's steps,
+    seconds and number format, the runtime, and where it came from (``provenance``)."""
+    from ..provenance import provenance
+
+    budget = dataclasses.asdict(profile.realnoise)
+    return {
+        "what": f"notebook 11's study (n2n_core.studies.realnoise), profile {profile.name}: U-Nets trained on "
+                f"{study.data.tag} scenes {', '.join(study.data.train)}, measured on {', '.join(study.data.test)} "
+                f"(the denoised first capture against the reference; PSNR in dB with peak 1 on the files' 8-bit "
+                f"values, SSIM), beside one capture, means of captures and BM3D after the generalized Anscombe "
+                f"transform with the noise estimated from the captures",
+        **provenance(argv), "runtime": rt.describe(), "data": study.data.description, "real_data": study.data.real,
+        "seed": seed, "budget": budget, "runs": {m: {"name": run.name, **run.facts(), "init": run.config.get("init")}
+                                                 for m, run in study.runs.items()},
+        "psnr_db": {k: round(v, 2) for k, v in study.psnr.items()},
+        "ssim": {k: round(v, 4) for k, v in study.ssim.items()},
+        "labels": {k: LABELS[k] for k in study.psnr},
+        "n2n_minus_clean_db": round(study.psnr["n2n"] - study.psnr["clean"], 2),
+        "per_scene_psnr_db": {m: {r.name: round(r.psnr.get("model", r.psnr["capture"]), 2) for r in rows}
+                              for m, rows in study.rows.items() if m != "baselines"},
+        "baselines_per_scene_psnr_db": {r.name: {k: round(v, 2) for k, v in r.psnr.items()}
+                                        for r in study.rows["baselines"]},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m n2n_core.studies.realnoise`: the study of notebook 11 (finished runs are reloaded),
+    its table, and with ``--out`` its reference file."""
+    import argparse
+    import json
+
+    from ..config import get_profile
+    from ..paths import atomic_write_text
+
+    parser = argparse.ArgumentParser(prog="python -m n2n_core.studies.realnoise", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="cpu", help="the profile whose realnoise budget trains (default cpu)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", help="folder with fmd_confocal_bpae/ (default: N2N_DATA_DIR, else the download)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--out", help="write the reference file here (for example docs/reference/realnoise.json)")
+    args = parser.parse_args(argv)
+    profile, rt = get_profile(args.profile), Runtime.resolve(args.device, args.precision)
+    study = run_realnoise(profile, seed=args.seed, data_dir=args.data_dir, rt=rt, progress=False)
+    print_table(study)
+    if args.out:
+        command = ["python", "-m", "n2n_core.studies.realnoise", *(argv if argv is not None else sys.argv[1:])]
+        written = atomic_write_text(args.out, json.dumps(reference(study, profile, args.seed, rt, command),
+                                                         indent=1) + "\n")
+        print(f"Wrote {written}")
+
+
+if __name__ == "__main__":
+    main()
