@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Tries of notebook 11's budget: one U-Net of the real-noise study trained with another budget than
+the profile's, measured on the test scenes as the study measures it.
+
+    python tools/realnoise_budget.py --data DIR [--method n2n] [--steps 3000] [--batch-size 8]
+                                     [--crop 64] [--lr 1e-3] [--threads 2] [--ensemble] [--out tries.jsonl]
+
+Trains ``studies.realnoise.train_real`` (the study's own code: the `cpu` profile with its
+``realnoise`` budget replaced, seed 0) into ``$N2N_OUTPUT_DIR/checkpoints/realnoise_budget/``, one
+run per budget (a finished one is reloaded), and prints one JSON line: the budget, the seconds and
+number format of the training, the mean PSNR and SSIM of the denoised first capture of the test
+scenes against their references and per scene (with ``--ensemble``, also the outputs averaged over
+the eight flips and turns). ``--out`` appends the line to a file. Run it from the repository root
+with ``PYTHONPATH=$PWD``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from n2n_core.config import RealNoise, get_profile
+    from n2n_core.data.augment import SelfEnsemble
+    from n2n_core.data.fmd import find_captures
+    from n2n_core.evaluation.captures import evaluate_captures, means
+    from n2n_core.evaluation.grey import GreyRoute
+    from n2n_core.studies import realnoise
+    from n2n_core.training.runtime import Runtime
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="folder holding fmd_confocal_bpae/")
+    parser.add_argument("--method", default="n2n", choices=sorted(realnoise.TRAINED))
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: the runtime's choice)")
+    parser.add_argument("--ensemble", action="store_true", help="also measure the self-ensemble of eight flips/turns")
+    parser.add_argument("--out", help="append the JSON line to this file")
+    args = parser.parse_args(argv)
+
+    budget = RealNoise(steps=args.steps, batch_size=args.batch_size, lr=args.lr, crop=args.crop)
+    profile = dataclasses.replace(get_profile("cpu"), realnoise=budget,
+                                  name=f"realnoise_budget/s{args.steps}_b{args.batch_size}_c{args.crop}_lr{args.lr:g}")
+    rt = Runtime.resolve(threads_=args.threads)
+    data = find_captures(args.data, side=budget.standin_side, count=budget.standin_captures, seed=0)
+    if not data.real:
+        sys.exit(f"{args.data}: no fmd_confocal_bpae/ captures there; the tries are about the real data")
+    run = realnoise.train_real(profile, args.method, data, 0, rt, progress=False)
+    scenes, refs = realnoise.evaluation_scenes(data)
+    grey = GreyRoute(match=False)  # the study's networks take grey captures replicated
+    measured = {"plain": evaluate_captures(scenes, refs, run.model, rt, bm3d=False, progress=False, grey=grey)}
+    if args.ensemble:
+        measured["ensemble"] = evaluate_captures(scenes, refs, SelfEnsemble(run.model), rt, bm3d=False,
+                                                 progress=False, grey=grey)
+    line = {"method": args.method, **dataclasses.asdict(budget), "runtime": rt.describe(), **run.facts(),
+            **{f"{k}_psnr": means(rows)["model"]["psnr"] for k, rows in measured.items()},
+            **{f"{k}_ssim": means(rows)["model"]["ssim"] for k, rows in measured.items()},
+            "per_scene_psnr": {r.name: round(r.psnr["model"], 4) for r in measured["plain"]},
+            "input_psnr": means(measured["plain"])["capture"]["psnr"]}
+    print(json.dumps(line))
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(json.dumps(line) + "\n")
+    return line
+
+
+if __name__ == "__main__":
+    main()
