@@ -4,6 +4,7 @@ the profile's, measured on the test scenes as the study measures it.
 
     python tools/realnoise_budget.py --data DIR [--method n2n] [--steps 3000] [--batch-size 8]
                                      [--crop 64] [--lr 1e-3] [--threads 2] [--ensemble] [--out tries.jsonl]
+    python tools/realnoise_budget.py --data DIR --drift
 
 Trains ``studies.realnoise.train_real`` (the study's own code: the `cpu` profile with its
 ``realnoise`` budget replaced, seed 0) into ``$N2N_OUTPUT_DIR/checkpoints/realnoise_budget/``, one
@@ -12,6 +13,11 @@ number format of the training, the mean PSNR and SSIM of the denoised first capt
 scenes against their references and per scene (with ``--ensemble``, also the outputs averaged over
 the eight flips and turns). ``--out`` appends the line to a file. Run it from the repository root
 with ``PYTHONPATH=$PWD``.
+
+``--drift`` trains nothing: per test scene, the mean of all its captures against the reference, as
+it is and scaled by the one gain that fits it best (least squares), which says how much of what no
+denoiser of one capture can reach is a difference of brightness between the captures and the
+reference (bleaching), not noise.
 """
 from __future__ import annotations
 
@@ -40,7 +46,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: the runtime's choice)")
     parser.add_argument("--ensemble", action="store_true", help="also measure the self-ensemble of eight flips/turns")
     parser.add_argument("--out", help="append the JSON line to this file")
+    parser.add_argument("--drift", action="store_true", help="only the brightness drift of the test scenes")
     args = parser.parse_args(argv)
+    if args.drift:
+        return drift(args.data, args.out)
 
     budget = RealNoise(steps=args.steps, batch_size=args.batch_size, lr=args.lr, crop=args.crop)
     profile = dataclasses.replace(get_profile("cpu"), realnoise=budget,
@@ -64,6 +73,32 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps(line))
     if args.out:
         with open(args.out, "a") as f:
+            f.write(json.dumps(line) + "\n")
+    return line
+
+
+def drift(folder: str, out: str | None) -> dict:
+    """``--drift``: the mean of all captures of each test scene against its reference, as it is and
+    with its best gain (PSNR in dB, the study's protocol)."""
+    from n2n_core.data.fmd import find_captures
+    from n2n_core.paper.metrics import psnr
+    from n2n_core.studies import realnoise
+
+    data = find_captures(folder, download_ok=False)
+    if not data.real:
+        sys.exit(f"{folder}: no fmd_confocal_bpae/ captures there")
+    scenes, refs = realnoise.evaluation_scenes(data)
+    line = {"what": "mean of all captures of each test scene against its reference, as it is and scaled by its "
+                    "least-squares gain", "scenes": {}}
+    for scene, ref in zip(scenes, refs):
+        mean = scene.floats().mean(0)
+        gain = float((mean * ref).sum() / (mean * mean).sum())
+        line["scenes"][scene.name] = {"captures": len(scene.files), "gain": round(gain, 4),
+                                      "psnr_mean_of_all": round(float(psnr(mean, ref)), 2),
+                                      "psnr_with_gain": round(float(psnr((gain * mean).clamp(0, 1), ref)), 2)}
+    print(json.dumps(line))
+    if out:
+        with open(out, "a") as f:
             f.write(json.dumps(line) + "\n")
     return line
 
