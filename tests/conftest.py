@@ -14,7 +14,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import shutil
+import subprocess
 import threading
+import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -144,6 +147,37 @@ def tiny_profile():
 def smooth_patches() -> torch.Tensor:
     """Clean uint8 patches (N x 3 x 24 x 24) of smooth synthetic images."""
     return torch.stack([torch.from_numpy(smooth_image(24, 24, seed)).permute(2, 0, 1) for seed in range(16)])
+
+
+# ------------------------------------------------------------------------------ a copy of the checkout
+REPO = Path(__file__).parent.parent
+
+
+def make_env() -> dict[str, str]:
+    """This environment without the project's variables and make's own, for a `make` run in a copy."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("N2N_", "MAKE")) and k != "MFLAGS"}
+
+
+def copy_checkout(copy: Path, made: list[str]) -> Path:
+    """A copy in ``copy`` of the repository's files as git lists them (new ones included), all an hour
+    old, and the files ``made`` (relative paths: stamps, patch sets, executed notebooks) written after
+    them in this order, so that make finds everything up to date. Skips where make or git is missing."""
+    if shutil.which("make") is None or shutil.which("git") is None:
+        pytest.skip("needs make and git")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    past = time.time() - 3600
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REPO / name, copy / name)
+            os.utime(copy / name, (past, past))
+    for i, name in enumerate(made):
+        path = copy / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('{"runs": {}}')
+        os.utime(path, (past + 60 + i, past + 60 + i))
+    return copy
 
 
 # ------------------------------------------------------------------------------ local HTTP server

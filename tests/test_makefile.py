@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import copy_checkout, make_env
 
 ROOT = Path(__file__).parent.parent
 SCRIPT = ROOT / "tools" / "notebook_deps.py"
@@ -105,32 +106,14 @@ def test_a_command_line_started_from_a_notebook_and_unknown_weights(tmp_path):
 
 
 # ------------------------------------------------------------------------------ make -n all
-def _make_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("N2N_", "MAKE")) and k != "MFLAGS"}
-
-
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory) -> Path:
-    """A copy of the repository's files (as git lists them, new ones included; no .venv) in which every
-    notebook of the smoke profile looks executed: its report is newer than the code, the weights, the
-    patch sets and the environment's stamps, so `make -n all` has nothing to run."""
-    if shutil.which("make") is None or shutil.which("git") is None:
-        pytest.skip("needs make and git")
-    copy = tmp_path_factory.mktemp("checkout")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    past = time.time() - 3600
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(ROOT / name, copy / name)
-            os.utime(copy / name, (past, past))
-    made = [copy / ".venv" / ".installed", copy / ".venv" / ".bm3d", copy / "data" / "patches_smoke_seed0.pt"]
-    made += [copy / "reports" / "smoke" / f"{name}.ipynb" for name in NOTEBOOKS]
-    for i, path in enumerate(made):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("{}")
-        os.utime(path, (past + 60 + i, past + 60 + i))  # in this order: stamps, patches, notebooks 00 to 11
+    """A copy of the repository's files (no .venv) in which every notebook of the smoke profile looks
+    executed: its report is newer than the code, the weights, the patch sets and the environment's
+    stamps, so `make -n all` has nothing to run."""
+    made = [".venv/.installed", ".venv/.bm3d", "data/patches_smoke_seed0.pt"]
+    copy = copy_checkout(tmp_path_factory.mktemp("checkout"),
+                         made + [f"reports/smoke/{name}.ipynb" for name in NOTEBOOKS])
     assert _executed(copy) == set()
     return copy
 
@@ -141,7 +124,7 @@ def _executed(copy: Path, *touched: str) -> set[str]:
         os.utime(copy / name)
     try:
         done = subprocess.run(["make", "-n", "all", "PROFILE=smoke"], cwd=copy, capture_output=True, text=True,
-                              env=_make_env(), timeout=60)
+                              env=make_env(), timeout=60)
     finally:
         past = time.time() - 3600
         for name in touched:
@@ -195,6 +178,6 @@ def test_missing_patch_sets_are_cut_again_by_notebook_01(checkout):
 
 def test_the_notebooks_run_in_order(checkout):
     done = subprocess.run(["make", "-n", "all", "PROFILE=smoke", "-B"], cwd=checkout, capture_output=True,
-                          text=True, env=_make_env(), timeout=60)
+                          text=True, env=make_env(), timeout=60)
     order = re.findall(r"papermill .* notebooks/(\w+)\.ipynb", done.stdout)
     assert order == NOTEBOOKS, done.stdout[-3000:]

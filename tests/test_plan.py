@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import copy_checkout, make_env
 
 from n2n_core.config import PROFILES
 from n2n_core.studies import experiment, methods, plan, realnoise, yourdata
@@ -144,32 +143,17 @@ def test_the_studies_train_the_planned_runs(recorder, tmp_path):
 # ------------------------------------------------------------------------------ the Makefile
 @pytest.fixture
 def checkout(tmp_path) -> Path:
-    """A copy of the repository (git's files) whose smoke notebooks all look executed, with a .venv
-    whose python is this one (on the copy's package) and whose papermill copies the notebook."""
-    if shutil.which("make") is None or shutil.which("git") is None:
-        pytest.skip("needs make and git")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    past = time.time() - 3600
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(ROOT / name, tmp_path / name)
-            os.utime(tmp_path / name, (past, past))
+    """A copy of the repository whose smoke notebooks all look executed, with a .venv whose python is
+    this one (on the copy's package) and whose papermill copies the notebook."""
+    made = [".venv/.installed", ".venv/.bm3d", ".venv/share/jupyter/kernels/n2n/kernel.json",
+            "data/patches_smoke_seed0.pt", "reports/smoke/results.json"]
+    copy_checkout(tmp_path, made + [f"reports/smoke/{name}.ipynb" for name in plan.notebook_names()])
     bin_ = tmp_path / ".venv" / "bin"
     bin_.mkdir(parents=True)
     (bin_ / "python").write_text(f"#!/bin/sh\nPYTHONPATH={tmp_path} exec {sys.executable} \"$@\"\n")
     (bin_ / "papermill").write_text("#!/bin/sh\nfor last; do :; done\necho '{}' > \"$last\"\n")
     for script in bin_.iterdir():
         script.chmod(0o755)
-    made = [tmp_path / ".venv" / ".installed", tmp_path / ".venv" / ".bm3d",
-            tmp_path / ".venv" / "share" / "jupyter" / "kernels" / "n2n" / "kernel.json",
-            tmp_path / "data" / "patches_smoke_seed0.pt", tmp_path / "reports" / "smoke" / "results.json"]
-    made += [tmp_path / "reports" / "smoke" / f"{name}.ipynb" for name in plan.notebook_names()]
-    for i, path in enumerate(made):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text('{"runs": {}}')
-        os.utime(path, (past + 60 + i, past + 60 + i))
     return tmp_path
 
 
@@ -177,7 +161,7 @@ def test_make_all_prints_the_plan_and_a_progress_line_before_each_notebook(check
     """Only the notebooks that are out of date are planned and counted (here the two that run the
     command line, after an edit of it), each announced as k of N with the time left."""
     os.utime(checkout / "n2n_core" / "__main__.py")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("N2N_", "MAKE")) and k != "MFLAGS"}
+    env = make_env()
     done = subprocess.run(["make", "all", "PROFILE=smoke", f"N2N_OUTPUT_DIR={checkout}"], cwd=checkout,
                           capture_output=True, text=True, env=env | {"N2N_OFFLINE": "1"}, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -73,12 +73,14 @@ def _fake_fmd(folder, scenes=("1", "2"), captures=2, size=16):
 def test_the_captures_come_from_the_data_folder_first(tmp_path, monkeypatch):
     _fake_fmd(tmp_path / "data" / fmd.FOLDER)
     monkeypatch.setenv("N2N_DATA_DIR", str(tmp_path / "data"))
+    assert fmd.lookup() == ("folder", tmp_path / "data" / fmd.FOLDER)
     found = fmd.find_captures()
     assert found.real and found.origin == "folder" and found.tag == "fmd" and found.note == ""
     assert found.captures == tmp_path / "data" / fmd.FOLDER / "raw" and found.test == ("19", "20")
 
 
 def test_offline_the_stand_in_is_announced_in_one_line_and_not_comparable(capsys):
+    assert fmd.lookup() == ("standin", None)
     found = fmd.find_captures(side=16, count=3)
     out = capsys.readouterr().out
     assert len(out.strip().splitlines()) == 1 and "missing" in out and "NOT comparable" in out
@@ -99,6 +101,7 @@ def test_the_download_is_checked_and_a_bad_file_falls_back(http_server, monkeypa
     found = fmd.find_captures(download_ok=True)
     assert found.origin == "download" and sorted(requested) == sorted("/" + n for n in files)
     assert (output_dir / "data" / "downloads" / fmd.FOLDER / files[0]).is_file()
+    assert fmd.lookup(download_ok=False)[0] == "download"  # a complete cache is taken offline
     monkeypatch.setattr(fmd, "SHA256", {**sums, files[0]: "0" * 64})
     (output_dir / "data" / "downloads" / fmd.FOLDER / files[0]).unlink()
     fallback = fmd.find_captures(download_ok=True, side=16, count=2)

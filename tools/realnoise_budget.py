@@ -31,8 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
     from n2n_core.config import RealNoise, get_profile
     from n2n_core.data.augment import SelfEnsemble
     from n2n_core.data.fmd import find_captures
-    from n2n_core.evaluation.captures import evaluate_captures, means
-    from n2n_core.evaluation.grey import GreyRoute
+    from n2n_core.evaluation.captures import means
     from n2n_core.studies import realnoise
     from n2n_core.training.runtime import Runtime
 
@@ -60,11 +59,9 @@ def main(argv: list[str] | None = None) -> dict:
         sys.exit(f"{args.data}: no fmd_confocal_bpae/ captures there; the tries are about the real data")
     run = realnoise.train_real(profile, args.method, data, 0, rt, progress=False)
     scenes, refs = realnoise.evaluation_scenes(data)
-    grey = GreyRoute(match=False)  # the study's networks take grey captures replicated
-    measured = {"plain": evaluate_captures(scenes, refs, run.model, rt, bm3d=False, progress=False, grey=grey)}
+    measured = {"plain": realnoise.measure(run.model, run.checkpoint, scenes, refs, rt)}
     if args.ensemble:
-        measured["ensemble"] = evaluate_captures(scenes, refs, SelfEnsemble(run.model), rt, bm3d=False,
-                                                 progress=False, grey=grey)
+        measured["ensemble"] = realnoise.measure(SelfEnsemble(run.model), run.checkpoint, scenes, refs, rt)
     line = {"method": args.method, **dataclasses.asdict(budget), "runtime": rt.describe(), **run.facts(),
             **{f"{k}_psnr": means(rows)["model"]["psnr"] for k, rows in measured.items()},
             **{f"{k}_ssim": means(rows)["model"]["ssim"] for k, rows in measured.items()},

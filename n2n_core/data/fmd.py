@@ -69,20 +69,32 @@ class RealCaptures:
         return line + (f"\n{self.note}" if self.note else "")
 
 
+def lookup(data_dir: str | Path | None = None, download_ok: bool | None = None) -> tuple[str, Path | None]:
+    """Where ``find_captures`` takes the captures from, without reading, downloading or writing
+    anything: ("folder", the FMD folder under the data folder), ("download", the cache, complete or to
+    be filled from the official address) or ("standin", None)."""
+    root = Path(data_dir).expanduser() if data_dir else paths.user_data_dir()
+    if root is not None and (root / FOLDER).is_dir():
+        return "folder", root / FOLDER
+    if download_ok is None:
+        download_ok = os.environ.get("N2N_OFFLINE", "") in ("", "0")
+    cache = paths.data_cache_dir() / "downloads" / FOLDER
+    if download_ok or all((cache / name).is_file() for name in SHA256):
+        return "download", cache
+    return "standin", None
+
+
 def find_captures(data_dir: str | Path | None = None, download_ok: bool | None = None, side: int = 256,
                   count: int = 10, seed: int = 0) -> RealCaptures:
     """The FMD captures (module docstring for the order), else the stand-in of ``count`` captures of
     ``side`` px per scene, announced in one line."""
-    root = Path(data_dir).expanduser() if data_dir else paths.user_data_dir()
-    if root is not None and (root / FOLDER).is_dir():
-        return _fmd(root / FOLDER, "folder", f"FMD Confocal_BPAE_B, folder {root / FOLDER}")
-    if download_ok is None:
-        download_ok = os.environ.get("N2N_OFFLINE", "") in ("", "0")
-    cache = paths.data_cache_dir() / "downloads" / FOLDER
+    where, folder = lookup(data_dir, download_ok)
+    if where == "folder":
+        return _fmd(folder, "folder", f"FMD Confocal_BPAE_B, folder {folder}")
     why = "downloads disabled (N2N_OFFLINE)"
-    if download_ok or all((cache / name).is_file() for name in SHA256):
+    if where == "download":
         try:
-            return _download(cache)
+            return _download(folder)
         except Exception as err:  # network down, server moved, checksum mismatch: fall back
             why = f"download failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
     print(f"The real captures (FMD) are missing ({why}): running on a simulated Poisson-Gaussian stand-in, "

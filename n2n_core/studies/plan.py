@@ -26,7 +26,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
-import os
 import statistics
 import sys
 import time
@@ -166,15 +165,10 @@ def notebook_runs(profile, precision: str, seed: int = 0) -> dict[str, list[Plan
 
 
 def _realnoise_tag() -> str:
-    """The data notebook 11 will find (``fmd.find_captures``), without downloading or writing anything."""
-    from .. import paths
+    """The data notebook 11 will find (``fmd.lookup``), without downloading or writing anything."""
     from ..data import fmd
 
-    root = paths.user_data_dir()
-    cache = paths.data_cache_dir() / "downloads" / fmd.FOLDER
-    offline = os.environ.get("N2N_OFFLINE", "") not in ("", "0")
-    found = (root is not None and (root / fmd.FOLDER).is_dir()) or all((cache / n).is_file() for n in fmd.SHA256)
-    return "fmd" if found or not offline else "standin"
+    return "standin" if fmd.lookup()[0] == "standin" else "fmd"
 
 
 # ------------------------------------------------------------------------------- evaluation

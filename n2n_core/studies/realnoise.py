@@ -87,6 +87,14 @@ def evaluation_scenes(data: RealCaptures) -> tuple[list[Scene], list[torch.Tenso
     return scenes, [read_reference(data.references, scene) for scene in scenes]
 
 
+def measure(model: torch.nn.Module, checkpoint: str | Path, scenes: list[Scene], refs: list[torch.Tensor],
+            rt: Runtime, progress: bool = False) -> list[SceneNumbers]:
+    """The numbers of ``model`` (loaded from ``checkpoint``) on the test scenes: its denoised first
+    capture against the reference, grey captures taken as `n2n eval --captures` takes them."""
+    grey = grey_route(checkpoint, default=False, device=rt.device)
+    return evaluate_captures(scenes, refs, model, rt, bm3d=False, progress=progress, grey=grey)
+
+
 def run_realnoise(profile: Profile, seed: int = 0, data_dir: str | None = None, rt: Runtime | None = None,
                   init: str = SHIPPED, progress: bool = True) -> RealStudy:
     """The study of the module docstring: find the captures, train the four runs, measure them, the
@@ -98,11 +106,9 @@ def run_realnoise(profile: Profile, seed: int = 0, data_dir: str | None = None, 
     runs = {method: train_real(profile, method, data, seed, rt, init, progress) for method in TRAINED}
     scenes, refs = evaluation_scenes(data)
     rows = {"baselines": evaluate_captures(scenes, refs, bm3d=baselines.available(), progress=progress)}
-    models = {**{m: run.model for m, run in runs.items()}, "zeroshot": load_model(init, device=rt.device)}
-    for method, model in models.items():  # grey captures as `n2n eval --captures` takes them
-        grey = grey_route(init if method == "zeroshot" else runs[method].checkpoint, default=False,
-                          device=rt.device)
-        rows[method] = evaluate_captures(scenes, refs, model, rt, bm3d=False, progress=progress, grey=grey)
+    for method, run in runs.items():
+        rows[method] = measure(run.model, run.checkpoint, scenes, refs, rt, progress=progress)
+    rows["zeroshot"] = measure(load_model(init, device=rt.device), init, scenes, refs, rt, progress=progress)
     study = RealStudy(data, runs, rows, *_means(rows))
     record_study(profile, study, seed)
     return study
