@@ -174,3 +174,40 @@ def test_make_all_prints_the_plan_and_a_progress_line_before_each_notebook(check
     assert all(" left" in p for p in progress)
     papermill = [i for i, line in enumerate(lines) if "papermill" in line]
     assert start < papermill[0] and len(papermill) == 2
+
+
+# ------------------------------------------------------------------------------ its accuracy, measured
+def _accuracy_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plan_accuracy", ROOT / "tools" / "plan_accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_accuracy_tool_compares_the_plan_with_papermills_durations(tmp_path, capsys):
+    """The command writes a plan of three notebooks and executes two (one failed): the finished one is
+    compared, the others are listed as not finished; a stale notebook from before the run is not taken."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    stale = reports / "03_c.ipynb"
+    stale.write_text(json.dumps({"metadata": {"papermill": {"duration": 1.0}}}))
+    os.utime(stale, (0, 0))
+    script = (
+        "import json, pathlib; r = pathlib.Path(r'%s');"
+        "(r / '.plan.json').write_text(json.dumps({'notebooks': ['01_a', '02_b', '03_c'],"
+        " 'projected': {'01_a': 100.0, '02_b': 50.0, '03_c': 10.0}}));"
+        "(r / '01_a.ipynb').write_text(json.dumps({'metadata': {'papermill': {'duration': 120.0}}}));"
+        "(r / '02_b.ipynb').write_text(json.dumps({'metadata': {'papermill': {'duration': 3.0, 'exception': True}}}))"
+        % reports)
+    out = tmp_path / "accuracy.json"
+    tool = _accuracy_tool()
+    assert tool.main(["--reports", str(reports), "--out", str(out), "--", sys.executable, "-c", script]) == 0
+    written = json.loads(out.read_text())
+    assert written["notebooks"] == {"01_a": {"projected_s": 100.0, "measured_s": 120.0, "measured_over_projected": 1.2}}
+    assert written["not_finished"] == ["02_b", "03_c"]
+    assert written["total"]["measured_over_projected"] == 1.2 and written["exit_code"] == 0
+    assert "commit" in written and "cpu" in written and written["command"].startswith("python tools/plan_accuracy.py")
+    assert tool.main(["--reports", str(tmp_path / "none"), "--", sys.executable, "-c", "pass"]) == 2
+    assert "was not written by this command" in capsys.readouterr().err
