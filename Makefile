@@ -12,13 +12,16 @@ PROFILE ?= cpu
 RUN_PROFILES := smoke cpu paper
 $(if $(filter $(PROFILE),$(RUN_PROFILES)),,$(error PROFILE=$(PROFILE) is not a profile of make all; choose one of: $(RUN_PROFILES)))
 # a relative data or output folder is relative to where make runs, not to notebooks/, where papermill
-# runs each notebook (N2N_DATA_DIR=../shared/datasets once made them look for notebooks/../shared)
+# runs each notebook (N2N_DATA_DIR=../shared/datasets once made them look for notebooks/../shared);
+# `override`: given on make's command line (make all N2N_DATA_DIR=...) it is made absolute too
 abs = $(if $(filter /% ~%,$(1)),$(1),$(CURDIR)/$(1))
 ifdef N2N_DATA_DIR
-export N2N_DATA_DIR := $(call abs,$(N2N_DATA_DIR))
+override N2N_DATA_DIR := $(call abs,$(N2N_DATA_DIR))
+export N2N_DATA_DIR
 endif
 ifdef N2N_OUTPUT_DIR
-export N2N_OUTPUT_DIR := $(call abs,$(N2N_OUTPUT_DIR))
+override N2N_OUTPUT_DIR := $(call abs,$(N2N_OUTPUT_DIR))
+export N2N_OUTPUT_DIR
 endif
 # BM3D=1 installs the optional bm3d package (the classical baseline of Table 1; its licence allows
 # non-commercial use only); BM3D=0 leaves it out and the table says "not installed"

@@ -44,14 +44,19 @@ def test_the_slider_parameter_is_declared_in_the_parameters_cell():
 def test_a_relative_data_folder_is_taken_from_where_make_runs(tmp_path):
     """papermill runs each notebook in notebooks/: `N2N_DATA_DIR=../shared/datasets make all` once
     made them look for ../../shared and fail; the Makefile exports the folder made absolute."""
-    def exported(**env) -> str:
-        done = subprocess.run(["make", "-s", "--eval", "show: ; @echo \"$$N2N_DATA_DIR|$$N2N_OUTPUT_DIR\"", "show"],
-                              cwd=ROOT, capture_output=True, text=True, check=True,
-                              env={k: v for k, v in os.environ.items() if not k.startswith("N2N_")} | env)
+    def exported(arguments: bool = False, **env) -> str:
+        """What a recipe sees, the folders given in make's environment or on its command line."""
+        given = [f"{k}={v}" for k, v in env.items()] if arguments else []
+        done = subprocess.run(["make", "-s", "--eval", "show: ; @echo \"$$N2N_DATA_DIR|$$N2N_OUTPUT_DIR\"", "show",
+                               *given], cwd=ROOT, capture_output=True, text=True, check=True,
+                              env={k: v for k, v in os.environ.items() if not k.startswith("N2N_")}
+                              | ({} if arguments else env))
         return done.stdout.strip()
 
-    data, out = exported(N2N_DATA_DIR="../shared/data sets", N2N_OUTPUT_DIR="runs/one").split("|")
-    assert Path(data).resolve() == (ROOT.parent / "shared" / "data sets").resolve()
-    assert Path(out).resolve() == (ROOT / "runs" / "one").resolve()
-    assert exported(N2N_DATA_DIR="/abs/data", N2N_OUTPUT_DIR="~/out") == "/abs/data|~/out"
+    for arguments in (False, True):  # N2N_DATA_DIR=... make all, and make all N2N_DATA_DIR=...
+        data, out = exported(arguments, N2N_DATA_DIR="../shared/data sets", N2N_OUTPUT_DIR="runs/one").split("|")
+        assert Path(data).is_absolute() and Path(out).is_absolute(), (arguments, data, out)
+        assert Path(data).resolve() == (ROOT.parent / "shared" / "data sets").resolve(), arguments
+        assert Path(out).resolve() == (ROOT / "runs" / "one").resolve(), arguments
+        assert exported(arguments, N2N_DATA_DIR="/abs/data", N2N_OUTPUT_DIR="~/out") == "/abs/data|~/out"
     assert exported() == "|"
