@@ -59,11 +59,6 @@ class TrainConfig:
     # Neighbor2Neighbor (target "nb2nb") only: the regulariser's weight at the end of training (it
     # rises linearly from 0; ``neighbor``); the authors' 2 (the one place it is set), 1 in the cpu profile
     nb2nb_gamma: float = 2.0
-    # several captures per scene (``--captures``) only: draw crops in proportion to the noise they hold
-    # (the per-pixel variance across the scene's captures) instead of uniformly, so that the loss of
-    # sparse images (fluorescence microscopy: most of a uniform crop is dark background) is spent where
-    # the noise and the structures are
-    focus: bool = False
 
     def __post_init__(self):
         if self.target not in TARGETS:
@@ -191,7 +186,6 @@ class RealNoise:
     batch_size: int = 8
     lr: float = 1e-3
     crop: int = 64
-    focus: bool = False  # crops drawn where the noise is (``TrainConfig.focus``; not Neighbor2Neighbor's)
     # the learning rate of the shipped weights' fine-tuning: below ``lr``, which undoes what they learnt
     # before it helps (docs/real-noise.md)
     finetune_lr: float = 1e-4

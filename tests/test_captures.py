@@ -14,7 +14,7 @@ from conftest import smooth_image, write_png
 
 from n2n_core.cli.main import main
 from n2n_core.config import ModelConfig, TrainConfig
-from n2n_core.data.sources import SOURCES, CaptureCrops, CaptureFolders, load_scenes, noise_map
+from n2n_core.data.sources import SOURCES, CaptureCrops, CaptureFolders, load_scenes
 from n2n_core.evaluation import baselines
 from n2n_core.training.checkpoint import load_checkpoint
 from n2n_core.training.own import train_own
@@ -105,49 +105,6 @@ def test_the_sampler_is_reproducible_from_the_seed_and_resumes_from_its_state():
                for x, y in zip(expected, [resumed.sample() for _ in range(2)]))
 
 
-def _sparse_scene(count: int = 4, size: int = 40, seed: int = 0) -> torch.Tensor:
-    """Captures of a dark scene whose only noise is in a 10 x 10 square at rows 24-33, columns 4-13."""
-    g = torch.Generator().manual_seed(seed)
-    scene = torch.full((count, 1, size, size), 5, dtype=torch.uint8)
-    scene[:, :, 24:34, 4:14] = torch.randint(60, 200, (count, 1, 10, 10), generator=g, dtype=torch.uint8)
-    return scene
-
-
-def test_the_noise_map_sums_the_variance_across_captures_over_each_crop():
-    scene = _sparse_scene()
-    variance = scene.float().var(dim=0).mean(dim=0)
-    found = noise_map(scene, 8)
-    assert found.shape == (33, 33)
-    for top, left in ((0, 0), (24, 4), (20, 2), (30, 30)):
-        assert float(found[top, left]) == pytest.approx(float(variance[top:top + 8, left:left + 8].sum()), rel=1e-5,
-                                                        abs=1e-6)
-    assert divmod(int(found.argmax()), 33) in {(top, left) for top in range(24, 27) for left in range(4, 7)}
-
-
-def test_focus_draws_crops_where_the_noise_is_and_uniform_crops_mostly_miss_it():
-    def noisy_share(focus: bool) -> float:
-        sampler = CaptureCrops([_sparse_scene(), _sparse_scene(seed=1)], crop=8, batch_size=64,
-                               generator=torch.Generator().manual_seed(3), focus=focus)
-        batch = sampler.sample()
-        return float((batch.input.flatten(1).amax(1) > 10 / 255).float().mean())  # crops that touch the square
-
-    assert noisy_share(focus=True) == 1.0 and noisy_share(focus=False) < 0.5
-
-
-def test_focus_is_reproducible_and_resumes_from_the_sampler_state():
-    def sampler(seed):
-        return CaptureCrops([_sparse_scene()], crop=8, batch_size=4, generator=torch.Generator().manual_seed(seed),
-                            focus=True)
-
-    first, again = sampler(5), sampler(5)
-    assert torch.equal(first.sample().input, again.sample().input)
-    state = first.get_state()
-    expected = first.sample()
-    resumed = sampler(99)
-    resumed.set_state(state)
-    assert torch.equal(expected.input, resumed.sample().input)
-
-
 def test_captures_are_one_source_of_the_registry():
     assert SOURCES["captures"] is CaptureFolders
 
@@ -204,20 +161,6 @@ def test_train_captures_from_the_command_line(captures_dir, tmp_path, capsys):
     assert main(["train", "--captures", str(captures_dir), "--model", "resnet", "--profile", "smoke", "--steps", "2",
                  "--crop", "16", "--batch-size", "2", "--val-every", "2", "--out", str(out), "--device", "cpu"]) == 0
     assert "against the mean of their other captures" in capsys.readouterr().out
-    assert load_checkpoint(out)["config"]["train"]["focus"] is False
-    focused = tmp_path / "focus.pth"
-    assert main(["train", "--captures", str(captures_dir), "--focus", "--model", "resnet", "--profile", "smoke",
-                 "--steps", "2", "--crop", "16", "--batch-size", "2", "--out", str(focused), "--device", "cpu"]) == 0
-    assert load_checkpoint(focused)["config"]["train"]["focus"] is True
-
-
-def test_focus_without_captures_is_one_line(data_folder, tmp_path, capsys):
-    out = tmp_path / "never.pth"
-    code = main(["train", "--clean", str(data_folder), "--focus", "--profile", "smoke", "--steps", "2",
-                 "--out", str(out), "--device", "cpu"])
-    err = capsys.readouterr().err
-    assert code == 2 and "--focus goes with --captures" in err and err.count("\n") == 1, err
-    assert not out.exists()
 
 
 def _break(root, case):

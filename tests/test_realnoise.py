@@ -108,13 +108,12 @@ def test_the_download_is_checked_and_a_bad_file_falls_back(http_server, monkeypa
     assert fallback.origin == "standin" and "download failed" in capsys.readouterr().out
 
 
-def test_each_run_takes_the_budget_the_fine_tuning_its_own_rate_and_nb2nb_uniform_crops():
-    budget = RealNoise(steps=30, batch_size=2, lr=1e-3, finetune_lr=2e-4, crop=16, focus=True)
+def test_each_run_takes_the_budget_and_the_fine_tuning_its_own_rate():
+    budget = RealNoise(steps=30, batch_size=2, lr=1e-3, finetune_lr=2e-4, crop=16)
     profile = dataclasses.replace(PROFILES["smoke"], realnoise=budget)
     settings = {m: realnoise.real_settings(profile, m, seed=3) for m in realnoise.TRAINED}
     assert {m: s.target for m, s in settings.items()} == realnoise.TRAINED
     assert {m: s.lr for m, s in settings.items()} == {"n2n": 1e-3, "clean": 1e-3, "nb2nb": 1e-3, "finetuned": 2e-4}
-    assert {m: s.focus for m, s in settings.items()} == {"n2n": True, "clean": True, "nb2nb": False, "finetuned": True}
     assert all(s.max_steps == 30 and s.crop == 16 and s.batch_size == 2 and s.seed == 3 for s in settings.values())
 
 

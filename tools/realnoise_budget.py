@@ -3,7 +3,7 @@
 the profile's, measured on the test scenes as the study measures it.
 
     python tools/realnoise_budget.py --data DIR [--method n2n] [--steps 3000] [--batch-size 8]
-                                     [--crop 64] [--lr 1e-3] [--focus] [--threads 2] [--ensemble] [--out tries.jsonl]
+                                     [--crop 64] [--lr 1e-3] [--threads 2] [--ensemble] [--out tries.jsonl]
     python tools/realnoise_budget.py --data DIR --drift
 
 Trains ``studies.realnoise.train_real`` (the study's own code: the `cpu` profile with its
@@ -42,7 +42,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--focus", action="store_true", help="crops drawn where the noise is (TrainConfig.focus)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: the runtime's choice)")
     parser.add_argument("--ensemble", action="store_true", help="also measure the self-ensemble of eight flips/turns")
     parser.add_argument("--out", help="append the JSON line to this file")
@@ -51,11 +50,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.drift:
         return drift(args.data, args.out)
 
-    budget = RealNoise(steps=args.steps, batch_size=args.batch_size, lr=args.lr, crop=args.crop, focus=args.focus,
+    budget = RealNoise(steps=args.steps, batch_size=args.batch_size, lr=args.lr, crop=args.crop,
                        finetune_lr=args.lr)  # --lr is the learning rate of the one method tried
     profile = dataclasses.replace(get_profile("cpu"), realnoise=budget,
-                                  name=f"realnoise_budget/s{args.steps}_b{args.batch_size}_c{args.crop}_lr{args.lr:g}"
-                                       + ("_focus" if args.focus else ""))
+                                  name=f"realnoise_budget/s{args.steps}_b{args.batch_size}_c{args.crop}_lr{args.lr:g}")
     rt = Runtime.resolve(threads_=args.threads)
     data = find_captures(args.data, side=budget.standin_side, count=budget.standin_captures, seed=0)
     if not data.real:

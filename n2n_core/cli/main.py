@@ -214,8 +214,6 @@ def _train_in_group(args, rt) -> int:
     profile = get_profile(args.profile)
     if args.val_pickle is not None and args.pickle is None:
         raise UsageError("--val-pickle goes with --pickle")
-    if args.focus and args.captures is None:
-        raise UsageError("--focus goes with --captures (it draws crops by the variance across a scene's captures)")
     noise = NoiseConfig(args.noise, **levels(args))
     for flag, value in (("--steps", args.steps), ("--seconds", args.seconds)):
         if value is not None and not value > 0:
@@ -256,7 +254,7 @@ def train_settings(args, profile, source: str, precision: str):
                                 args.seed, max_steps=args.steps, max_seconds=args.seconds, crop=args.crop,
                                 batch_size=args.batch_size, lr=args.lr, loss=args.loss, nb2nb_gamma=args.nb2nb_gamma,
                                 val_every=args.val_every, checkpoint_every_seconds=args.checkpoint_every,
-                                focus=args.focus or None, precision=precision)
+                                precision=precision)
 
 
 def _train_held(args, profile, noise, source: str, location, out, rt) -> int:

@@ -215,10 +215,6 @@ def _train_parser(sub) -> None:
     source.add_argument("--single", type=Path, metavar="DIR",
                         help="a folder of noisy images, one capture of each scene: Neighbor2Neighbor training")
     _captures_train_option(source)
-    p.add_argument("--focus", action="store_true",
-                   help="with --captures: draw training crops in proportion to the noise they hold (the variance "
-                        "across the scene's captures) rather than uniformly; for sparse images such as fluorescence "
-                        "microscopy, where most uniform crops are dark background")
     p.add_argument("--val-pickle", type=Path, metavar="VAL_PKL",
                    help="val_data.pkl: noisy and clean tensors for validation (with --pickle)")
     p.add_argument("--model", default="unet", choices=MODEL_NAMES)

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from . import augment
 from .capture import CaptureCase, CaptureSampler
@@ -275,44 +274,21 @@ def with_reference(scene: Scene, reference: torch.Tensor) -> torch.Tensor:
     return torch.cat([scene.captures, ref[None]])
 
 
-def noise_map(captures: torch.Tensor, crop: int) -> torch.Tensor:
-    """For each place of a ``crop`` x ``crop`` crop in a scene of aligned captures (K x C x H x W, any
-    number type), the noise it holds: the per-pixel variance across the captures (mean of the channels)
-    summed over the crop, as an (H - crop + 1) x (W - crop + 1) map. Variance is what a crop adds to
-    the L2 loss, so drawing crops in proportion to it spends the training where the loss is."""
-    variance = captures.float().var(dim=0).mean(dim=0).double()
-    total = F.pad(variance.cumsum(0).cumsum(1), (1, 0, 1, 0))  # summed-area table
-    c = crop
-    sums = total[c:, c:] - total[:-c, c:] - total[c:, :-c] + total[:-c, :-c]
-    return sums.clamp_min(0).float() + 1e-12  # no place of zero chance (flat or clipped regions)
-
-
 class CaptureCrops(BatchSource):
     """Batches of (input, target) crops from scenes of two or more aligned captures (K x C x H x W,
     as ``Scene.captures``): per batch item a scene, drawn in proportion to its area, one of its
     captures as the input and, uniformly, one of the others as the target, the same crop and flip
     of both; every ordered pair of different captures is drawn. ``reference=True``: the last image of
     each scene is its reference (``with_reference``), the target of every other one (clean targets).
-    ``focus=True`` (``TrainConfig.focus``): the scene and the crop's place are drawn in proportion to
-    the noise the crop holds (``noise_map``) instead of its area. All randomness comes from ``generator``."""
+    All randomness comes from ``generator``."""
 
     def __init__(self, scenes: list[torch.Tensor], crop: int, batch_size: int, generator: torch.Generator,
-                 reference: bool = False, focus: bool = False):
+                 reference: bool = False):
         if not scenes or min(len(s) for s in scenes) < 2:
             raise DataError("need at least one scene of at least 2 captures")
         self.scenes, self.crop, self.batch_size, self.generator = scenes, crop, batch_size, generator
         self.reference = reference
-        self.places = [noise_map(s[:len(s) - reference], crop).flatten() for s in scenes] if focus else None
-        self.weights = torch.stack([p.sum() for p in self.places]) if focus else _area_weights(scenes)
-
-    def _crop(self, k: int, chosen: list[int]) -> torch.Tensor:
-        """Captures ``chosen`` of scene ``k``, one crop and one flip/rotation of them all."""
-        stack = self.scenes[k][chosen]
-        if self.places is None:
-            return _same_crop(stack, self.crop, self.generator)
-        place = int(torch.multinomial(self.places[k], 1, generator=self.generator))
-        top, left = divmod(place, stack.shape[-1] - self.crop + 1)
-        return augment.random_dihedral(stack[..., top:top + self.crop, left:left + self.crop], self.generator)
+        self.weights = _area_weights(scenes)
 
     def sample(self) -> Batch:
         which = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
@@ -324,7 +300,7 @@ class CaptureCrops(BatchSource):
                 second = count
             else:
                 second = (first + int(torch.randint(1, count, (1,), generator=self.generator))) % count
-            pair = unit_rgb(self._crop(k, [first, second]))
+            pair = unit_rgb(_same_crop(self.scenes[k][[first, second]], self.crop, self.generator))
             inputs.append(pair[0])
             targets.append(pair[1])
         target = torch.stack(targets).to(self.device, non_blocking=True)
@@ -542,8 +518,8 @@ def _capture_sampler(cfg: TrainConfig, scenes: list[Scene], refs: list[torch.Ten
         return SingleCrops(singles, cfg.crop, cfg.batch_size, _seeded(cfg))
     if cfg.target == "clean":
         return CaptureCrops([with_reference(s, r) for s, r in zip(scenes, refs)], cfg.crop, cfg.batch_size,
-                            _seeded(cfg), reference=True, focus=cfg.focus)
-    return CaptureCrops([s.captures for s in scenes], cfg.crop, cfg.batch_size, _seeded(cfg), focus=cfg.focus)
+                            _seeded(cfg), reference=True)
+    return CaptureCrops([s.captures for s in scenes], cfg.crop, cfg.batch_size, _seeded(cfg))
 
 
 @register

@@ -60,12 +60,11 @@ def run_name(method: str, data: RealCaptures) -> str:
 
 def real_settings(profile: Profile, method: str, seed: int = 0) -> TrainConfig:
     """The training settings of ``method``'s run (a key of ``TRAINED``): the profile's real-noise budget
-    (the fine-tuning at its own learning rate; Neighbor2Neighbor's crops uniform, as it has one capture)."""
+    (the fine-tuning at its own learning rate)."""
     budget = profile.realnoise
     return dataclasses.replace(profile.train, target=TRAINED[method], seed=seed, max_steps=budget.steps,
                                max_seconds=None, batch_size=budget.batch_size, crop=budget.crop,
                                lr=budget.finetune_lr if method == "finetuned" else budget.lr,
-                               focus=budget.focus and method != "nb2nb",
                                val_every=max(1, min(profile.train.val_every, budget.steps // 4)))
 
 
