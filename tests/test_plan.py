@@ -44,6 +44,9 @@ def test_progress_rescales_the_time_left_by_the_notebooks_so_far(tmp_path):
     data["started"] = 1000.0
     line = plan.progress_line(data, "c", now=1000.0 + 300.0)  # a and b took twice their projection
     assert line == "[3/3] c: about 5 min left (the notebooks so far took 2.00x their projection)"
+    short = {"notebooks": ["a", "b", "c"], "projected": {"a": 5.0, "b": 4.0, "c": 1600.0}, "started": 1000.0}
+    line = plan.progress_line(short, "b", now=1000.0 + 13.0)  # a kernel's start made a 2.6x slower than projected
+    assert line == "[2/3] b: about 28 min left (the notebooks so far took 2.60x their projection)"  # not 1 h 10
     assert plan.progress(path, "a", "8") is None  # another make's plan
     assert plan.progress(path, "d", "7") is None and plan.progress(tmp_path / "none", "a", "7") is None
 

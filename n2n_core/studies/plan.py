@@ -366,15 +366,24 @@ def write_plan(path: str | Path, plan: Plan, run: str) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
+# the pace of the notebooks so far counts as if a share of the whole run had gone by at the projected
+# pace: seconds of short notebooks (a kernel's start is most of them) do not rescale hours of training
+PACE_PRIOR = 0.1
+
+
 def progress_line(data: dict, notebook: str, now: float) -> str:
     """'[k/N] notebook: about T left' before ``notebook`` runs: the projected time of it and the ones
-    after it, rescaled by the time the notebooks before it took against their projection."""
+    after it, rescaled by the time the notebooks before it took against their projection, that
+    pace drawn towards 1 by ``PACE_PRIOR`` of the projected total."""
     order, projected = data["notebooks"], data["projected"]
     k = order.index(notebook)
     before, left = sum(projected[n] for n in order[:k]), sum(projected[n] for n in order[k:])
-    ratio = (now - data["started"]) / before if k and before > 0 and data.get("started") else 1.0
-    pace = f" (the notebooks so far took {ratio:.2f}x their projection)" if k else ""
-    return f"[{k + 1}/{len(order)}] {notebook}: about {duration(ratio * left)} left{pace}"
+    if not (k and before > 0 and data.get("started")):
+        return f"[{k + 1}/{len(order)}] {notebook}: about {duration(left)} left"
+    took, prior = now - data["started"], PACE_PRIOR * (before + left)
+    pace = (took + prior) / (before + prior)
+    return (f"[{k + 1}/{len(order)}] {notebook}: about {duration(pace * left)} left (the notebooks so far took "
+            f"{took / before:.2f}x their projection)")
 
 
 def progress(path: str | Path, notebook: str, run: str) -> str | None:
