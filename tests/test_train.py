@@ -234,6 +234,16 @@ def test_a_checkpoint_of_another_configuration_is_refused(tmp_path, smooth_patch
              model_config=bigger)
 
 
+def test_a_field_since_removed_resumes_at_its_off_value_only():
+    recorded = {**RUN_CONFIG, "train": dataclasses.asdict(TrainConfig(crop=16, batch_size=2, max_steps=2))}
+    assert "focus" not in recorded["train"]  # a field of an earlier version, gone from TrainConfig
+    off = {**recorded, "train": {**recorded["train"], "focus": False}}
+    on = {**recorded, "train": {**recorded["train"], "focus": True}}
+    assert train_module.same_run(off, recorded)  # trained as this version trains
+    assert not train_module.same_run(on, recorded)  # trained another way: another run
+    assert not train_module.same_run({**off, "train": {**off["train"], "unknown": 1}}, recorded)
+
+
 def test_fit_with_clean_targets_trains_too(tmp_path, smooth_patches, val_pairs):
     model = models.build(TINY, seed=1)
     cfg = TrainConfig(target="clean", crop=16, batch_size=8, lr=2e-3, max_steps=100, val_every=100)

@@ -85,6 +85,9 @@ def differences(stored: dict, wanted: dict, prefix: str = "") -> list[tuple[str,
 _NOT_IDENTITY = ("checkpoint_every_seconds",)
 _DATA_FIELDS = {f.name for f in fields(DataConfig)}
 _TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}  # what runs from before a field trained with
+# fields TrainConfig had and no longer has, with the value that meant "off": a checkpoint recording that
+# value trained as this version trains and resumes; one recording another value was another training
+_REMOVED_TRAIN_FIELDS = {"focus": False}
 
 
 def _identity(run_config: dict) -> dict:
@@ -92,6 +95,9 @@ def _identity(run_config: dict) -> dict:
     identity.pop("method", None)  # the training's target says it (checkpoints from before it was recorded resume)
     if isinstance(run_config.get("train"), dict):
         train = {**_TRAIN_DEFAULTS, **run_config["train"]}
+        for name, off in _REMOVED_TRAIN_FIELDS.items():
+            if train.get(name, off) == off:
+                train.pop(name, None)
         skip = _NOT_IDENTITY + (() if train["target"] == "nb2nb" else ("nb2nb_gamma",))  # Nb2Nb's weight: its own
         identity["train"] = {k: v for k, v in train.items() if k not in skip}
     if isinstance(run_config.get("noise"), dict):
