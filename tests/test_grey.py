@@ -121,3 +121,21 @@ def test_grey_of_uint8_is_pillows_l_conversion():
     rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     ours = grey_uint8(torch.from_numpy(rgb).permute(2, 0, 1))[0].numpy()
     assert np.array_equal(ours, np.asarray(Image.fromarray(rgb).convert("L")))
+
+
+def test_the_grey_route_takes_the_noise_from_a_config_held_without_reading_the_file(tmp_path, monkeypatch):
+    from n2n_core.evaluation import grey as grey_module
+    from n2n_core.training import checkpoint as checkpoint_module
+
+    path = tmp_path / "gaussian.pth"
+    model = build(ModelConfig("unet", width=8), seed=0)
+    save_checkpoint(path, model=model, model_args=model_args(ModelConfig("unet", width=8)),
+                    config={"noise": {"kind": "gaussian"}}, step=0, elapsed=0.0, history={}, seed=0, finished=True)
+    assert grey_module.grey_route(path, default=False, device="cpu").match  # read from the file
+
+    def unread(*_):
+        raise AssertionError("the checkpoint was read again")
+
+    monkeypatch.setattr(checkpoint_module, "load_checkpoint", unread)
+    assert grey_module.grey_route(path, False, "cpu", config={"noise": {"kind": "gaussian"}}).match
+    assert not grey_module.grey_route(path, False, "cpu", config={"noise": {"kind": "poisson"}}).match

@@ -16,7 +16,7 @@ from n2n_core.config import PROFILES, RealNoise, TrainConfig
 from n2n_core.data import fmd
 from n2n_core.data.neighbor import SingleCrops
 from n2n_core.data.sources import CaptureCrops, CaptureFolders, DataError, load_scenes
-from n2n_core.evaluation import claims
+from n2n_core.evaluation import baselines, claims
 from n2n_core.studies import experiment, realnoise
 from n2n_core.training.runtime import Runtime
 
@@ -138,8 +138,10 @@ def test_the_study_end_to_end_on_a_tiny_stand_in(output_dir, capsys):
     again = realnoise.run_realnoise(profile, rt=CPU, progress=False)  # finished runs are reloaded
     networks = {k: v for k, v in study.psnr.items() if k != "bm3d"}
     assert {k: again.psnr[k] for k in networks} == networks and json.loads(json.dumps(entry))
-    # BM3D (third-party, multithreaded) may differ in the last digits between runs under load
-    assert again.psnr["bm3d"] == pytest.approx(study.psnr["bm3d"], abs=0.02)
+    # BM3D (optional, third-party, multithreaded) may differ in the last digits between runs under load
+    assert ("bm3d" in again.psnr) == baselines.available()
+    if baselines.available():
+        assert again.psnr["bm3d"] == pytest.approx(study.psnr["bm3d"], abs=0.02)
     ref = realnoise.reference(again, profile, 0, CPU, ["python", "-m", "n2n_core.studies.realnoise"])
     assert ref["real_data"] is False and ref["command"] == "python -m n2n_core.studies.realnoise"
     assert ref["runs"]["finetuned"]["init"] == "pretrained:gaussian" and ref["runs"]["n2n"]["steps"] == tiny.steps

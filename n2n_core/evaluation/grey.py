@@ -111,12 +111,15 @@ class GreyRoute:
     name: str | None = None  # of the grey weights, for the log
 
 
-def grey_route(checkpoint, default: bool, device) -> GreyRoute:
+def grey_route(checkpoint, default: bool, device, config: dict | None = None) -> GreyRoute:
     """The route for the weights ``checkpoint`` (a path or shipped name); ``default``: no checkpoint
-    was given, so the shipped grey weights take the grey images where they exist."""
+    was given, so the shipped grey weights take the grey images where they exist. ``config``: the
+    configuration the checkpoint records, where the caller holds it (the file is not read again)."""
     from ..training.checkpoint import PRETRAINED_PREFIX, load_checkpoint, load_model, pretrained_path
 
-    noise = (load_checkpoint(checkpoint).get("config") or {}).get("noise") or {}
+    if config is None:
+        config = load_checkpoint(checkpoint).get("config")
+    noise = (config or {}).get("noise") or {}
     match = noise.get("kind") == "gaussian"
     grey_name = PRETRAINED_PREFIX + "gaussian-grey"
     if default and pretrained_path("gaussian-grey").is_file():

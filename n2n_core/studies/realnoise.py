@@ -90,10 +90,11 @@ def evaluation_scenes(data: RealCaptures) -> tuple[list[Scene], list[torch.Tenso
 
 
 def measure(model: torch.nn.Module, checkpoint: str | Path, scenes: list[Scene], refs: list[torch.Tensor],
-            rt: Runtime, progress: bool = False) -> list[SceneNumbers]:
-    """The numbers of ``model`` (loaded from ``checkpoint``) on the test scenes: its denoised first
-    capture against the reference, grey captures taken as `n2n eval --captures` takes them."""
-    grey = grey_route(checkpoint, default=False, device=rt.device)
+            rt: Runtime, progress: bool = False, config: dict | None = None) -> list[SceneNumbers]:
+    """The numbers of ``model`` (loaded from ``checkpoint``, which records ``config`` where the caller
+    holds it) on the test scenes: its denoised first capture against the reference, grey captures
+    taken as `n2n eval --captures` takes them."""
+    grey = grey_route(checkpoint, default=False, device=rt.device, config=config)
     return evaluate_captures(scenes, refs, model, rt, bm3d=False, progress=progress, grey=grey)
 
 
@@ -109,7 +110,7 @@ def run_realnoise(profile: Profile, seed: int = 0, data_dir: str | None = None, 
     scenes, refs = evaluation_scenes(data)
     rows = {"baselines": evaluate_captures(scenes, refs, bm3d=baselines.available(), progress=progress)}
     for method, run in runs.items():
-        rows[method] = measure(run.model, run.checkpoint, scenes, refs, rt, progress=progress)
+        rows[method] = measure(run.model, run.checkpoint, scenes, refs, rt, progress=progress, config=run.config)
     rows["zeroshot"] = measure(load_model(init, device=rt.device), init, scenes, refs, rt, progress=progress)
     study = RealStudy(data, runs, rows, *_means(rows))
     record_study(profile, study, seed)
