@@ -202,6 +202,23 @@ def test_denoise_refuses_a_special_file_in_one_line(tmp_path, capsys, kind):
     assert not out.exists()
 
 
+def test_denoise_of_a_folder_names_each_entry_it_leaves_out_and_denoises_the_rest(tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.png").write_bytes(_encoded("RGB", ".png"))
+    os.mkfifo(inputs / "pipe.png")
+    os.symlink(tmp_path / "gone.png", inputs / "broken.png")
+    (inputs / "notes.txt").write_text("not an image")  # not named as an image: left out, nothing said
+    out = tmp_path / "out"
+    code = main(["denoise", str(inputs), "--out", str(out), "--checkpoint", "pretrained:gaussian", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+    assert f"{inputs / 'pipe.png'}: not a regular file (a pipe (FIFO)): skipped" in err, err
+    assert f"{inputs / 'broken.png'}: a link to {tmp_path / 'gone.png'}, which does not exist: skipped" in err, err
+    assert "notes.txt" not in err
+
+
 @pytest.mark.parametrize("where", ["link_to_input", "unwritable", "out_is_a_file"])
 def test_denoise_with_an_odd_out(tmp_path, capsys, where):
     inputs = tmp_path / "in"

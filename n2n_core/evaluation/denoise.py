@@ -14,6 +14,7 @@ import contextlib
 import glob
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,12 +112,17 @@ class Job:
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders (their image files, not recursive) and glob patterns, in the order given."""
+    """Files, folders (their image files, not recursive) and glob patterns, in the order given. In a
+    folder, an entry named as an image that is no regular file (a pipe, a broken link, a folder) is
+    left out with one line on stderr naming it: never opened, never silently."""
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            named = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = [p for p in named if p.is_file()]
+            for odd in (p for p in named if not p.is_file()):
+                print(f"{_not_a_file(odd)}: skipped", file=sys.stderr)
             if not found:
                 raise ImageError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
             files += found
@@ -132,6 +138,17 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
         else:
             raise ImageError(f"{path}: no such file or folder")
     return list(dict.fromkeys(p.resolve() for p in files))
+
+
+def _not_a_file(path: Path) -> str:
+    """What ``path``, named as an image but no regular file, is, in ``check_regular_file``'s words."""
+    if path.is_symlink() and not path.exists():
+        return f"{path}: a link to {os.readlink(path)}, which does not exist"
+    try:
+        check_regular_file(path)
+    except ImageError as err:
+        return str(err).split("; ")[0]
+    return f"{path}: not a regular file"
 
 
 def plan(inputs: list[str], out_dir: str | Path, overwrite: bool = False, skip_existing: bool = False) -> list[Job]:
