@@ -3,7 +3,8 @@
 the profile's, measured on the test scenes as the study measures it.
 
     python tools/realnoise_budget.py --data DIR [--method n2n] [--steps 3000] [--batch-size 8]
-                                     [--crop 64] [--lr 1e-3] [--threads 2] [--ensemble] [--out tries.jsonl]
+                                     [--crop 64] [--lr 1e-3] [--init pretrained:gaussian] [--threads 2]
+                                     [--ensemble] [--out tries.jsonl]
     python tools/realnoise_budget.py --data DIR --drift
 
 Trains ``studies.realnoise.train_real`` (the study's own code: the `cpu` profile with its
@@ -11,8 +12,9 @@ Trains ``studies.realnoise.train_real`` (the study's own code: the `cpu` profile
 run per budget (a finished one is reloaded), and prints one JSON line: the budget, the seconds and
 number format of the training, the mean PSNR and SSIM of the denoised first capture of the test
 scenes against their references and per scene (with ``--ensemble``, also the outputs averaged over
-the eight flips and turns). ``--out`` appends the line to a file. Run it from the repository root
-with ``PYTHONPATH=$PWD``.
+the eight flips and turns). ``--init`` names the weights the ``finetuned`` method starts from (the
+study's default: ``studies.realnoise.SHIPPED``). ``--out`` appends the line to a file. Run it from
+the repository root with ``PYTHONPATH=$PWD``.
 
 ``--drift`` trains nothing: per test scene, the mean of all its captures against the reference, as
 it is and scaled by the one gain that fits it best (least squares), which says how much of what no
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--init", default=None,
+                        help="weights the finetuned method starts from (a checkpoint or pretrained:<name>)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: the runtime's choice)")
     parser.add_argument("--ensemble", action="store_true", help="also measure the self-ensemble of eight flips/turns")
     parser.add_argument("--out", help="append the JSON line to this file")
@@ -50,20 +54,26 @@ def main(argv: list[str] | None = None) -> dict:
     if args.drift:
         return drift(args.data, args.out)
 
+    if args.init and args.method != "finetuned":
+        parser.error(f"--init is the starting point of --method finetuned, not of {args.method}")
+    init = args.init or realnoise.SHIPPED
     budget = RealNoise(steps=args.steps, batch_size=args.batch_size, lr=args.lr, crop=args.crop,
                        finetune_lr=args.lr)  # --lr is the learning rate of the one method tried
     profile = dataclasses.replace(get_profile("cpu"), realnoise=budget,
-                                  name=f"realnoise_budget/s{args.steps}_b{args.batch_size}_c{args.crop}_lr{args.lr:g}")
+                                  name=f"realnoise_budget/s{args.steps}_b{args.batch_size}_c{args.crop}_lr{args.lr:g}"
+                                       + (f"_init-{_slug(init)}" if args.init else ""))
     rt = Runtime.resolve(threads_=args.threads)
     data = find_captures(args.data, side=budget.standin_side, count=budget.standin_captures, seed=0)
     if not data.real:
         sys.exit(f"{args.data}: no fmd_confocal_bpae/ captures there; the tries are about the real data")
-    run = realnoise.train_real(profile, args.method, data, 0, rt, progress=False)
+    run = realnoise.train_real(profile, args.method, data, 0, rt, init=init, progress=False)
     scenes, refs = realnoise.evaluation_scenes(data)
-    measured = {"plain": realnoise.measure(run.model, run.checkpoint, scenes, refs, rt)}
+    measured = {"plain": realnoise.measure(run.model, run.checkpoint, scenes, refs, rt, config=run.config)}
     if args.ensemble:
-        measured["ensemble"] = realnoise.measure(SelfEnsemble(run.model), run.checkpoint, scenes, refs, rt)
-    line = {"method": args.method, **dataclasses.asdict(budget), "runtime": rt.describe(), **run.facts(),
+        measured["ensemble"] = realnoise.measure(SelfEnsemble(run.model), run.checkpoint, scenes, refs, rt,
+                                                 config=run.config)
+    started = {"init": init} if args.method == "finetuned" else {}
+    line = {"method": args.method, **started, **dataclasses.asdict(budget), "runtime": rt.describe(), **run.facts(),
             **{f"{k}_psnr": means(rows)["model"]["psnr"] for k, rows in measured.items()},
             **{f"{k}_ssim": means(rows)["model"]["ssim"] for k, rows in measured.items()},
             "per_scene_psnr": {r.name: round(r.psnr["model"], 4) for r in measured["plain"]},
@@ -73,6 +83,11 @@ def main(argv: list[str] | None = None) -> dict:
         with open(args.out, "a") as f:
             f.write(json.dumps(line) + "\n")
     return line
+
+
+def _slug(init: str) -> str:
+    """``init`` as one folder name: ``pretrained:poisson`` -> ``pretrained-poisson``."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in init.rsplit("/", 1)[-1])
 
 
 def drift(folder: str, out: str | None) -> dict:
