@@ -82,6 +82,22 @@ def test_bm3d_cache_key_includes_the_noise_level(fake_bm3d, tmp_path):
     assert len(fake_bm3d) == 2 and fake_bm3d[1][1] == pytest.approx(15 / 255)
 
 
+def test_bm3d_after_the_generalized_anscombe_transform_is_cached_in_float(fake_bm3d, tmp_path):
+    noisy = _noisy(0)[0].clamp(0, 1)
+    first = baselines.bm3d_vst(noisy, 0.01, 1e-4, cache_dir=tmp_path)
+    assert len(fake_bm3d) == 1 and fake_bm3d[0][1] == 1.0  # unit variance after the transform
+    again = baselines.bm3d_vst(noisy.clone(), 0.01, 1e-4, cache_dir=tmp_path)
+    assert len(fake_bm3d) == 1 and torch.equal(first, again)  # read back, not computed
+    assert not torch.equal(first, (first * 255).round() / 255)  # float, not cut to 8 bits (16-bit data)
+    baselines.bm3d_vst(noisy, 0.02, 1e-4, cache_dir=tmp_path)  # other noise parameters: computed
+    baselines.bm3d_vst(noisy, 0.01, 1e-4)  # no cache folder: computed
+    assert len(fake_bm3d) == 3 and len(list(tmp_path.glob("vst_*.npy"))) == 2
+    next(tmp_path.glob("vst_*.npy")).write_bytes(b"damaged")
+    baselines.bm3d_vst(noisy, 0.01, 1e-4, cache_dir=tmp_path)
+    baselines.bm3d_vst(noisy, 0.02, 1e-4, cache_dir=tmp_path)
+    assert len(fake_bm3d) == 4  # the damaged one computed again, the other read
+
+
 def test_bm3d_for_poisson_works_in_the_anscombe_domain(fake_bm3d, tmp_path):
     lam = 30.0
     clean = torch.full((1, 3, 16, 16), 0.5)

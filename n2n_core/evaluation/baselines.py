@@ -116,18 +116,38 @@ def inverse_generalized_anscombe(d: np.ndarray, a: float, b: float) -> np.ndarra
     return a * np.maximum(_unbiased_inverse(d) - b / a ** 2, 0.0)
 
 
-def bm3d_vst(noisy: torch.Tensor, a: float, b: float, profile: str = "np") -> torch.Tensor:
+def bm3d_vst(noisy: torch.Tensor, a: float, b: float, profile: str = "np",
+             cache_dir: str | Path | None = None) -> torch.Tensor:
     """BM3D after the generalized Anscombe transform: a C x H x W float image (C = 1 or 3) in [0, 1]
-    with Poisson-Gaussian noise of parameters (a, b) in, its estimate (C x H x W, float) out."""
+    with Poisson-Gaussian noise of parameters (a, b) in, its estimate (C x H x W, float) out. With
+    ``cache_dir``, the estimate is kept there in float, keyed by the image, (a, b) and the profile:
+    a rerun reads it back, the same numbers."""
     import bm3d
 
     image = noisy.double().cpu().numpy()
+    path = None
+    if cache_dir is not None:
+        h = hashlib.sha256(f"bm3d_vst|{profile}|{a!r}|{b!r}|{image.shape}|".encode())
+        h.update(np.ascontiguousarray(image, dtype=np.float32).tobytes())
+        path = Path(cache_dir) / f"vst_{h.hexdigest()[:40]}.npy"
+        if path.is_file():
+            try:
+                return torch.from_numpy(np.load(path, allow_pickle=False))
+            except (OSError, ValueError):
+                pass  # a damaged cache file is computed again and replaced
     stabilised = generalized_anscombe(image, a, b)
     if len(image) == 3:
         estimate = bm3d.bm3d_rgb(stabilised.transpose(1, 2, 0), 1.0, profile=profile).transpose(2, 0, 1)
     else:
         estimate = np.asarray(bm3d.bm3d(stabilised[0], 1.0, profile=profile))[None]
-    return torch.from_numpy(np.ascontiguousarray(inverse_generalized_anscombe(estimate, a, b))).float()
+    result = np.ascontiguousarray(inverse_generalized_anscombe(estimate, a, b), dtype=np.float32)
+    if path is not None:
+        def save(tmp):
+            with open(tmp, "wb") as f:
+                np.save(f, result, allow_pickle=False)
+
+        write_cache(path, save)
+    return torch.from_numpy(result)
 
 
 class BM3DBaseline:

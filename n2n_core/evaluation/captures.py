@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import baselines
 from ..data.sources import REFERENCE_LAYOUT, DataError, Scene, read_reference  # noqa: F401 (the command's names)
 from ..paper.metrics import psnr, ssim
-from ..paths import atomic_write_text
+from ..paths import atomic_write_text, bm3d_cache_dir
 from ..training.runtime import Runtime
 from .denoise import denoise_rgb
 from .grey import GreyRoute
@@ -57,7 +57,7 @@ def evaluate_scene(scene: Scene, reference: torch.Tensor, model=None, rt: Runtim
     a, b = baselines.estimate_poisson_gaussian(channels)
     numbers = SceneNumbers(scene.name, noise={"a": a, "b": b})
     if bm3d:
-        outputs["bm3d_vst"] = baselines.bm3d_vst(channels[0], a, b).expand(3, -1, -1)
+        outputs["bm3d_vst"] = baselines.bm3d_vst(channels[0], a, b, cache_dir=bm3d_cache_dir()).expand(3, -1, -1)
     for method in LABELS:
         if method in outputs:
             numbers.psnr[method] = float(psnr(outputs[method], reference))
