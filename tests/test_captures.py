@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from conftest import smooth_image, write_png
 
 from n2n_core.cli.main import main
@@ -229,6 +230,21 @@ def test_eval_captures_has_every_baseline_and_the_means_rise_with_k(tmp_path, ca
         assert m["capture"]["psnr"] < m["mean2"]["psnr"] < m["mean4"]["psnr"] < m["mean8"]["psnr"]
         assert m["bm3d_vst"]["psnr"] > m["capture"]["psnr"] + 3
         assert scene["noise_a"] == pytest.approx(GAIN, rel=0.3)
+
+
+def test_eval_captures_names_a_scene_whose_reference_is_darker_than_its_captures(tmp_path, capsys):
+    captures = write_captures(tmp_path / "cap", scenes=2, captures=4, reference=tmp_path / "ref")
+    dimmed = tmp_path / "ref" / "scene1" / "clean.png"
+    pixels = np.asarray(Image.open(dimmed))
+    write_png(dimmed, np.round(pixels * 0.95).astype(np.uint8))  # as if bleached: 5% darker
+    out = tmp_path / "real.json"
+    assert main(["eval", "--captures", str(captures), "--reference", str(tmp_path / "ref"), "--json", str(out),
+                 "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "scene1: the mean of its captures is 5." in printed and "% brighter than its reference" in printed
+    assert "scene0:" not in printed  # the same brightness: nothing said
+    gains = {s["image"]: s["gain"] for s in json.loads(out.read_text())["sets"]["cap"]["per_image"]}
+    assert gains["scene0"] == pytest.approx(1.0, abs=0.01) and gains["scene1"] == pytest.approx(0.95, abs=0.01)
 
 
 def test_eval_captures_with_a_checkpoint_and_a_limit(captures_dir, tmp_path, capsys):

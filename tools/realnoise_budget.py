@@ -5,7 +5,7 @@ the profile's, measured on the test scenes as the study measures it.
     python tools/realnoise_budget.py --data DIR [--method n2n] [--steps 3000] [--batch-size 8]
                                      [--crop 64] [--lr 1e-3] [--init pretrained:gaussian] [--threads 2]
                                      [--ensemble] [--out tries.jsonl]
-    python tools/realnoise_budget.py --data DIR --drift
+    python tools/realnoise_budget.py --data DIR --drift [--checkpoint CK]
 
 Trains ``studies.realnoise.train_real`` (the study's own code: the `cpu` profile with its
 ``realnoise`` budget replaced, seed 0) into ``$N2N_OUTPUT_DIR/checkpoints/realnoise_budget/``, one
@@ -19,7 +19,8 @@ the repository root with ``PYTHONPATH=$PWD``.
 ``--drift`` trains nothing: per test scene, the mean of all its captures against the reference, as
 it is and scaled by the one gain that fits it best (least squares), which says how much of what no
 denoiser of one capture can reach is a difference of brightness between the captures and the
-reference (bleaching), not noise.
+reference (bleaching), not noise. With ``--checkpoint``, the same for that network's denoised
+first capture (as the study measures it): how much of its own gap is that difference.
 """
 from __future__ import annotations
 
@@ -50,9 +51,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ensemble", action="store_true", help="also measure the self-ensemble of eight flips/turns")
     parser.add_argument("--out", help="append the JSON line to this file")
     parser.add_argument("--drift", action="store_true", help="only the brightness drift of the test scenes")
+    parser.add_argument("--checkpoint", help="with --drift: also the drift of this network's denoised first capture")
     args = parser.parse_args(argv)
+    if args.checkpoint and not args.drift:
+        parser.error("--checkpoint goes with --drift")
     if args.drift:
-        return drift(args.data, args.out)
+        return drift(args.data, args.out, args.checkpoint)
 
     if args.init and args.method != "finetuned":
         parser.error(f"--init is the starting point of --method finetuned, not of {args.method}")
@@ -90,25 +94,46 @@ def _slug(init: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in init.rsplit("/", 1)[-1])
 
 
-def drift(folder: str, out: str | None) -> dict:
-    """``--drift``: the mean of all captures of each test scene against its reference, as it is and
-    with its best gain (PSNR in dB, the study's protocol)."""
+def drift(folder: str, out: str | None, checkpoint: str | None = None) -> dict:
+    """``--drift``: the mean of all captures of each test scene (and, with ``checkpoint``, that
+    network's denoised first capture) against its reference, as it is and with its best gain (PSNR
+    in dB, the study's protocol)."""
+    import torch
+
     from n2n_core.data.fmd import find_captures
+    from n2n_core.evaluation.captures import brightness_gain
+    from n2n_core.evaluation.denoise import denoise_rgb
+    from n2n_core.evaluation.grey import grey_route
     from n2n_core.paper.metrics import psnr
     from n2n_core.studies import realnoise
+    from n2n_core.training.checkpoint import load_model
+    from n2n_core.training.runtime import Runtime
 
     data = find_captures(folder, download_ok=False)
     if not data.real:
         sys.exit(f"{folder}: no fmd_confocal_bpae/ captures there")
     scenes, refs = realnoise.evaluation_scenes(data)
-    line = {"what": "mean of all captures of each test scene against its reference, as it is and scaled by its "
-                    "least-squares gain", "scenes": {}}
+    rt = Runtime.resolve()
+    model = None if checkpoint is None else load_model(checkpoint, device=rt.device).eval()
+    line = {"what": "per test scene, against its reference, as it is and scaled by its least-squares gain: the mean "
+                    "of all its captures" + (f"; the denoised first capture of {checkpoint}" if checkpoint else ""),
+            "scenes": {}}
+
+    def numbers(image, ref, key):
+        gain = brightness_gain(image, ref)
+        return {f"gain{key}": round(gain, 4), f"psnr{key}": round(float(psnr(image, ref)), 2),
+                f"psnr{key}_with_gain": round(float(psnr((gain * image).clamp(0, 1), ref)), 2)}
+
     for scene, ref in zip(scenes, refs):
-        mean = scene.floats().mean(0)
-        gain = float((mean * ref).sum() / (mean * mean).sum())
-        line["scenes"][scene.name] = {"captures": len(scene.files), "gain": round(gain, 4),
-                                      "psnr_mean_of_all": round(float(psnr(mean, ref)), 2),
-                                      "psnr_with_gain": round(float(psnr((gain * mean).clamp(0, 1), ref)), 2)}
+        captures = scene.floats()
+        entry = {"captures": len(scene.files), **numbers(captures.mean(0), ref, "_mean_of_all")}
+        if model is not None:
+            with torch.inference_mode():
+                denoised = denoise_rgb(model, captures[0], scene.grey, rt,
+                                       grey_route(checkpoint, default=False, device=rt.device),
+                                       name=scene.name, tile=0)[0]
+            entry.update(numbers(denoised, ref, "_network"))
+        line["scenes"][scene.name] = entry
     print(json.dumps(line))
     if out:
         with open(out, "a") as f:

@@ -7,6 +7,10 @@ maximum, 255 for 8-bit data, peak 1.0) of a network's denoised FIRST capture, be
 learn nothing: the first capture itself; the mean of the first 2, 4 and 8 captures (where the scene
 has that many); and BM3D after the generalized Anscombe transform, its noise parameters estimated
 from the scene's own captures (``baselines.estimate_poisson_gaussian``, ``baselines.bm3d_vst``).
+Each scene's brightness against its reference (``gain``): the factor that best maps the mean of all
+its captures onto the reference. Far from 1 (bleaching between the captures and the ones the
+reference averages, another exposure), PSNR counts that difference as error, which no denoiser of
+one capture removes: the printed table says so under the scene.
 A grey capture takes the grey route of `n2n denoise` (``denoise.denoise_rgb``): through grey weights
 as they are; through colour weights replicated to three channels, their output averaged, or by noise
 matching where the weights were trained on Gaussian noise (``grey.GreyRoute``).
@@ -33,13 +37,24 @@ LABELS = {"model": "network", "capture": "1 capture", **{f"mean{k}": f"mean of {
           "bm3d_vst": "BM3D+GAT"}
 
 
+GAIN_NOTE = 0.01  # a scene whose gain departs from 1 by more is named under the table
+
+
 @dataclass
 class SceneNumbers:
-    """One scene's PSNR and SSIM per method (keys of ``LABELS``), and its estimated noise var = a x + b."""
+    """One scene's PSNR and SSIM per method (keys of ``LABELS``), its estimated noise var = a x + b,
+    and ``gain`` (``brightness_gain`` of the mean of its captures against its reference)."""
     name: str
     psnr: dict[str, float] = field(default_factory=dict)
     ssim: dict[str, float] = field(default_factory=dict)
     noise: dict[str, float] = field(default_factory=dict)
+    gain: float = 1.0
+
+
+def brightness_gain(image: torch.Tensor, reference: torch.Tensor) -> float:
+    """The factor g minimising |g image - reference|^2: below 1 where ``image`` is brighter."""
+    image, reference = image.double(), reference.double()
+    return float((image * reference).sum() / (image * image).sum().clamp_min(1e-12))
 
 
 @torch.inference_mode()
@@ -55,7 +70,7 @@ def evaluate_scene(scene: Scene, reference: torch.Tensor, model=None, rt: Runtim
     outputs.update({f"mean{k}": captures[:k].mean(0) for k in MEANS if len(captures) >= k})
     channels = captures[:, :1] if scene.grey else captures
     a, b = baselines.estimate_poisson_gaussian(channels)
-    numbers = SceneNumbers(scene.name, noise={"a": a, "b": b})
+    numbers = SceneNumbers(scene.name, noise={"a": a, "b": b}, gain=brightness_gain(captures.mean(0), reference))
     if bm3d:
         outputs["bm3d_vst"] = baselines.bm3d_vst(channels[0], a, b, cache_dir=bm3d_cache_dir()).expand(3, -1, -1)
     for method in LABELS:
@@ -105,19 +120,27 @@ def table(rows: list[SceneNumbers]) -> str:
     summary = means(rows)
     cells = [f"{summary[m]['psnr']:.2f} / {summary[m]['ssim']:.4f}" for m in columns]
     lines.append(f"{'mean':<{width}}" + "".join(f"{c:>18}" for c in cells))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + gain_notes(rows)) + "\n"
+
+
+def gain_notes(rows: list[SceneNumbers]) -> list[str]:
+    """A line for each scene whose captures differ in brightness from its reference by more than ``GAIN_NOTE``."""
+    return [f"{row.name}: the mean of its captures is {abs(1 / row.gain - 1):.1%} "
+            f"{'brighter' if row.gain < 1 else 'darker'} than its reference (bleaching, drift or another exposure?); "
+            f"PSNR counts that as error, and no denoiser of one capture removes it"
+            for row in rows if abs(row.gain - 1) > GAIN_NOTE]
 
 
 def write_json(path: str | Path, label: str | None, rows: list[SceneNumbers], captures: str | Path,
                reference: str | Path, precision: str | None) -> Path:
     """`n2n eval --captures --json`: the shape of ``protocol.write_json`` (model, noise, seed, precision,
     sets), one set named after the captures folder: ``psnr``/``ssim`` the network's (None without one),
-    ``psnr_input`` one capture's, ``methods`` every method's means, and per scene every number and the
-    estimated noise."""
+    ``psnr_input`` one capture's, ``methods`` every method's means, and per scene every number, the
+    estimated noise and the brightness gain."""
     summary = means(rows)
     model = summary.get("model", {})
     per_image = [{"image": row.name, "psnr": row.psnr.get("model"), "psnr_input": row.psnr["capture"],
-                  "ssim": row.ssim.get("model"), "noise_a": row.noise["a"], "noise_b": row.noise["b"],
+                  "ssim": row.ssim.get("model"), "noise_a": row.noise["a"], "noise_b": row.noise["b"], "gain": round(row.gain, 5),
                   "methods": {m: {"psnr": round(row.psnr[m], 4), "ssim": round(row.ssim[m], 5)} for m in row.psnr}}
                  for row in rows]
     sets = {Path(captures).name: {"psnr": model.get("psnr"), "psnr_input": summary["capture"]["psnr"],

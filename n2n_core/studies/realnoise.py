@@ -25,7 +25,7 @@ from ..data.fmd import RealCaptures, find_captures
 from ..data.images import center_crop
 from ..data.sources import CaptureFolders, Scene, load_scenes, read_reference
 from ..evaluation import baselines
-from ..evaluation.captures import SceneNumbers, evaluate_captures, means
+from ..evaluation.captures import SceneNumbers, evaluate_captures, gain_notes, means
 from ..evaluation.denoise import denoise_rgb
 from ..evaluation.grey import GreyRoute, grey_route
 from ..paths import checkpoint_path
@@ -173,12 +173,15 @@ def crop_figure(study: RealStudy, path: str | Path, rt: Runtime | None = None, s
 
 
 def print_table(study: RealStudy) -> None:
-    """Each method's mean PSNR and SSIM on the test scenes, and N2N's gap to clean targets."""
+    """Each method's mean PSNR and SSIM on the test scenes, N2N's gap to clean targets, and the scenes
+    whose captures differ in brightness from their reference."""
     print(f"{'method':<30}{'PSNR (dB)':>11}{'SSIM':>9}   test scenes {', '.join(study.data.test)}")
     for key, value in study.psnr.items():
         print(f"{LABELS[key]:<30}{value:>11.2f}{study.ssim[key]:>9.4f}")
     print(f"N2N - clean targets: {study.psnr['n2n'] - study.psnr['clean']:+.2f} dB" + (
         f"\n{study.data.note}" if study.data.note else ""))
+    for line in gain_notes(study.rows["baselines"]):
+        print(line)
 
 
 def reference(study: RealStudy, profile: Profile, seed: int, rt: Runtime, argv: list[str] | None = None) -> dict:
