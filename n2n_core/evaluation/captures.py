@@ -140,7 +140,8 @@ def write_json(path: str | Path, label: str | None, rows: list[SceneNumbers], ca
     summary = means(rows)
     model = summary.get("model", {})
     per_image = [{"image": row.name, "psnr": row.psnr.get("model"), "psnr_input": row.psnr["capture"],
-                  "ssim": row.ssim.get("model"), "noise_a": row.noise["a"], "noise_b": row.noise["b"], "gain": round(row.gain, 5),
+                  "ssim": row.ssim.get("model"), "noise_a": row.noise["a"], "noise_b": row.noise["b"],
+                  "gain": round(row.gain, 5),
                   "methods": {m: {"psnr": round(row.psnr[m], 4), "ssim": round(row.ssim[m], 5)} for m in row.psnr}}
                  for row in rows]
     sets = {Path(captures).name: {"psnr": model.get("psnr"), "psnr_input": summary["capture"]["psnr"],
