@@ -16,8 +16,8 @@ the eight flips and turns). ``--init`` names the weights the ``finetuned`` metho
 study's default: ``studies.realnoise.SHIPPED``). ``--out`` appends the line to a file. Run it from
 the repository root with ``PYTHONPATH=$PWD``.
 
-``--drift`` trains nothing: per test scene, the mean of all its captures against the reference, as
-it is and scaled by the one gain that fits it best (least squares), which says how much of what no
+``--drift`` trains nothing: per test scene and on average, the mean of all its captures against the
+reference, as it is and scaled by the one gain that fits it best (least squares), which says how much of what no
 denoiser of one capture can reach is a difference of brightness between the captures and the
 reference (bleaching), not noise. With ``--checkpoint``, the same for that network's denoised
 first capture (as the study measures it): how much of its own gap is that difference.
@@ -115,6 +115,7 @@ def drift(folder: str, out: str | None, checkpoint: str | None = None) -> dict:
     scenes, refs = realnoise.evaluation_scenes(data)
     rt = Runtime.resolve()
     model = None if checkpoint is None else load_model(checkpoint, device=rt.device).eval()
+    grey = None if checkpoint is None else grey_route(checkpoint, default=False, device=rt.device)
     line = {"what": "per test scene, against its reference, as it is and scaled by its least-squares gain: the mean "
                     "of all its captures" + (f"; the denoised first capture of {checkpoint}" if checkpoint else ""),
             "scenes": {}}
@@ -129,11 +130,11 @@ def drift(folder: str, out: str | None, checkpoint: str | None = None) -> dict:
         entry = {"captures": len(scene.files), **numbers(captures.mean(0), ref, "_mean_of_all")}
         if model is not None:
             with torch.inference_mode():
-                denoised = denoise_rgb(model, captures[0], scene.grey, rt,
-                                       grey_route(checkpoint, default=False, device=rt.device),
-                                       name=scene.name, tile=0)[0]
+                denoised = denoise_rgb(model, captures[0], scene.grey, rt, grey, name=scene.name, tile=0)[0]
             entry.update(numbers(denoised, ref, "_network"))
         line["scenes"][scene.name] = entry
+    line["mean"] = {key: round(sum(e[key] for e in line["scenes"].values()) / len(scenes), 2)
+                    for key in next(iter(line["scenes"].values())) if key.startswith("psnr")}
     print(json.dumps(line))
     if out:
         with open(out, "a") as f:

@@ -20,6 +20,7 @@ Only regular files are read: a pipe or a device is refused by its kind, and a FI
 from __future__ import annotations
 
 import io
+import os
 import re
 import stat
 import struct
@@ -245,23 +246,35 @@ def _checked(path: Path):
     return _own_reader(path)
 
 
-def check_regular_file(path: str | Path) -> None:
-    """An ImageError unless ``path`` is a regular file (or a link to one): a missing path, a folder, a
-    pipe, a device or a socket is named as such, from its status alone. A FIFO is never opened: reading
-    one blocks until something writes into it."""
+def not_a_regular_file(path: str | Path) -> str | None:
+    """None where ``path`` is a regular file (or a link to one); else what it is instead, from its
+    status alone, as a message names it: "no such file", "a link to X, which does not exist", "cannot
+    be read (...)", "not a regular file (a pipe (FIFO))" (or a folder, a device, a socket). A FIFO is
+    never opened: reading one blocks until something writes into it."""
     path = Path(path)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+        return f"a link to {os.readlink(path)}, which does not exist" if path.is_symlink() else "no such file"
     except OSError as err:
-        raise ImageError(f"{path}: cannot be read ({err.strerror or err}); check its permissions") from None
+        return f"cannot be read ({err.strerror or err})"
     if stat.S_ISREG(mode):
-        return
+        return None
     kind = ("a folder" if stat.S_ISDIR(mode) else "a pipe (FIFO)" if stat.S_ISFIFO(mode) else
             "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else
             "a special file")
-    raise ImageError(f"{path}: not a regular file ({kind}); pass image files only")
+    return f"not a regular file ({kind})"
+
+
+def check_regular_file(path: str | Path) -> None:
+    """An ImageError unless ``path`` is a regular file (or a link to one), naming what it is instead
+    (``not_a_regular_file``) and what to do."""
+    problem = not_a_regular_file(path)
+    if problem is None:
+        return
+    advice = ("; check its permissions" if problem.startswith("cannot be read") else
+              "; pass image files only" if problem.startswith("not a regular file") else "")
+    raise ImageError(f"{path}: {problem}{advice}")
 
 
 def _refuse_frames(path: Path, frames: int) -> None:
@@ -618,7 +631,8 @@ def png_bit_depth(path: str | Path) -> int | None:
     return None if header is None else header[0]
 
 
-__all__ = ["ImageError", "ImageFile", "read_image", "write_image", "check_image", "check_regular_file", "png_bit_depth"]
+__all__ = ["ImageError", "ImageFile", "read_image", "write_image", "check_image", "check_regular_file",
+           "not_a_regular_file", "png_bit_depth"]
 
 
 def center_crop(image: torch.Tensor, size: int | None) -> torch.Tensor:

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from ..data.augment import SelfEnsemble
 from ..data.sets import IMAGE_SUFFIXES
-from ..data.images import ImageError, check_image, check_regular_file, read_image, write_image
+from ..data.images import (ImageError, check_image, check_regular_file, not_a_regular_file, read_image,
+                           write_image)
 from ..paths import ensure_writable_dir, output_path, write_failure
 from .grey import GreyRoute, NoiseMatching, model_channels
 from ..training.runtime import Runtime, infer
@@ -122,7 +123,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             named = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             found = [p for p in named if p.is_file()]
             for odd in (p for p in named if not p.is_file()):
-                print(f"{_not_a_file(odd)}: skipped", file=sys.stderr)
+                print(f"{odd}: {not_a_regular_file(odd)}: skipped", file=sys.stderr)
             if not found:
                 raise ImageError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
             files += found
@@ -138,17 +139,6 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
         else:
             raise ImageError(f"{path}: no such file or folder")
     return list(dict.fromkeys(p.resolve() for p in files))
-
-
-def _not_a_file(path: Path) -> str:
-    """What ``path``, named as an image but no regular file, is, in ``check_regular_file``'s words."""
-    if path.is_symlink() and not path.exists():
-        return f"{path}: a link to {os.readlink(path)}, which does not exist"
-    try:
-        check_regular_file(path)
-    except ImageError as err:
-        return str(err).split("; ")[0]
-    return f"{path}: not a regular file"
 
 
 def plan(inputs: list[str], out_dir: str | Path, overwrite: bool = False, skip_existing: bool = False) -> list[Job]:
