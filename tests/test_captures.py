@@ -183,7 +183,7 @@ def _break(root, case):
 @pytest.mark.parametrize("case, message", [
     ("one capture", "holds 1 capture(s); every scene folder needs at least 2"),
     ("sizes", "must have the same size"),
-    ("empty", "holds no scene folders"),
+    ("empty", "holds no scenes"),
     ("copies", "hold the same pixels"),
     ("modes", "is grey 8-bit but"),
 ])

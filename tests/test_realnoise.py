@@ -44,7 +44,7 @@ def test_clean_targets_are_the_reference_and_validation_measures_against_it(tmp_
         prepared.described["validation"]
     with pytest.raises(DataError, match="need the reference of each scene"):
         CaptureFolders(root).prepare(_cfg("clean"))
-    with pytest.raises(DataError, match="has no scene folder 'scene9'"):
+    with pytest.raises(DataError, match="has no scene 'scene9'"):
         CaptureFolders(root, scenes=("scene9",)).prepare(_cfg())
 
 

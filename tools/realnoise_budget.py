@@ -127,7 +127,7 @@ def drift(folder: str, out: str | None, checkpoint: str | None = None) -> dict:
 
     for scene, ref in zip(scenes, refs):
         captures = scene.floats()
-        entry = {"captures": len(scene.files), **numbers(captures.mean(0), ref, "_mean_of_all")}
+        entry = {"captures": len(scene.captures), **numbers(captures.mean(0), ref, "_mean_of_all")}
         if model is not None:
             with torch.inference_mode():
                 denoised = denoise_rgb(model, captures[0], scene.grey, rt, grey, name=scene.name, tile=0)[0]

@@ -117,15 +117,15 @@ def _captures_eval_options(ev) -> None:
     from ..evaluation.captures import REFERENCE_LAYOUT
 
     ev.add_argument("--captures", type=Path, metavar="DIR",
-                    help="real noise instead of the test sets: scenes of aligned noisy captures, one sub-folder per "
-                         "scene as for `n2n train --captures`. For each scene, the checkpoint's denoised first capture "
+                    help="real noise instead of the test sets: scenes of aligned noisy captures, one sub-folder (or "
+                         "multi-page TIFF) per scene as for `n2n train --captures`. For each scene, the checkpoint's denoised first capture "
                          "(if a checkpoint is given) beside baselines that learn nothing: the first capture, the mean "
                          "of the first 2, 4 and 8 captures, and BM3D after the generalized Anscombe transform, its "
                          "noise (variance a x + b) estimated from the scene's captures. PSNR and SSIM under the 8-bit "
                          "protocol: values divided by the file's maximum (255 for 8-bit data), peak 1.0")
     ev.add_argument("--reference", type=Path, metavar="DIR",
-                    help=f"with --captures: the reference of each scene, {REFERENCE_LAYOUT}, the scene folders "
-                         f"named as in --captures")
+                    help=f"with --captures: the reference of each scene, {REFERENCE_LAYOUT}, the scenes named as "
+                         f"in --captures")
 
 
 def _speed_options(p) -> None:
@@ -165,8 +165,9 @@ def _denoise_parser(sub) -> None:
 
     p = sub.add_parser("denoise", help="denoise your images with a trained checkpoint",
                        description="Denoise image files into --out under the same names, keeping each file's "
-                                   "size, mode (grey, RGB, RGBA) and bit depth (8 or 16). Large images run in "
-                                   "tiles, so memory stays bounded.")
+                                   "size, mode (grey, RGB, RGBA) and bit depth (8 or 16); a multi-page TIFF comes "
+                                   "back as a stack, every page denoised. Large images run in tiles, so memory "
+                                   "stays bounded.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or glob patterns")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--checkpoint",
@@ -194,7 +195,8 @@ def _captures_train_option(source) -> None:
     """`n2n train --captures DIR`: scenes of several aligned captures (real noise)."""
     source.add_argument("--captures", type=Path, metavar="DIR",
                         help="a folder with one sub-folder per scene, each holding two or more aligned noisy captures "
-                             "of it (any format denoise reads; grey and 16-bit kept): every step pairs two different "
+                             "of it (any format denoise reads; grey and 16-bit kept), or one multi-page TIFF per scene "
+                             "whose pages are its captures: every step pairs two different "
                              "captures of each scene, input and target; the last scene (and every 10th) is held out "
                              "for validation, its first capture against the mean of the others")
 

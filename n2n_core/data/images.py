@@ -84,6 +84,11 @@ def read_image(path: str | Path) -> ImageFile:
     if own_reader is not None:  # a 16-bit file that Pillow would cut to 8 bits
         return own_reader(path)
     img, fmt = _open_upright(path)
+    return decoded(path, img, fmt)
+
+
+def decoded(path: Path, img: Image.Image, fmt: str) -> ImageFile:
+    """The ImageFile of an opened, upright Pillow image (one frame) read from ``path``."""
     info = _kept_info(path, img, fmt)
     img, mode = _opened_mode(img)
     if mode in ("1", "L", "LA"):
@@ -232,18 +237,30 @@ def check_image(path: str | Path) -> None:
     _checked(Path(path))
 
 
-def _checked(path: Path):
-    """``check_image``; returns the reader of a 16-bit file that Pillow would cut to 8 bits, or None."""
+def image_pages(path: str | Path) -> int:
+    """``check_image`` for a file that may also be a multi-page TIFF stack: its number of pages (1 for
+    a single image). A stack of 16-bit colour pages is refused (Pillow reads them as 8 bits)."""
+    return _checked(Path(path), stack=True)[1]
+
+
+def _checked(path: Path, stack: bool = False):
+    """``check_image``; returns the reader of a 16-bit file that Pillow would cut to 8 bits, or None
+    (with ``stack``: that and the number of pages, a multi-page TIFF allowed)."""
     check_regular_file(path)
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: an empty file (0 bytes); remove it or pass image files only")
     try:
         with _quiet_pillow(), Image.open(path) as img:
-            frames = getattr(img, "n_frames", 1)
+            frames, tiff = getattr(img, "n_frames", 1), img.format == "TIFF"
     except Exception as err:
         raise _open_error(path, err) from None
-    _refuse_frames(path, frames)
-    return _own_reader(path)
+    if not (stack and tiff):
+        _refuse_frames(path, frames)
+    reader = _own_reader(path)
+    if reader is not None and frames > 1:
+        raise ImageError(f"{path}: a stack of {frames} 16-bit colour pages, which n2n cannot read at 16 bits; save "
+                         f"the pages as separate 16-bit PNG or TIFF files")
+    return (reader, frames) if stack else reader
 
 
 def not_a_regular_file(path: str | Path) -> str | None:
@@ -278,10 +295,13 @@ def check_regular_file(path: str | Path) -> None:
 
 
 def _refuse_frames(path: Path, frames: int) -> None:
-    """Several frames (an animated GIF, a multi-page TIFF stack) are refused rather than cut to the first."""
+    """Several frames (an animated GIF, a multi-page TIFF stack) are refused rather than cut to the first,
+    where one image is expected (``stacks`` reads TIFF stacks page by page)."""
     if frames > 1:
-        raise ImageError(f"{path}: holds {frames} frames (an animation or a stack); n2n denoise writes one image per "
-                         f"file and would drop all but the first: save the frames as separate files")
+        stack = path.suffix.lower() in (".tif", ".tiff")
+        raise ImageError(f"{path}: holds {frames} frames (an animation or a stack) where one image is expected, and "
+                         f"all but the first would be dropped: save the frames as separate files"
+                         + (" (n2n denoise and --captures take a multi-page TIFF as a stack)" if stack else ""))
 
 
 def _webp_lossless(path: Path) -> bool:
@@ -530,15 +550,28 @@ def _quantize(channel: np.ndarray, image: ImageFile) -> np.ndarray:
     return np.round(np.clip(channel, 0.0, 1.0) * top).astype(np.uint16 if image.bits == 16 else np.uint8)
 
 
-def write_image(image: ImageFile, rgb: torch.Tensor, path: str | Path) -> Path:
-    """Write ``rgb`` (3 x H x W in [0, 1]) to ``path`` as the same kind of file as ``image``."""
-    path = Path(path)
+def _samples(image: ImageFile, rgb: torch.Tensor) -> np.ndarray:
+    """``rgb`` (3 x H x W in [0, 1]) as the samples of ``image``'s kind of file (H x W or H x W x planes,
+    quantised to its bit depth, its alpha channel appended)."""
     if tuple(rgb.shape[-2:]) != tuple(image.rgb.shape[-2:]):
         raise ValueError(f"denoised pixels are {tuple(rgb.shape[-2:])}, the image {tuple(image.rgb.shape[-2:])}")
     pixels = rgb.detach().float().cpu().clamp(0, 1).numpy()
     samples = _quantize(pixels.mean(axis=0) if image.grey else pixels.transpose(1, 2, 0), image)
-    if image.alpha is not None:
-        samples = np.dstack([samples, image.alpha])
+    return samples if image.alpha is None else np.dstack([samples, image.alpha])
+
+
+def pil_output(image: ImageFile, rgb: torch.Tensor) -> Image.Image:
+    """``rgb`` (3 x H x W in [0, 1]) as a Pillow image of ``image``'s mode and bit depth (for the kinds
+    Pillow writes: any but 16-bit colour and 16-bit grey + alpha)."""
+    if image.bits == 16 and (not image.grey or image.alpha is not None):
+        raise ValueError(f"{image.path}: Pillow cannot hold {image.describe()} pixels; write them with write_image")
+    return _pil_image(image, _samples(image, rgb))
+
+
+def write_image(image: ImageFile, rgb: torch.Tensor, path: str | Path) -> Path:
+    """Write ``rgb`` (3 x H x W in [0, 1]) to ``path`` as the same kind of file as ``image``."""
+    path = Path(path)
+    samples = _samples(image, rgb)
     with atomic_output(path) as tmp:
         if image.bits == 16 and (not image.grey or image.alpha is not None):  # what Pillow cannot write
             writer = {"TIFF": _write_tiff16, "PPM": _write_ppm16}.get(image.format, _write_png16)
@@ -632,7 +665,7 @@ def png_bit_depth(path: str | Path) -> int | None:
 
 
 __all__ = ["ImageError", "ImageFile", "read_image", "write_image", "check_image", "check_regular_file",
-           "not_a_regular_file", "png_bit_depth"]
+           "not_a_regular_file", "png_bit_depth", "decoded", "pil_output", "image_pages"]
 
 
 def center_crop(image: torch.Tensor, size: int | None) -> torch.Tensor:

@@ -22,6 +22,7 @@ falls with it.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import warnings
 from dataclasses import dataclass
@@ -35,7 +36,9 @@ from ..config import DataConfig, NoiseConfig, TrainConfig
 from .sets import IMAGE_SUFFIXES, DataSources, list_images, to_uint8
 from .neighbor import SingleCrops, draw_cells, sampler_class, subsample
 from .patches import Batch, BatchSource, build_patch_sets, validation_pairs
-from .images import ImageError, ImageFile, read_image
+from . import stacks
+from .stacks import STACK_SUFFIXES
+from .images import ImageError, ImageFile, image_pages, read_image
 from .images import center_crop
 from ..paper.noise import test_noise, training_noise
 
@@ -163,7 +166,8 @@ def load_pairs(dirs: list[str | Path], crop: int) -> tuple[tuple[Path, Path], li
 class Scene:
     """The aligned captures of one scene as read: ``captures`` is K x C x H x W, C = 1 for grey and 3
     for colour, uint8 for 8-bit files, else float in [0, 1] (16-bit and float files keep their
-    precision); ``digest`` hashes the name and the pixels (the data's identity in a checkpoint)."""
+    precision); ``files``: the capture files, or the one stack; ``digest`` hashes the name and the
+    pixels (the data's identity in a checkpoint)."""
     name: str
     files: list[Path]
     captures: torch.Tensor
@@ -190,75 +194,128 @@ def _kind(image: ImageFile) -> str:
     return f"{'grey' if image.grey else 'colour'} {image.bits}-bit"
 
 
-def _read_scene(folder: Path, crop: int | None) -> Scene:
-    """One scene folder's captures, checked: two or more, of one size and one kind, no two alike."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if len(files) < 2:
-        raise DataError(f"{folder}: holds {len(files)} capture(s); every scene folder needs at least 2 aligned "
-                        f"captures of its scene (Noise2Noise pairs them)")
-    images, seen = [], {}
-    for path in files:
-        try:
-            image = read_image(path)
-        except ImageError as err:
-            raise DataError(str(err)) from None
+def _read_scene(entry: Path, crop: int | None) -> Scene:
+    """One scene's captures, checked: two or more, of one size and one kind, no two alike. ``entry``
+    is a folder of captures or a multi-page TIFF whose pages are the captures (``stacks``)."""
+    if entry.is_dir():
+        files = sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if len(files) < 2:
+            raise DataError(f"{entry}: holds {len(files)} capture(s); every scene folder needs at least 2 aligned "
+                            f"captures of its scene (Noise2Noise pairs them)")
+        return _checked_scene(entry.name, files, ((str(path), _read(path)) for path in files), crop)
+    try:
+        pages = image_pages(entry)
+    except ImageError as err:
+        raise DataError(str(err)) from None
+    if pages < 2:
+        raise DataError(f"{entry}: a TIFF of 1 page; a scene given as a file must be a stack of at least 2 aligned "
+                        f"captures (pages), else put its captures in a folder {entry.stem}/")
+    labelled = ((f"{entry} (page {k + 1})", image) for k, image in enumerate(_pages(entry)))
+    return _checked_scene(entry.stem, [entry], labelled, crop)
+
+
+def _read(path: Path) -> ImageFile:
+    try:
+        return read_image(path)
+    except ImageError as err:
+        raise DataError(str(err)) from None
+
+
+def _pages(path: Path):
+    try:
+        yield from stacks.read_pages(path)
+    except ImageError as err:
+        raise DataError(str(err)) from None
+
+
+def _checked_scene(name: str, files: list[Path], labelled, crop: int | None) -> Scene:
+    """The Scene of ``labelled`` captures ((what a message calls it, its ImageFile), in order)."""
+    images, seen, first_label = [], {}, None
+    for label, image in labelled:
+        first_label = first_label or label
         first = images[0][0] if images else image
         if image.size != first.size:
-            raise DataError(f"{path} is {image.size[0]}x{image.size[1]} but {files[0]} is {first.size[0]}x"
+            raise DataError(f"{label} is {image.size[0]}x{image.size[1]} but {first_label} is {first.size[0]}x"
                             f"{first.size[1]}: the captures of a scene must have the same size (aligned shots)")
         if _kind(image) != _kind(first):
-            raise DataError(f"{path} is {_kind(image)} but {files[0]} is {_kind(first)}: the captures of a scene "
+            raise DataError(f"{label} is {_kind(image)} but {first_label} is {_kind(first)}: the captures of a scene "
                             f"must be of one mode (all grey or all colour, one bit depth)")
         pixels = _native(image)
         digest = hashlib.sha256(pixels.numpy().tobytes()).hexdigest()
         if digest in seen:
-            raise DataError(f"{path} and {seen[digest]} hold the same pixels: the captures of a scene must be "
+            raise DataError(f"{label} and {seen[digest]} hold the same pixels: the captures of a scene must be "
                             f"independent noisy shots, not copies of one")
-        seen[digest] = path
+        seen[digest] = label
         images.append((image, pixels))
     if crop is not None and min(first.size) < crop:
-        raise DataError(f"{files[0]} is {first.size[0]}x{first.size[1]}, smaller than the {crop}x{crop} training "
+        raise DataError(f"{first_label} is {first.size[0]}x{first.size[1]}, smaller than the {crop}x{crop} training "
                         f"crop; pass a smaller --crop or remove the scene")
-    digest = hashlib.sha256(f"{folder.name}:{':'.join(seen)}".encode()).hexdigest()
-    return Scene(folder.name, files, torch.stack([p for _, p in images]), first.grey, digest)
+    digest = hashlib.sha256(f"{name}:{':'.join(seen)}".encode()).hexdigest()
+    return Scene(name, files, torch.stack([p for _, p in images]), first.grey, digest)
+
+
+def _scene_entries(root: Path) -> list[Path]:
+    """The scenes of ``root`` by name: its sub-folders and its multi-page TIFF files (a file's scene is
+    named by its stem); two of one name are refused."""
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith(".") and (
+        p.is_dir() or (p.suffix.lower() in STACK_SUFFIXES and p.is_file())))
+    names: dict[str, Path] = {}
+    for entry in entries:
+        name = entry.name if entry.is_dir() else entry.stem
+        if name in names:
+            raise DataError(f"{names[name]} and {entry} are both scene {name!r}; rename or remove one of them")
+        names[name] = entry
+    return [names[name] for name in sorted(names)]
 
 
 def load_scenes(root: str | Path, crop: int | None = None, limit: int | None = None,
                 names: tuple[str, ...] | None = None) -> list[Scene]:
     """The scenes of ``root`` (those named ``names`` if given; the first ``limit`` only, if given): one
     sub-folder per scene, each with two or more aligned captures (any format ``read_image`` reads),
-    sorted by name; a DataError names the folder or file and the fix."""
+    or one multi-page TIFF per scene whose pages are its captures, sorted by name; a DataError names
+    the folder or file and the fix."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise DataError(f"{root}: holds no scene folders; --captures takes a folder with one sub-folder per scene, "
-                        f"each holding two or more aligned captures of that scene")
+    entries = _scene_entries(root)
+    if not entries:
+        raise DataError(f"{root}: holds no scenes; --captures takes a folder with one sub-folder per scene, each "
+                        f"holding two or more aligned captures of that scene, or one multi-page TIFF per scene")
     if names is not None:
-        missing = sorted(set(names) - {f.name for f in folders})
+        present = {e.name if e.is_dir() else e.stem for e in entries}
+        missing = sorted(set(names) - present)
         if missing:
-            raise DataError(f"{root}: has no scene folder {missing[0]!r}" + (f" ({len(missing) - 1} more missing)"
-                                                                             if len(missing) > 1 else ""))
-        folders = [f for f in folders if f.name in names]
-    return [_read_scene(folder, crop) for folder in folders[:limit]]
+            raise DataError(f"{root}: has no scene {missing[0]!r}" + (f" ({len(missing) - 1} more missing)"
+                                                                      if len(missing) > 1 else ""))
+        entries = [e for e in entries if (e.name if e.is_dir() else e.stem) in names]
+    return [_read_scene(entry, crop) for entry in entries[:limit]]
 
 
-REFERENCE_LAYOUT = "REF/<scene>/ holding one image, the scene's reference (as FMD's gt/<fov>/avg50.png)"
+REFERENCE_LAYOUT = ("REF/<scene>/ holding one image, the scene's reference (as FMD's gt/<fov>/avg50.png), or an "
+                    "image file REF/<scene>.png (any format)")
 
 
 def read_reference(root: str | Path, scene: Scene) -> torch.Tensor:
-    """The reference of ``scene`` (3 x H x W float in [0, 1]): the one image in ``root/<scene>/``."""
-    folder = Path(root) / scene.name
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder; --reference takes {REFERENCE_LAYOUT}, one per scene of --captures")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The reference of ``scene`` (3 x H x W float in [0, 1]): the one image in ``root/<scene>/``, or
+    the image file ``root/<scene>.<suffix>``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; --reference takes {REFERENCE_LAYOUT}, one per scene of --captures")
+    folder = root / scene.name
+    named = sorted(p for p in root.glob(f"{glob.escape(scene.name)}.*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if folder.is_dir():
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if len(files) != 1:
+            raise DataError(f"{folder}: holds {len(files)} images; --reference takes {REFERENCE_LAYOUT}")
+        files += named
+    elif not named:
+        raise DataError(f"{root}: no reference of scene {scene.name!r}; --reference takes {REFERENCE_LAYOUT}, one per "
+                        f"scene of --captures")
+    else:
+        files = named
     if len(files) != 1:
-        raise DataError(f"{folder}: holds {len(files)} images; --reference takes {REFERENCE_LAYOUT}")
-    try:
-        image = read_image(files[0])
-    except ImageError as err:
-        raise DataError(str(err)) from None
+        raise DataError(f"{files[0]} and {files[1]} are both references of scene {scene.name!r}; keep one of them")
+    image = _read(files[0])
     height, width = scene.captures.shape[-2:]
     if image.size != (width, height):
         raise DataError(f"{files[0]} is {image.size[0]}x{image.size[1]} but the captures of {scene.name} are "
@@ -499,7 +556,7 @@ class CaptureFolders(Source):
         val = (torch.stack([c[0] for c in crops]), torch.stack(targets))
         against = "their references" if refs else "the mean of their other captures"
         described = {"kind": "captures", "path": str(Path(self.folder).resolve()), "scenes": len(scenes),
-                     "captures": sum(len(s.files) for s in scenes),
+                     "captures": sum(len(s.captures) for s in scenes),
                      "digest": hashlib.sha256(" ".join(s.digest for s in scenes).encode()).hexdigest()[:32],
                      "validation": f"first capture of {len(held)} held-out scenes "
                                    f"({', '.join(scenes[i].name for i in held[:5])}) against {against}"

@@ -5,8 +5,9 @@
 faces a neighbouring tile being context that is thrown away. With enough context a tile's core is
 what the whole image would give (the test measures it), so there are no seams, and memory depends
 on the tile, not on the image. ``denoise_files`` reads, denoises and writes files (``images``
-keeps their mode and bit depth), never overwriting a file unless asked to. A grey image goes
-through grey weights where there are some, else through the colour weights by ``grey.NoiseMatching``.
+keeps their mode and bit depth; a multi-page TIFF stack comes back as a stack, ``data.stacks``),
+never overwriting a file unless asked to. A grey image goes through grey weights where there are
+some, else through the colour weights by ``grey.NoiseMatching``.
 """
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from ..data.augment import SelfEnsemble
 from ..data.sets import IMAGE_SUFFIXES
-from ..data.images import (ImageError, check_image, check_regular_file, not_a_regular_file, read_image,
+from ..data import stacks
+from ..data.images import (ImageError, check_regular_file, image_pages, not_a_regular_file, pil_output, read_image,
                            write_image)
 from ..paths import ensure_writable_dir, output_path, write_failure
 from .grey import GreyRoute, NoiseMatching, model_channels
@@ -110,6 +113,7 @@ def default_batch(device: str | torch.device) -> int:
 class Job:
     source: Path
     target: Path
+    pages: int = 1  # a multi-page TIFF stack: denoised page by page into a stack (``data.stacks``)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -143,9 +147,10 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 
 def plan(inputs: list[str], out_dir: str | Path, overwrite: bool = False, skip_existing: bool = False) -> list[Job]:
     """One job per input file, written to ``out_dir`` under the same name. Refuses, before
-    anything is written, when an input is not an image (``images.check_image``), two inputs share a
-    name, an output would replace its own input or is a link, or an output exists and neither
-    ``overwrite`` nor ``skip_existing`` (which leaves those inputs out: finishing a batch) is on."""
+    anything is written, when an input is not an image (``images.image_pages``; a multi-page TIFF is
+    a stack), two inputs share a name, an output would replace its own input or is a link, or an
+    output exists and neither ``overwrite`` nor ``skip_existing`` (which leaves those inputs out:
+    finishing a batch) is on."""
     if overwrite and skip_existing:
         raise ImageError("--overwrite replaces the outputs that exist and --skip-existing keeps them; give one of the two")
     out_dir = output_path(out_dir)
@@ -167,7 +172,7 @@ def plan(inputs: list[str], out_dir: str | Path, overwrite: bool = False, skip_e
             raise ImageError(f"{target}: the output would replace the input; choose another --out folder")
         jobs.append(Job(source, target))
     for job in jobs:
-        check_image(job.source)
+        job.pages = image_pages(job.source)
     existing = [job.target for job in jobs if job.target.exists()]
     if existing and skip_existing and not overwrite:
         print(f"{len(existing)} of {len(jobs)} output(s) already in {out_dir}: skipped (--skip-existing)")
@@ -248,22 +253,39 @@ def denoise_files(model: torch.nn.Module, jobs: list[Job], rt: Runtime, tile: in
         grey = GreyRoute(SelfEnsemble(grey.model), grey.match, grey.name)
     for job in tqdm(jobs, desc="denoise", unit="image", disable=not progress or len(jobs) < 2):
         try:
-            image = read_image(job.source)
-            out, how = denoise_image(model, image, rt, grey, tile=tile, overlap=overlap, batch=batch,
-                                     progress=progress)
+            write, described, how, notes = _denoised(model, job, rt, grey, tile=tile, overlap=overlap, batch=batch,
+                                                     progress=progress)
         except ImageError as err:
             if failures is None:
                 raise
             failures.append((job.source, str(err)))
             continue
         try:
-            written.append(write_image(image, out, job.target))
+            written.append(write())
         except OSError as err:
             raise ImageError(f"{job.target}: cannot be written ({err.strerror or err}); {len(written)} image(s) were "
                              f"written before it: {write_failure(err)} or choose another --out, then rerun with "
                              f"--skip-existing") from None
         if progress:
-            tqdm.write(f"{job.source} ({image.describe()}) -> {job.target}" + (f" [{how}]" if how else ""))
-        for note in image.notes:
+            tqdm.write(f"{job.source} ({described}) -> {job.target}" + (f" [{how}]" if how else ""))
+        for note in notes:
             tqdm.write(f"{job.source}: {note}")
     return written
+
+
+def _denoised(model: torch.nn.Module, job: Job, rt: Runtime, grey: GreyRoute,
+              **tiling) -> tuple[Callable[[], Path], str, str, list[str]]:
+    """``job``'s file read whole and denoised: (what writes the result to its target, the file as a log
+    line describes it, what was done to a grey image, the notes on how the output differs in form). A
+    stack is denoised page by page, each page as an image of its own, and written as a stack."""
+    if job.pages == 1:
+        image = read_image(job.source)
+        out, how = denoise_image(model, image, rt, grey, **tiling)
+        return (lambda: write_image(image, out, job.target)), image.describe(), how, image.notes
+    pages, first, how = [], None, ""
+    for image in tqdm(stacks.read_pages(job.source), desc=job.source.name, unit="page", total=job.pages,
+                      leave=False, disable=not tiling.get("progress", True)):
+        out, how = denoise_image(model, image, rt, grey, **tiling)
+        pages.append(pil_output(image, out))
+        first = first or image
+    return (lambda: stacks.write_stack(pages, first, job.target)), stacks.describe(first, len(pages)), how, first.notes
