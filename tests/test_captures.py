@@ -189,9 +189,13 @@ def _break(root, case):
 ])
 def test_bad_captures_folders_are_one_line_and_write_nothing(captures_dir, tmp_path, capsys, case, message):
     _break(captures_dir, case)
-    out = tmp_path / "never.pth"
-    code = main(["train", "--captures", str(captures_dir), "--model", "resnet", "--profile", "smoke", "--steps", "2",
-                 "--crop", "16", "--out", str(out), "--device", "cpu"])
+    assert_train_refused(captures_dir, tmp_path / "never.pth", capsys, message)
+
+
+def assert_train_refused(captures, out, capsys, message, crop=16):
+    """`n2n train --captures` refuses ``captures`` in one line holding ``message``, exit 2, and writes nothing."""
+    code = main(["train", "--captures", str(captures), "--model", "resnet", "--profile", "smoke", "--steps", "2",
+                 "--crop", str(crop), "--out", str(out), "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not out.exists()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from conftest import cpu_runtime, smooth_image
-from test_captures import write_captures
+from test_captures import assert_train_refused, write_captures
 from test_denoise import _local_net
 
 from n2n_core.cli.main import main
@@ -133,12 +133,7 @@ def _spoil(root, case):
 def test_bad_stack_scenes_are_one_line_and_write_nothing(tmp_path, capsys, case, message):
     root = write_captures(tmp_path / "captures", scenes=1, captures=2, size=20)
     _spoil(root, case)
-    out = tmp_path / "never.pth"
-    code = main(["train", "--captures", str(root), "--model", "resnet", "--profile", "smoke", "--steps", "2",
-                 "--crop", "8", "--out", str(out), "--device", "cpu"])
-    err = capsys.readouterr().err
-    assert code == 2 and message in err and err.count("\n") == 1, err
-    assert not out.exists()
+    assert_train_refused(root, tmp_path / "never.pth", capsys, message, crop=8)
 
 
 def test_read_pages_names_the_page_it_cannot_read(tmp_path):
