@@ -98,15 +98,12 @@ def drift(folder: str, out: str | None, checkpoint: str | None = None) -> dict:
     """``--drift``: the mean of all captures of each test scene (and, with ``checkpoint``, that
     network's denoised first capture) against its reference, as it is and with its best gain (PSNR
     in dB, the study's protocol)."""
-    import torch
-
     from n2n_core.data.fmd import find_captures
-    from n2n_core.evaluation.captures import brightness_gain
-    from n2n_core.evaluation.denoise import denoise_rgb
+    from n2n_core.evaluation.captures import brightness_gain, denoised_first
     from n2n_core.evaluation.grey import grey_route
     from n2n_core.paper.metrics import psnr
     from n2n_core.studies import realnoise
-    from n2n_core.training.checkpoint import load_model
+    from n2n_core.training.checkpoint import load_checkpoint, model_from_state
     from n2n_core.training.runtime import Runtime
 
     data = find_captures(folder, download_ok=False)
@@ -114,8 +111,11 @@ def drift(folder: str, out: str | None, checkpoint: str | None = None) -> dict:
         sys.exit(f"{folder}: no fmd_confocal_bpae/ captures there")
     scenes, refs = realnoise.evaluation_scenes(data)
     rt = Runtime.resolve()
-    model = None if checkpoint is None else load_model(checkpoint, device=rt.device).eval()
-    grey = None if checkpoint is None else grey_route(checkpoint, default=False, device=rt.device)
+    model = grey = None
+    if checkpoint is not None:  # read once: the network and the configuration its grey route needs
+        state = load_checkpoint(checkpoint)
+        model = model_from_state(state, checkpoint, rt.device).eval()
+        grey = grey_route(checkpoint, default=False, device=rt.device, config=state.get("config"))
     line = {"what": "per test scene, against its reference, as it is and scaled by its least-squares gain: the mean "
                     "of all its captures" + (f"; the denoised first capture of {checkpoint}" if checkpoint else ""),
             "scenes": {}}
@@ -129,9 +129,7 @@ def drift(folder: str, out: str | None, checkpoint: str | None = None) -> dict:
         captures = scene.floats()
         entry = {"captures": len(scene.captures), **numbers(captures.mean(0), ref, "_mean_of_all")}
         if model is not None:
-            with torch.inference_mode():
-                denoised = denoise_rgb(model, captures[0], scene.grey, rt, grey, name=scene.name, tile=0)[0]
-            entry.update(numbers(denoised, ref, "_network"))
+            entry.update(numbers(denoised_first(scene, model, rt, grey, captures), ref, "_network"))
         line["scenes"][scene.name] = entry
     line["mean"] = {key: round(sum(e[key] for e in line["scenes"].values()) / len(scenes), 2)
                     for key in next(iter(line["scenes"].values())) if key.startswith("psnr")}

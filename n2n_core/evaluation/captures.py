@@ -58,6 +58,16 @@ def brightness_gain(image: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 @torch.inference_mode()
+def denoised_first(scene: Scene, model, rt: Runtime, grey: GreyRoute | None = None,
+                   captures: torch.Tensor | None = None) -> torch.Tensor:
+    """What the network makes of the scene's first capture (3 x H x W), the image that is measured;
+    grey captures by the route ``grey`` (default replication). ``captures``: ``scene.floats()`` where
+    the caller holds them."""
+    first = (scene.floats() if captures is None else captures)[0]
+    return denoise_rgb(model, first, scene.grey, rt, grey or GreyRoute(match=False), name=scene.name, tile=0)[0]
+
+
+@torch.inference_mode()
 def evaluate_scene(scene: Scene, reference: torch.Tensor, model=None, rt: Runtime | None = None,
                    bm3d: bool = True, grey: GreyRoute | None = None) -> SceneNumbers:
     """``SceneNumbers`` of one scene: the network (if ``model``; grey captures by the route ``grey``,
@@ -65,8 +75,7 @@ def evaluate_scene(scene: Scene, reference: torch.Tensor, model=None, rt: Runtim
     captures = scene.floats()
     outputs = {"capture": captures[0]}
     if model is not None:
-        outputs["model"] = denoise_rgb(model, captures[0], scene.grey, rt, grey or GreyRoute(match=False),
-                                       name=scene.name, tile=0)[0]
+        outputs["model"] = denoised_first(scene, model, rt, grey, captures)
     outputs.update({f"mean{k}": captures[:k].mean(0) for k in MEANS if len(captures) >= k})
     channels = captures[:, :1] if scene.grey else captures
     a, b = baselines.estimate_poisson_gaussian(channels)

@@ -29,7 +29,7 @@ from ..evaluation.captures import SceneNumbers, evaluate_captures, gain_notes, m
 from ..evaluation.denoise import denoise_rgb
 from ..evaluation.grey import GreyRoute, grey_route
 from ..paths import checkpoint_path
-from ..training.checkpoint import load_model
+from ..training.checkpoint import load_checkpoint, model_from_state
 from ..training.run import RunSpec, TrainedRun, train_run
 from ..training.runtime import Runtime
 from .experiment import update_results
@@ -111,7 +111,9 @@ def run_realnoise(profile: Profile, seed: int = 0, data_dir: str | None = None, 
     rows = {"baselines": evaluate_captures(scenes, refs, bm3d=baselines.available(), progress=progress)}
     for method, run in runs.items():
         rows[method] = measure(run.model, run.checkpoint, scenes, refs, rt, progress=progress, config=run.config)
-    rows["zeroshot"] = measure(load_model(init, device=rt.device), init, scenes, refs, rt, progress=progress)
+    shipped = load_checkpoint(init)  # read once: the network and the configuration its grey route needs
+    rows["zeroshot"] = measure(model_from_state(shipped, init, rt.device), init, scenes, refs, rt, progress=progress,
+                               config=shipped.get("config"))
     study = RealStudy(data, runs, rows, *_means(rows))
     record_study(profile, study, seed)
     return study
