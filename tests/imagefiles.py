@@ -28,10 +28,12 @@ def exif_with_orientation(orientation: int) -> bytes:
 
 
 def tiff16_bytes(pixels: np.ndarray, compression: int = 1, order: str = "<", icc: bytes | None = None,
-                 orientation: int | None = None, predictor: int = 1, claimed_height: int | None = None) -> bytes:
+                 orientation: int | None = None, predictor: int = 1, claimed_height: int | None = None,
+                 exif: dict[int, str] | None = None) -> bytes:
     """A one-strip 16-bit RGB(A) TIFF of ``pixels`` (H x W x 3 or 4, uint16): uncompressed (1) or deflate
     (8, with horizontal ``predictor`` 2 if asked); another ``compression`` number labels the raw samples.
-    A ``claimed_height`` is written in the tags instead of the pixels' own (a strip cut short)."""
+    A ``claimed_height`` is written in the tags instead of the pixels' own (a strip cut short). ``exif``:
+    an EXIF block of these text entries, and an interoperability pointer in it."""
     height, width, planes = pixels.shape
     samples = pixels.astype(np.int64)
     if predictor == 2:
@@ -51,6 +53,17 @@ def tiff16_bytes(pixels: np.ndarray, compression: int = 1, order: str = "<", icc
     if orientation is not None:
         tags[274] = (short, [orientation])
     blob = bytearray(b"II*\x00" if order == "<" else b"MM\x00*") + bytes(4) + data + bytes(len(data) % 2)
+    if exif:
+        texts = {tag: text.encode() + b"\x00" for tag, text in exif.items()}
+        where = len(blob)  # the texts, then the block's directory
+        blob += b"".join(text + bytes(len(text) % 2) for text in texts.values())
+        fields, offset = {40965: (4, 1, 8)}, where  # interoperability: a pointer
+        for tag, text in texts.items():
+            fields[tag] = (2, len(text), offset)
+            offset += len(text) + len(text) % 2
+        tags[34665] = (long, [len(blob)])
+        blob += struct.pack(order + "H", len(fields)) + bytes(4)
+        blob[-4:] = b"".join(struct.pack(order + "HHII", tag, *fields[tag]) for tag in sorted(fields)) + bytes(4)
     entries = []
     for tag in sorted(tags) + ([34675] if icc else []):
         if tag == 34675:

@@ -256,17 +256,33 @@ def test_16_bit_colour_tiff_stays_16_bit_and_exact(tmp_path, order, compression,
 
     values = _rng(12).integers(0, 65536, (5, 7, planes), dtype=np.uint16)
     source = tmp_path / "scan.tif"
-    source.write_bytes(tiff16_bytes(values, compression, order, icc=icc_profile(), predictor=predictor))
+    exif = {0x9003: "2020:01:02 03:04:05", 0xA434: "A test lens"}  # when it was taken, and through what
+    source.write_bytes(tiff16_bytes(values, compression, order, icc=icc_profile(), predictor=predictor, exif=exif))
     image, out, again = _round_trip(tmp_path, source)
     assert not image.grey and image.bits == 16 and image.describe().endswith(" 16-bit TIFF")
     assert np.array_equal(_samples16(image), values[..., :3])  # precision below the 8-bit levels is kept
     with Image.open(out) as written:
         assert written.format == "TIFF" and written.tag_v2[258] == (16,) * planes and written.size == (7, 5)
         assert written.info["icc_profile"] == icc_profile()
+        assert dict(written.getexif().get_ifd(0x8769)) == exif  # the EXIF block, less its interoperability pointer
     assert again.bits == 16 and np.array_equal(_samples16(again), values[..., :3])
     assert (again.alpha is None) == (planes == 3)
     if planes == 4:
         assert np.array_equal(again.alpha, values[..., 3])
+
+
+def test_a_16_bit_colour_tiff_whose_exif_block_is_damaged_is_read_without_it(tmp_path):
+    import struct
+
+    from imagefiles import tiff16_bytes
+
+    values = _rng(15).integers(0, 65536, (4, 5, 3), dtype=np.uint16)
+    blob = tiff16_bytes(values, exif={0xA434: "A test lens"})
+    entry = blob.index(struct.pack("<HHI", 34665, 4, 1))
+    source = tmp_path / "damaged_exif.tif"
+    source.write_bytes(blob[:entry + 8] + struct.pack("<I", len(blob) + 4096) + blob[entry + 12:])  # past the end
+    image = read_image(source)
+    assert np.array_equal(_samples16(image), values) and image.info["tiff_blocks"] == {}
 
 
 def test_a_16_bit_colour_tiff_is_turned_upright(tmp_path):

@@ -10,8 +10,8 @@ pixels are now upright). Writes are atomic: a crash never leaves half a file.
 Pillow reads some 16-bit files as 8 bit, so those are read and written here: 16-bit colour (and
 grey + alpha) PNGs through pypng (pure Python, slower), with their iCCP and eXIf chunks; 16-bit
 colour TIFFs (uncompressed or deflate, in strips; other compressions are refused rather than cut
-to 8 bits), written back as uncompressed baseline TIFFs with their ICC profile, resolution and
-descriptive tags (an EXIF block is not carried over: the output's note says so); 16-bit binary
+to 8 bits), written back as uncompressed baseline TIFFs with their ICC profile, resolution,
+descriptive tags and EXIF and GPS blocks (the orientation reset, as the pixels are upright); 16-bit binary
 PPMs (P6 with a maxval above 255), written back with their maxval. A tRNS colour key becomes an
 alpha channel (``_opened_mode``, ``_read_png16``).
 Palette images are written as RGB(A): a denoised image has more colours than any palette.
@@ -332,6 +332,8 @@ TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 
 # copied into a written 16-bit TIFF as they were: description, make, model, resolution, software, date, artist,
 # extra samples (alpha), XMP, copyright, IPTC, ICC profile
 TIFF_KEPT_TAGS = (270, 271, 272, 282, 283, 296, 305, 306, 315, 338, 700, 33432, 33723, 34675)
+TIFF_BLOCKS = (34665, 34853)  # the pointers to the EXIF and GPS blocks, written back as blocks of their own
+TIFF_BLOCK_POINTERS = (40965,)  # a pointer inside the EXIF block (interoperability): not carried over
 
 
 def _own_reader(path: Path):
@@ -427,8 +429,13 @@ def _tiff_tags(f) -> tuple[str, dict[int, tuple[int, int, bytes]]]:
     f.seek(0)
     head = f.read(8)
     order = "<" if head[:2] == b"II" else ">"
+    return order, _tiff_directory(f, order, struct.unpack(order + "I", head[4:8])[0])
+
+
+def _tiff_directory(f, order: str, offset: int) -> dict[int, tuple[int, int, bytes]]:
+    """The entries of the TIFF directory at ``offset`` (``_tiff_tags``)."""
     size = f.seek(0, io.SEEK_END)
-    f.seek(struct.unpack(order + "I", head[4:8])[0])
+    f.seek(offset)
     (count,) = struct.unpack(order + "H", f.read(2))
     entries = f.read(12 * count)
     tags = {}
@@ -442,7 +449,7 @@ def _tiff_tags(f) -> tuple[str, dict[int, tuple[int, int, bytes]]]:
             f.seek(offset)
             field = f.read(length)
         tags[tag] = (kind, n, field[:length])
-    return order, tags
+    return tags
 
 
 def _tiff_values(order: str, tags: dict, tag: int, default: tuple = ()) -> tuple:
@@ -450,9 +457,9 @@ def _tiff_values(order: str, tags: dict, tag: int, default: tuple = ()) -> tuple
     if tag not in tags:
         return default
     kind, n, payload = tags[tag]
-    if kind not in (1, 3, 4):
+    if kind not in (1, 3, 4, 13):  # 13: IFD, an offset as a LONG
         raise ValueError(f"tag {tag} holds type {kind}, not integers")
-    return struct.unpack(f"{order}{n}{ {1: 'B', 3: 'H', 4: 'I'}[kind] }", payload)
+    return struct.unpack(f"{order}{n}{ {1: 'B', 3: 'H', 4: 'I', 13: 'I'}[kind] }", payload)
 
 
 def _tiff16_layout(path: Path, f) -> tuple[str, dict, dict] | None:
@@ -511,15 +518,30 @@ def _read_tiff16(path: Path, order: str, tags: dict, numbers: dict) -> ImageFile
     samples = np.frombuffer(data, order + "u2", width * height * planes).reshape(height, width, planes)
     if numbers[317] == 2:  # horizontal differencing
         samples = np.cumsum(samples, axis=1, dtype=np.uint16)
-    info = {"byteorder": order, "tiff_tags": {tag: tags[tag] for tag in TIFF_KEPT_TAGS if tag in tags}}
+    info = {"byteorder": order, "tiff_tags": {tag: tags[tag] for tag in TIFF_KEPT_TAGS if tag in tags},
+            "tiff_blocks": _tiff_blocks(path, order, tags)}
     if 34675 in tags:
         info["icc_profile"] = tags[34675][2]
-    notes = []
-    if 34665 in tags or 34853 in tags:
-        notes.append("its EXIF (or GPS) block is not written back: n2n writes 16-bit colour TIFFs itself, with the "
-                     "ICC profile, resolution and descriptive tags")
     samples = _upright(samples.astype(np.uint16), numbers[274])
-    return _image16(path, samples, False, planes == 4, "TIFF", info, notes)
+    return _image16(path, samples, False, planes == 4, "TIFF", info)
+
+
+def _tiff_blocks(path: Path, order: str, tags: dict) -> dict[int, dict]:
+    """The EXIF and GPS blocks (TIFF_BLOCKS) of a TIFF's first directory, each a directory of its own:
+    pointer tag -> its entries, less the pointers inside them (the EXIF block's interoperability
+    directory, whose few entries say which EXIF rules the file follows). A block that cannot be read
+    is left out: a damaged EXIF block must not cost the image."""
+    blocks = {}
+    with open(path, "rb") as f:
+        for pointer in TIFF_BLOCKS:
+            try:
+                entries = _tiff_directory(f, order, _tiff_values(order, tags, pointer, (0,))[0]) if pointer in tags \
+                    else None
+            except (struct.error, ValueError, OSError, IndexError):
+                continue
+            if entries:
+                blocks[pointer] = {tag: entry for tag, entry in entries.items() if tag not in TIFF_BLOCK_POINTERS}
+    return blocks
 
 
 def _read_ppm16(path: Path) -> ImageFile:
@@ -622,7 +644,7 @@ def _write_png16(samples: np.ndarray, path: Path, image: ImageFile) -> None:
 
 def _write_tiff16(samples: np.ndarray, path: Path, image: ImageFile) -> None:
     """An uncompressed baseline 16-bit RGB(A) TIFF, one strip, in the byte order of the file read, with
-    its kept tags (TIFF_KEPT_TAGS) copied as they were."""
+    its kept tags (TIFF_KEPT_TAGS) copied as they were and its EXIF and GPS blocks (TIFF_BLOCKS)."""
     order = image.info.get("byteorder", "<")
     height, width, planes = samples.shape
     data = samples.astype(order + "u2").tobytes()
@@ -636,19 +658,28 @@ def _write_tiff16(samples: np.ndarray, path: Path, image: ImageFile) -> None:
     if planes == 4 and 338 not in tags:
         tags[338] = numbers(3, 2)  # unassociated alpha
     blob = bytearray(b"II*\x00" if order == "<" else b"MM\x00*") + bytes(4) + data
+    for pointer, entries in image.info.get("tiff_blocks", {}).items():  # the blocks first: the main directory
+        tags[pointer] = numbers(4, _append_directory(blob, order, entries))  # points to them
+    blob[4:8] = struct.pack(order + "I", _append_directory(blob, order, tags))
+    path.write_bytes(bytes(blob))
+
+
+def _append_directory(blob: bytearray, order: str, tags: dict) -> int:
+    """Append a TIFF directory of ``tags`` (tag -> (type, count, value bytes)) to ``blob``, the values
+    that do not fit an entry first, each on a word boundary; returns the directory's offset."""
     entries = []
     for tag in sorted(tags):
         kind, count, payload = tags[tag]
         field = payload.ljust(4, b"\x00")
-        if len(payload) > 4:  # stored after the samples, on a word boundary
+        if len(payload) > 4:
             blob += bytes(len(blob) % 2)
             field = struct.pack(order + "I", len(blob))
             blob += payload
         entries.append(struct.pack(order + "HHI", tag, kind, count) + field)
     blob += bytes(len(blob) % 2)
-    blob[4:8] = struct.pack(order + "I", len(blob))
+    offset = len(blob)
     blob += struct.pack(order + "H", len(entries)) + b"".join(entries) + bytes(4)
-    path.write_bytes(bytes(blob))
+    return offset
 
 
 def _write_ppm16(samples: np.ndarray, path: Path, image: ImageFile) -> None:
