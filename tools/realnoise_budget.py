@@ -4,7 +4,7 @@ the profile's, measured on the test scenes as the study measures it.
 
     python tools/realnoise_budget.py --data DIR [--method n2n] [--steps 3000] [--batch-size 8]
                                      [--crop 64] [--lr 1e-3] [--init pretrained:gaussian] [--threads 2]
-                                     [--ensemble] [--out tries.jsonl]
+                                     [--scenes all] [--ensemble] [--out tries.jsonl]
     python tools/realnoise_budget.py --data DIR --drift [--checkpoint CK]
 
 Trains ``studies.realnoise.train_real`` (the study's own code: the `cpu` profile with its
@@ -13,7 +13,9 @@ run per budget (a finished one is reloaded), and prints one JSON line: the budge
 number format of the training, the mean PSNR and SSIM of the denoised first capture of the test
 scenes against their references and per scene (with ``--ensemble``, also the outputs averaged over
 the eight flips and turns). ``--init`` names the weights the ``finetuned`` method starts from (the
-study's default: ``studies.realnoise.SHIPPED``). ``--out`` appends the line to a file. Run it from
+study's default: ``studies.realnoise.SHIPPED``). ``--scenes all`` trains on the test scenes'
+captures too, as a user trains on the captures they then denoise: outside the study's protocol,
+and never with their references as targets. ``--out`` appends the line to a file. Run it from
 the repository root with ``PYTHONPATH=$PWD``.
 
 ``--drift`` trains nothing: per test scene and on average, the mean of all its captures against the
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--init", default=None,
                         help="weights the finetuned method starts from (a checkpoint or pretrained:<name>)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: the runtime's choice)")
+    parser.add_argument("--scenes", default="train", choices=("train", "all"),
+                        help="train: the study's training scenes; all: the test scenes' captures too (as a user "
+                             "trains on the captures they then denoise; their references are never a target)")
     parser.add_argument("--ensemble", action="store_true", help="also measure the self-ensemble of eight flips/turns")
     parser.add_argument("--out", help="append the JSON line to this file")
     parser.add_argument("--drift", action="store_true", help="only the brightness drift of the test scenes")
@@ -65,19 +70,24 @@ def main(argv: list[str] | None = None) -> dict:
                        finetune_lr=args.lr)  # --lr is the learning rate of the one method tried
     profile = dataclasses.replace(get_profile("cpu"), realnoise=budget,
                                   name=f"realnoise_budget/s{args.steps}_b{args.batch_size}_c{args.crop}_lr{args.lr:g}"
-                                       + (f"_init-{_slug(init)}" if args.init else ""))
+                                       + (f"_init-{_slug(init)}" if args.init else "")
+                                       + ("_all-scenes" if args.scenes == "all" else ""))
     rt = Runtime.resolve(threads_=args.threads)
     data = find_captures(args.data, side=budget.standin_side, count=budget.standin_captures, seed=0)
     if not data.real:
         sys.exit(f"{args.data}: no fmd_confocal_bpae/ captures there; the tries are about the real data")
-    run = realnoise.train_real(profile, args.method, data, 0, rt, init=init, progress=False)
     scenes, refs = realnoise.evaluation_scenes(data)
+    trained_on = data if args.scenes == "train" else dataclasses.replace(data, train=data.train + data.test)
+    if args.scenes == "all" and args.method == "clean":
+        parser.error("--scenes all trains on the test scenes: with clean targets it would learn their references")
+    run = realnoise.train_real(profile, args.method, trained_on, 0, rt, init=init, progress=False)
     measured = {"plain": realnoise.measure(run.model, run.checkpoint, scenes, refs, rt, config=run.config)}
     if args.ensemble:
         measured["ensemble"] = realnoise.measure(SelfEnsemble(run.model), run.checkpoint, scenes, refs, rt,
                                                  config=run.config)
     started = {"init": init} if args.method == "finetuned" else {}
-    line = {"method": args.method, **started, **dataclasses.asdict(budget), "runtime": rt.describe(), **run.facts(),
+    line = {"method": args.method, **started, **dataclasses.asdict(budget), "scenes": list(trained_on.train),
+            "runtime": rt.describe(), **run.facts(),
             **{f"{k}_psnr": means(rows)["model"]["psnr"] for k, rows in measured.items()},
             **{f"{k}_ssim": means(rows)["model"]["ssim"] for k, rows in measured.items()},
             "per_scene_psnr": {r.name: round(r.psnr["model"], 4) for r in measured["plain"]},
