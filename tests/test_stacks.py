@@ -157,3 +157,16 @@ def test_a_reference_both_as_a_folder_and_as_a_file_is_refused(tmp_path):
     (tmp_path / "ref" / "scene0.png").write_bytes((tmp_path / "ref" / "scene0" / "clean.png").read_bytes())
     with pytest.raises(Exception, match=r"clean\.png and .*scene0\.png are both references of scene 'scene0'"):
         read_reference(tmp_path / "ref", load_scenes(captures)[0])
+
+
+def test_single_captures_take_every_page_of_a_stack(tmp_path):
+    from n2n_core.config import TrainConfig
+    from n2n_core.data.sources import SingleCaptures
+
+    folder = tmp_path / "single"
+    _save_stack(folder / "timelapse.tif", _pages("L", 3, size=(40, 36)))
+    _pages("RGB", 1, size=(40, 36))[0].save(folder / "z_alone.png")
+    prepared = SingleCaptures(folder).prepare(TrainConfig(crop=16, batch_size=2, max_steps=1, target="nb2nb"))
+    assert prepared.described["images"] == 4  # three pages and the one image
+    assert "z_alone.png" in prepared.described["validation"]  # the last capture is held out
+    assert len(prepared.sampler.images) == 3 and all(i.shape == (3, 36, 40) for i in prepared.sampler.images)

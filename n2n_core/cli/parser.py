@@ -215,7 +215,8 @@ def _train_parser(sub) -> None:
                         help="a folder of clean images; noise is synthetic. Repeat it (--clean A --clean B) to pool "
                              "several folders")
     source.add_argument("--single", type=Path, metavar="DIR",
-                        help="a folder of noisy images, one capture of each scene: Neighbor2Neighbor training")
+                        help="a folder of noisy images, one capture of each scene (every page of a multi-page TIFF "
+                             "is one): Neighbor2Neighbor training")
     _captures_train_option(source)
     p.add_argument("--val-pickle", type=Path, metavar="VAL_PKL",
                    help="val_data.pkl: noisy and clean tensors for validation (with --pickle)")

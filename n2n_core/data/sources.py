@@ -112,6 +112,18 @@ def _load_uint8(path: Path) -> torch.Tensor:
     return _load_capture(path)[0]
 
 
+def _singles(path: Path) -> list[tuple[str, torch.Tensor]]:
+    """The single captures a file holds, each as (what a message calls it, uint8 3 x H x W): its
+    image, or every page of a multi-page TIFF (``stacks``)."""
+    try:
+        pages = image_pages(path)
+    except ImageError as err:
+        raise DataError(str(err)) from None
+    if pages == 1:
+        return [(str(path), _load_uint8(path))]
+    return [(f"{path} (page {k + 1})", to_uint8(image.rgb)) for k, image in enumerate(_pages(path))]
+
+
 def _load_capture(path: Path) -> tuple[torch.Tensor, bool]:
     """A capture as a uint8 3 x H x W tensor, and whether the file is grey."""
     try:
@@ -593,10 +605,10 @@ class SingleCaptures(Source):
             files = list_images(self.folder, recursive=False)
         except FileNotFoundError as err:
             raise DataError(f"{err}; --single takes a folder of noisy images, one capture of each scene") from None
-        images = [_load_uint8(f) for f in files]
-        for path, image in zip(files, images):
+        labels, images = zip(*(single for f in files for single in _singles(f)))
+        for label, image in zip(labels, images):
             if min(image.shape[-2:]) < cfg.crop:
-                raise DataError(f"{path} is {image.shape[-1]}x{image.shape[-2]}, smaller than the {cfg.crop}x"
+                raise DataError(f"{label} is {image.shape[-1]}x{image.shape[-2]}, smaller than the {cfg.crop}x"
                                 f"{cfg.crop} training crop; pass a smaller --crop or remove the image")
         if len(images) < 2:
             raise DataError(f"{self.folder}: holds 1 image; --single needs at least 2 (one is held out for validation)")
@@ -608,7 +620,7 @@ class SingleCaptures(Source):
                               _seeded(cfg))
         described = {"kind": "single", "path": str(Path(self.folder).resolve()), "images": len(images),
                      "validation": f"neighbour sub-images of {len(held)} held-out captures "
-                                   f"({', '.join(files[i].name for i in held[:5])}): f(g1 y) against g2 y"}
+                                   f"({', '.join(Path(labels[i]).name for i in held[:5])}): f(g1 y) against g2 y"}
         return Prepared(sampler, val_pairs, described, cfg)
 
 
