@@ -22,7 +22,6 @@ falls with it.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import warnings
 from dataclasses import dataclass
@@ -314,7 +313,8 @@ def read_reference(root: str | Path, scene: Scene) -> torch.Tensor:
     if not root.is_dir():
         raise DataError(f"{root}: no such folder; --reference takes {REFERENCE_LAYOUT}, one per scene of --captures")
     folder = root / scene.name
-    named = sorted(p for p in root.glob(f"{glob.escape(scene.name)}.*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    named = sorted(p for p in root.iterdir() if p.stem == scene.name and p.suffix.lower() in IMAGE_SUFFIXES
+                   and p.is_file())
     if folder.is_dir():
         files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if len(files) != 1:
