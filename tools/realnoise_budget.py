@@ -110,10 +110,9 @@ def drift(folder: str, out: str | None, checkpoint: str | None = None) -> dict:
     in dB, the study's protocol)."""
     from n2n_core.data.fmd import find_captures
     from n2n_core.evaluation.captures import brightness_gain, denoised_first
-    from n2n_core.evaluation.grey import grey_route
+    from n2n_core.evaluation.grey import weights_and_route
     from n2n_core.paper.metrics import psnr
     from n2n_core.studies import realnoise
-    from n2n_core.training.checkpoint import load_checkpoint, model_from_state
     from n2n_core.training.runtime import Runtime
 
     data = find_captures(folder, download_ok=False)
@@ -121,11 +120,7 @@ def drift(folder: str, out: str | None, checkpoint: str | None = None) -> dict:
         sys.exit(f"{folder}: no fmd_confocal_bpae/ captures there")
     scenes, refs = realnoise.evaluation_scenes(data)
     rt = Runtime.resolve()
-    model = grey = None
-    if checkpoint is not None:  # read once: the network and the configuration its grey route needs
-        state = load_checkpoint(checkpoint)
-        model = model_from_state(state, checkpoint, rt.device).eval()
-        grey = grey_route(checkpoint, default=False, device=rt.device, config=state.get("config"))
+    model, grey = (None, None) if checkpoint is None else weights_and_route(checkpoint, False, rt.device)
     line = {"what": "per test scene, against its reference, as it is and scaled by its least-squares gain: the mean "
                     "of all its captures" + (f"; the denoised first capture of {checkpoint}" if checkpoint else ""),
             "scenes": {}}

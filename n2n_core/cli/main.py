@@ -101,8 +101,8 @@ def _eval_captures(args) -> int:
     from ..data.augment import SelfEnsemble
     from ..data.sources import load_scenes
     from ..evaluation import baselines, captures
-    from ..evaluation.grey import grey_route
-    from ..training.checkpoint import choose_checkpoint, load_model
+    from ..evaluation.grey import weights_and_route
+    from ..training.checkpoint import choose_checkpoint
     from .parser import levels
 
     if args.captures is None or args.reference is None:
@@ -120,9 +120,8 @@ def _eval_captures(args) -> int:
     rt = _runtime(args)
     model, grey = None, None
     if args.checkpoint:
-        model = load_model(choose_checkpoint(args.checkpoint), device=rt.device)
+        model, grey = weights_and_route(choose_checkpoint(args.checkpoint), default=False, device=rt.device)
         model = SelfEnsemble(model) if args.ensemble else model
-        grey = grey_route(choose_checkpoint(args.checkpoint), default=False, device=rt.device)
     json_out = _json_output(args, args.checkpoint and choose_checkpoint(args.checkpoint),
                             [args.captures, args.reference])  # before the evaluation, not after it
     scenes = load_scenes(args.captures, limit=args.limit)
@@ -140,9 +139,9 @@ def _eval_captures(args) -> int:
 
 
 def _denoise(args) -> int:
-    from ..training.checkpoint import choose_checkpoint, load_model
+    from ..training.checkpoint import choose_checkpoint
     from ..evaluation.denoise import check_tiling, default_batch, denoise_files, output_folder, plan
-    from ..evaluation.grey import grey_route
+    from ..evaluation.grey import weights_and_route
     from ..training.devices import compile_module
     from ..paths import holding, output_path
 
@@ -151,10 +150,9 @@ def _denoise(args) -> int:
     if args.batch is not None and args.batch < 1:
         raise UsageError(f"--batch must be >= 1, got {args.batch}")
     check_tiling(args.tile, args.overlap)
-    model = load_model(checkpoint, device=rt.device, expect=args.model)
+    model, grey = weights_and_route(checkpoint, default=args.checkpoint is None, device=rt.device, expect=args.model)
     print(f"Weights: {checkpoint}" + (" (the shipped blind Gaussian U-Net; --checkpoint chooses others)"
                                        if args.checkpoint is None and str(checkpoint).startswith("pretrained:") else ""))
-    grey = grey_route(checkpoint, default=args.checkpoint is None, device=rt.device)
     if grey.model is not None:
         print(f"Grey images: {grey.name} (the shipped grey weights)")
     model = compile_module(model) if rt.compile else model

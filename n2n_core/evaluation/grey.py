@@ -111,6 +111,16 @@ class GreyRoute:
     name: str | None = None  # of the grey weights, for the log
 
 
+def weights_and_route(checkpoint, default: bool, device, expect: str | None = None) -> tuple[nn.Module, GreyRoute]:
+    """The network of ``checkpoint`` (``load_model``; ``expect``: its architecture) and its grey
+    route (``grey_route``), from one read of the file."""
+    from ..training.checkpoint import load_checkpoint, model_from_state
+
+    state = load_checkpoint(checkpoint)
+    model = model_from_state(state, checkpoint, device, expect)
+    return model, grey_route(checkpoint, default, device, config=state.get("config"))
+
+
 def grey_route(checkpoint, default: bool, device, config: dict | None = None) -> GreyRoute:
     """The route for the weights ``checkpoint`` (a path or shipped name); ``default``: no checkpoint
     was given, so the shipped grey weights take the grey images where they exist. ``config``: the
