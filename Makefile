@@ -89,8 +89,9 @@ PLAN_FILE := $(REPORTS)/.plan.json
 ifeq ($(PLAN)$(filter all,$(MAKECMDGOALS)),1all)
 $(EXECUTED): | plan-start
 endif
-plan-start: | $(ENV_STAMP)
+plan-start: | $(ENV_STAMP) $(KERNEL_SPEC)
 	@$(PY) -m n2n_core plan --profile $(PROFILE) --write $(PLAN_FILE) --run $$PPID \
+	  --papermill "$(VENV)/bin/papermill -k $(KERNEL)" \
 	  $$($(MAKE_COMMAND) --no-print-directory -n all PLAN=0 2>/dev/null | sed -n 's|.*papermill .* notebooks/\([0-9A-Za-z_]*\)\.ipynb .*|\1|p')
 
 # What each notebook uses: the package modules it imports (their closure, lazy imports and the command

@@ -51,6 +51,20 @@ def test_progress_rescales_the_time_left_by_the_notebooks_so_far(tmp_path):
     assert plan.progress(path, "d", "7") is None and plan.progress(tmp_path / "none", "a", "7") is None
 
 
+def test_the_fixed_start_is_timed_on_make_alls_papermill_command(tmp_path):
+    """The start per notebook is one run of the command make all executes notebooks with, here a
+    stand-in that keeps the notebook it was given and takes a known time; a command that fails
+    falls back to a Python process that imports the study."""
+    script = tmp_path / "papermill"
+    script.write_text(f"#!{sys.executable}\nimport shutil, sys, time\ntime.sleep(0.5)\n"
+                      f"shutil.copy(sys.argv[-2], {str(tmp_path / 'given.ipynb')!r})\n")
+    script.chmod(0o755)
+    assert plan.time_start([str(script), "-k", "n2n"]) >= 0.5
+    cells = json.loads((tmp_path / "given.ipynb").read_text())["cells"]
+    assert [c["source"] for c in cells] == [plan.START_CELL]
+    assert plan.time_start([str(tmp_path / "missing")]) > 0  # no such command: the bare start, not an error
+
+
 def test_an_unknown_notebook_is_one_line(capsys):
     from n2n_core.cli.main import main
 

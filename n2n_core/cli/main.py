@@ -330,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plan(args) -> int:
+    import shlex
+
     from ..config import get_profile
     from ..studies import plan
     from ..training.runtime import Runtime
@@ -343,7 +345,8 @@ def _plan(args) -> int:
         raise UsageError("--write and --run go together (the plan file and the make run it is for)")
     profile = get_profile(args.profile)
     notebooks = [name for name in known if name in wanted] if args.notebooks else known
-    the_plan = plan.make_plan(profile, notebooks, Runtime.resolve())
+    the_plan = plan.make_plan(profile, notebooks, Runtime.resolve(),
+                              papermill=shlex.split(args.papermill) if args.papermill else None)
     print(plan.describe(the_plan, profile.name), end="", flush=True)
     if args.write:
         plan.write_plan(args.write, the_plan, args.run)

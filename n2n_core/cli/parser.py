@@ -79,6 +79,10 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     plan.add_argument("--write", type=Path, help="also write the plan file the progress lines read (the Makefile's)")
     plan.add_argument("--run", help="the make run the plan file is for (the Makefile passes its process id)")
+    plan.add_argument("--papermill", metavar="COMMAND",
+                      help="the command that executes each notebook, as the Makefile runs papermill with its kernel: "
+                           "the fixed start per notebook is one timed run of it on a one-cell notebook (default: one "
+                           "timed Python process importing the study, which leaves out papermill's own start)")
 
     ev = sub.add_parser("eval", help="PSNR/SSIM of a checkpoint or a baseline on the test sets",
                         description="Evaluate with the paper's protocol: every image in RGB, noise in float "

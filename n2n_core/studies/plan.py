@@ -6,7 +6,7 @@ runs use (model, batch, crop, target), timed in the resolved runtime (device, nu
 threads) with ``train.TrainStep`` as ``fit`` takes it, times each run's step budget (a run with a
 time budget counts its seconds); plus evaluation, one timed inference of an image of the evaluated
 size scaled to the megapixels each notebook evaluates; plus a fixed start per notebook, one timed
-start of a Python process that imports the study (the kernel's). Approximate by design: validation
+run of make all's papermill command on a one-cell notebook (``time_start``). Approximate by design: validation
 during training, figures, BM3D and the data's first download are not counted, and a run counts its
 steps whatever its data source (the capture budget's and the real captures' samplers cost about what
 the patch sampler does). A run that an earlier notebook of the plan trains, or that is finished in
@@ -283,12 +283,32 @@ def time_inference(model_name: str, profile, rt) -> float:
         return (time.perf_counter() - start) / (side * side / 1e6)
 
 
-def time_start() -> float:
-    """Seconds to start a Python process that imports the study, as each notebook's kernel does."""
-    import subprocess
+START_CELL = "import n2n_core.studies.experiment"  # what every notebook's kernel does first
 
+
+def time_start(papermill: list[str] | None = None) -> float:
+    """Seconds of the fixed start of a notebook: one run of the ``papermill`` command (make all's,
+    with its kernel) executing a notebook of the one cell ``START_CELL``, which counts papermill's
+    own start, the kernel's and the writing of the executed copy; without it (or if it fails), a
+    Python process that runs the cell."""
+    import subprocess
+    import tempfile
+
+    if papermill:
+        notebook = {"cells": [{"cell_type": "code", "metadata": {}, "source": START_CELL, "outputs": [],
+                               "execution_count": None}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "start.ipynb").write_text(json.dumps(notebook))
+            start = time.perf_counter()
+            try:
+                done = subprocess.run([*papermill, str(Path(tmp) / "start.ipynb"), str(Path(tmp) / "started.ipynb")],
+                                      capture_output=True)
+            except OSError:  # no such command: the bare start below
+                done = None
+            if done is not None and done.returncode == 0:
+                return time.perf_counter() - start
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import n2n_core.studies.experiment"], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", START_CELL], check=True, capture_output=True)
     return time.perf_counter() - start
 
 
@@ -329,8 +349,9 @@ def notebook_names() -> list[str]:
     return sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
 
 
-def make_plan(profile, notebooks: list[str], rt) -> Plan:
-    """The plan of executing ``notebooks`` (in ``NOTEBOOKS`` order) in ``profile`` on the runtime ``rt``."""
+def make_plan(profile, notebooks: list[str], rt, papermill: list[str] | None = None) -> Plan:
+    """The plan of executing ``notebooks`` (in ``NOTEBOOKS`` order) in ``profile`` on the runtime ``rt``
+    (``papermill``: the command that will execute them, ``time_start``)."""
     every = notebook_runs(profile, rt.precision)
     runs = {name: every[name] for name in notebooks}
     trained = {run.name: done_so_far(profile, run) for name in notebooks for run in runs[name]}
@@ -339,7 +360,7 @@ def make_plan(profile, notebooks: list[str], rt) -> Plan:
     step_seconds = {setting: time_steps(setting, profile, rt) for setting in settings}
     evaluated = {name: rules for name, rules in notebook_evaluation(profile, every).items() if name in notebooks}
     models = sorted({model for rules in evaluated.values() for model, _ in rules})
-    timing = Timing(step_seconds, {m: time_inference(m, profile, rt) for m in models}, time_start() if notebooks else 0.0)
+    timing = Timing(step_seconds, {m: time_inference(m, profile, rt) for m in models}, time_start(papermill) if notebooks else 0.0)
     return Plan(list(notebooks), rt.describe(rt.layout(profile.train.crop)), project(runs, timing, trained, evaluated),
                 timing, runs)
 
