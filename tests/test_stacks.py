@@ -46,7 +46,8 @@ def _save_stack(path, pages, **options):
 @pytest.mark.parametrize("mode", ["I;16", "RGB"])
 def test_a_stack_is_denoised_page_by_page_into_a_stack(tmp_path, mode):
     pages = _pages(mode)
-    source = _save_stack(tmp_path / "in" / "stack.tif", pages, description="ImageJ=1.54\nimages=3\n", dpi=(300, 300))
+    source = _save_stack(tmp_path / "in" / "stack.tif", pages, description="ImageJ=1.54\nimages=3\n", dpi=(300, 300),
+                         compression="tiff_lzw")
     singles = [_save_stack(tmp_path / "single" / f"page{k}.tif", [page]) for k, page in enumerate(pages)]
     net = _local_net()
     jobs = plan([str(source)], tmp_path / "out")
@@ -55,7 +56,7 @@ def test_a_stack_is_denoised_page_by_page_into_a_stack(tmp_path, mode):
                             progress=False)
     with Image.open(written[0]) as out:
         assert out.n_frames == 3 and out.tag_v2.get(270) == "ImageJ=1.54\nimages=3\n"
-        assert tuple(round(v) for v in out.info["dpi"]) == (300, 300)
+        assert tuple(round(v) for v in out.info["dpi"]) == (300, 300) and out.info["compression"] == "tiff_lzw"
         for k, single in enumerate(written[1:]):
             out.seek(k)
             with Image.open(single) as alone:
@@ -170,3 +171,14 @@ def test_single_captures_take_every_page_of_a_stack(tmp_path):
     assert prepared.described["images"] == 4  # three pages and the one image
     assert "z_alone.png" in prepared.described["validation"]  # the last capture is held out
     assert len(prepared.sampler.images) == 3 and all(i.shape == (3, 36, 40) for i in prepared.sampler.images)
+
+
+@pytest.mark.parametrize("compression, kept", [("tiff_lzw", "tiff_lzw"), ("packbits", "packbits"),
+                                               ("jpeg", "raw")])
+def test_a_tiff_keeps_its_lossless_compression(tmp_path, compression, kept):
+    source = tmp_path / "one.tif"
+    _pages("RGB", 1)[0].save(source, compression=compression)
+    image = images.read_image(source)
+    images.write_image(image, image.rgb, tmp_path / "out.tif")
+    with Image.open(tmp_path / "out.tif") as out:
+        assert out.info["compression"] == kept  # a JPEG-compressed TIFF is not compressed a second time

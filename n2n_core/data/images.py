@@ -37,6 +37,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..paths import atomic_output
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+LOSSLESS_TIFF = ("tiff_lzw", "tiff_adobe_deflate", "packbits")  # Pillow's names of what a TIFF output keeps
 SUPPORTED_HINT = "8- or 16-bit grey, RGB or RGBA (PNG, JPEG, TIFF, BMP, WebP)"
 
 
@@ -208,8 +209,10 @@ def _open_upright(path: Path) -> tuple[Image.Image, str]:
 
 def _kept_info(path: Path, img: Image.Image, fmt: str) -> dict:
     """``ImageFile.info``: what ``write_image`` keeps besides the pixels (ICC profile, dpi, EXIF; for WebP,
-    lossless or not)."""
+    lossless or not; for TIFF, a lossless compression)."""
     info = {k: img.info[k] for k in ("icc_profile", "dpi") if img.info.get(k)}
+    if fmt == "TIFF" and img.info.get("compression") in LOSSLESS_TIFF:  # a lossy one (JPEG) is written without
+        info["compression"] = img.info["compression"]
     if fmt == "WEBP":
         info["lossless"] = _webp_lossless(path)  # Pillow does not say; a lossless file must come back lossless
     exif = img.getexif()

@@ -5,9 +5,10 @@ are its aligned captures.
 
 Pages are read one at a time (``read_pages``), each as ``images.read_image`` reads a single image:
 upright, grey or colour, 8 or 16 bits or float. A stack is written (``write_stack``) as a multi-page
-TIFF through Pillow, uncompressed, each page in the mode and bit depth it was read in, with the first
-page's resolution, ICC profile and description (where ImageJ keeps its stack's layout); other tags
-are not carried over. A stack of 16-bit colour pages, which Pillow reads as 8 bits, is refused
+TIFF through Pillow, each page in the mode and bit depth it was read in, with the first page's
+resolution, ICC profile, description (where ImageJ keeps its stack's layout) and lossless
+compression (LZW, deflate or PackBits; other compressions are written uncompressed); other tags are
+not carried over. A stack of 16-bit colour pages, which Pillow reads as 8 bits, is refused
 (``images.image_pages``) rather than cut.
 """
 from __future__ import annotations
@@ -53,11 +54,13 @@ def describe(first: ImageFile, pages: int) -> str:
 
 def write_stack(pages: list[Image.Image], first: ImageFile, path: str | Path) -> Path:
     """Write ``pages`` (Pillow images, as ``images.pil_output`` gives them) to ``path`` as one
-    multi-page TIFF, atomically, with ``first``'s resolution, ICC profile and description."""
+    multi-page TIFF, atomically, with ``first``'s resolution, ICC profile, description and lossless
+    compression."""
     path = Path(path)
     if not pages:
         raise ValueError(f"{path}: a stack needs at least one page")
-    options = {key: first.info[key] for key in ("dpi", "icc_profile", "description") if first.info.get(key)}
+    options = {key: first.info[key] for key in ("dpi", "icc_profile", "description", "compression")
+               if first.info.get(key)}
     with atomic_output(path) as tmp:
         pages[0].save(tmp, format="TIFF", save_all=True, append_images=pages[1:], **options)
     return path
