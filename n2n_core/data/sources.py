@@ -120,7 +120,7 @@ def _singles(path: Path) -> list[tuple[str, torch.Tensor]]:
         raise DataError(str(err)) from None
     if pages == 1:
         return [(str(path), _load_uint8(path))]
-    return [(f"{path} (page {k + 1})", to_uint8(image.rgb)) for k, image in enumerate(_pages(path))]
+    return [(f"{path} (page {k + 1})", to_uint8(image.rgb)) for k, image in enumerate(_pages(path, pages))]
 
 
 def _load_capture(path: Path) -> tuple[torch.Tensor, bool]:
@@ -221,7 +221,7 @@ def _read_scene(entry: Path, crop: int | None) -> Scene:
     if pages < 2:
         raise DataError(f"{entry}: a TIFF of 1 page; a scene given as a file must be a stack of at least 2 aligned "
                         f"captures (pages), else put its captures in a folder {entry.stem}/")
-    labelled = ((f"{entry} (page {k + 1})", image) for k, image in enumerate(_pages(entry)))
+    labelled = ((f"{entry} (page {k + 1})", image) for k, image in enumerate(_pages(entry, pages)))
     return _checked_scene(entry.stem, [entry], labelled, crop)
 
 
@@ -232,9 +232,9 @@ def _read(path: Path) -> ImageFile:
         raise DataError(str(err)) from None
 
 
-def _pages(path: Path):
+def _pages(path: Path, count: int):
     try:
-        yield from stacks.read_pages(path)
+        yield from stacks.read_pages(path, count)
     except ImageError as err:
         raise DataError(str(err)) from None
 

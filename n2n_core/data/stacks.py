@@ -25,12 +25,13 @@ DESCRIPTION_TAG = 270
 STACK_SUFFIXES = (".tif", ".tiff")  # how a scene given as one file is named (``sources.load_scenes``)
 
 
-def read_pages(path: str | Path) -> Iterator[ImageFile]:
+def read_pages(path: str | Path, count: int | None = None) -> Iterator[ImageFile]:
     """The pages of a TIFF stack (or the one image of any other file), one ImageFile at a time; the
-    first page's ``info`` also holds the stack's description, if it has one. An ImageError names the
-    file, the page and the fix."""
+    first page's ``info`` also holds the stack's description, if it has one. ``count``: the pages
+    ``images.image_pages`` found, where the caller has checked the file already. An ImageError names
+    the file, the page and the fix."""
     path = Path(path)
-    count = image_pages(path)
+    count = image_pages(path) if count is None else count
     with _quiet_pillow(), Image.open(path) as img:
         description = getattr(img, "tag_v2", {}).get(DESCRIPTION_TAG)
         for k in range(count):
@@ -49,7 +50,7 @@ def read_pages(path: str | Path) -> Iterator[ImageFile]:
 
 def describe(first: ImageFile, pages: int) -> str:
     """A stack as a log line names it, from its first page."""
-    return first.describe() if pages == 1 else f"stack of {pages} pages, {first.describe()}"
+    return f"stack of {pages} pages, {first.describe()}"
 
 
 def write_stack(pages: list[Image.Image], first: ImageFile, path: str | Path) -> Path:

@@ -283,7 +283,7 @@ def _denoised(model: torch.nn.Module, job: Job, rt: Runtime, grey: GreyRoute,
         out, how = denoise_image(model, image, rt, grey, **tiling)
         return (lambda: write_image(image, out, job.target)), image.describe(), how, image.notes
     pages, first, how = [], None, ""
-    for image in tqdm(stacks.read_pages(job.source), desc=job.source.name, unit="page", total=job.pages,
+    for image in tqdm(stacks.read_pages(job.source, job.pages), desc=job.source.name, unit="page", total=job.pages,
                       leave=False, disable=not tiling.get("progress", True)):
         out, how = denoise_image(model, image, rt, grey, **tiling)
         pages.append(pil_output(image, out))
